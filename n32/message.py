@@ -1,0 +1,46 @@
+"""Sans-I/O model of the HTTP/2 messages a SEPP rewrites.
+
+The adapters (addons/) convert mitmproxy flows to these and back; the core (reformatting,
+PRINS protection, routing) works only on these. Header names are lower case (HTTP/2,
+RFC 9113 §8.2.2); pseudo-headers are fields, not headers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class HttpRequest:
+    method: str                 # "GET", "POST", ...
+    scheme: str                 # "https" | "http"
+    authority: str              # host[:port]
+    path: str                   # absolute path, still percent-encoded, without the query
+    query: str = ""             # raw query string without "?" ("" when absent)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+    @property
+    def target(self) -> str:
+        """Path plus query as on the request line."""
+        return self.path + ("?" + self.query if self.query else "")
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
