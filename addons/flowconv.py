@@ -1,0 +1,74 @@
+"""Conversion between mitmproxy's HTTP objects and the core's message model."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mitmproxy import http
+
+from n32.errors import PROBLEM_JSON, N32Error
+from n32.message import HttpRequest, HttpResponse
+
+# Connection-specific headers are not part of the end-to-end message (RFC 9110 §7.6.1,
+# RFC 9113 §8.2.2); content-length is recomputed; host is the HTTP/1.1 form of :authority.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                        "te", "upgrade", "host", "content-length", "content-encoding",
+                        "proxy-authorization", "proxy-authenticate"})
+
+
+def _headers(h: http.Headers) -> list[tuple[str, str]]:
+    return [(k.lower(), v) for k, v in h.items(multi=True) if k.lower() not in HOP_BY_HOP]
+
+
+def to_http_request(r: http.Request) -> HttpRequest:
+    path, _, query = r.path.partition("?")
+    return HttpRequest(method=r.method, scheme=r.scheme, authority=r.authority or r.host_header or r.pretty_host,
+                       path=path, query=query, headers=_headers(r.headers), body=r.get_content(strict=False) or b"")
+
+
+def to_response(r: http.Response) -> HttpResponse:
+    return HttpResponse(status=r.status_code, headers=_headers(r.headers),
+                        body=r.get_content(strict=False) or b"")
+
+
+def _header_obj(pairs: list[tuple[str, str]], body: bytes) -> http.Headers:
+    fields = [(k.encode(), v.encode()) for k, v in pairs if k not in HOP_BY_HOP]
+    if body or not any(k == b"content-length" for k, _ in fields):
+        fields.append((b"content-length", str(len(body)).encode()))
+    return http.Headers(fields)
+
+
+def apply_request(flow: http.HTTPFlow, req: HttpRequest, *, scheme: str, host: str, port: int) -> None:
+    """Make ``flow.request`` be ``req``, sent to ``scheme://host:port``."""
+    r = flow.request
+    r.method = req.method
+    r.scheme, r.host, r.port = scheme, host, port
+    r.path = req.target
+    r.headers = _header_obj(req.headers, req.body)
+    r.authority = req.authority if r.http_version == "HTTP/2.0" else ""
+    if r.http_version != "HTTP/2.0":
+        r.headers["host"] = req.authority
+    r.raw_content = req.body
+
+
+def set_request(flow: http.HTTPFlow, method: str, scheme: str, host: str, port: int, path: str, *,
+                authority: str, body: bytes, headers: list[tuple[str, str]]) -> None:
+    """Replace ``flow.request`` by a new request (e.g. the N32-f POST carrying the JWE)."""
+    apply_request(flow, HttpRequest(method, scheme, authority, path, "", headers, body),
+                  scheme=scheme, host=host, port=port)
+
+
+def response_from(rsp: HttpResponse, http_version: str = "HTTP/2.0") -> http.Response:
+    return http.Response.make(rsp.status, rsp.body, _header_obj(rsp.headers, rsp.body))
+
+
+def json_response(status: int, obj: Any, content_type: str = "application/json",
+                  extra: list[tuple[str, str]] | None = None) -> http.Response:
+    body = b"" if obj is None else json.dumps(obj, separators=(",", ":")).encode()
+    headers = [("content-type", content_type)] if body else []
+    return http.Response.make(status, body, headers + list(extra or []))
+
+
+def problem_response(err: N32Error, forwarding: bool = False) -> http.Response:
+    """ProblemDetails (TS 29.571) or, for n32f-process, ProblemDetailsMsgForwarding (TS 29.573)."""
+    return json_response(err.status, err.problem_details(), PROBLEM_JSON)

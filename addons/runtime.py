@@ -1,0 +1,373 @@
+"""State of one running SEPP and the glue between mitmproxy flows and the N32 core.
+
+Protocol decisions are made by ``n32`` (handshake, prins, routing, policy); this class owns the
+per-process state (context store, TLS contexts, per-connection peer identities) and performs the
+I/O those decisions call for (N32-c connections, n32f-error reports, key log lines).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from mitmproxy import http
+from OpenSSL import SSL
+
+from addons import flowconv
+from n32 import config, handshake, keylog, prins, routing, trust
+from n32.context import ContextStore
+from n32.errors import N32Error
+from n32.policy import PolicySet
+from n32io import n32c, tls
+
+log = logging.getLogger("sepp")
+
+TARGET_HEADER = routing.TARGET_API_ROOT
+ORIGINATING_NETWORK_ID = "3gpp-sbi-originating-network-id"
+
+
+class SeppRuntime:
+    def __init__(self, cfg: Any, keylog_path: Callable[[], str | None]) -> None:
+        self.cfg = cfg
+        self._keylog_path = keylog_path
+        self.max_body = 4 * 1024 * 1024
+        self.policy = PolicySet.load(cfg.policies.encryption, list(cfg.policies.placement),
+                                     cfg.policies.modification)
+        self.store = ContextStore()
+        self.local = handshake.LocalSepp.from_config(cfg, self.policy)
+        self.peer_settings = {p.fqdn: handshake.PeerSettings.from_config(p) for p in cfg.peers}
+        self.responder = handshake.Responder(self.local, list(self.peer_settings.values()), self.store)
+        self._peer_trust = [trust.PeerTrust(p.fqdn, list(p.plmn_ids), [p.trust_anchor]) for p in cfg.peers]
+        self._conns: dict[str, dict[str, Any]] = {}      # client connection id -> {peer, master, state}
+        self._upstreams: dict[tuple[str, int], tuple[str, SSL.Context, str]] = {}
+        self._handshakes: dict[str, asyncio.Task] = {}
+        self._spawn: Callable[[Any], asyncio.Task] | None = None
+        self._build_tls()
+
+    @classmethod
+    def from_file(cls, path: str, keylog: Callable[[], str | None]) -> "SeppRuntime":
+        return cls(config.load_sepp_config(Path(path)), keylog)
+
+    # ------------------------------------------------------------------ listeners and TLS
+    def _build_tls(self) -> None:
+        cfg = self.cfg
+        allow12 = any(p.options.tls12 for p in cfg.peers)
+        self._n32_server = tls.server_context(
+            cfg.certificate, cfg.private_key, client_anchors=[p.trust_anchor for p in cfg.peers],
+            identify=lambda chain: trust.identify_client_peer(chain, self._peer_trust), allow_tls12=allow12)
+        sbi = cfg.listeners.sbi
+        self._sbi_server = tls.server_context(sbi.certificate or cfg.certificate, sbi.private_key or cfg.private_key,
+                                              allow_tls12=True) if sbi and sbi.tls else None
+        self._peer_client = {p.fqdn: tls.client_context(certificate=cfg.certificate, private_key=cfg.private_key,
+                                                        anchors=[p.trust_anchor], allow_tls12=p.options.tls12)
+                             for p in cfg.peers}
+        anchors = [cfg.home_nfs.trust_anchor] if cfg.home_nfs.trust_anchor else []
+        self._nf_client = tls.client_context(certificate=cfg.certificate, private_key=cfg.private_key,
+                                             anchors=anchors) if anchors else None
+        self._mode_roles: dict[str, str] = {}
+        placeholder = "reverse:http://127.0.0.1:9"  # never dialled: connection_strategy=lazy
+        for role, lst in (("n32", cfg.listeners.n32), ("n32", cfg.listeners.n32f), ("sbi", cfg.listeners.sbi)):
+            if lst is not None:
+                self._mode_roles.setdefault(f"{placeholder}@{lst.host}:{lst.port}", role)
+
+    def modes(self) -> list[str]:
+        return list(self._mode_roles)
+
+    def listener_role(self, full_spec: str) -> str | None:
+        return self._mode_roles.get(full_spec)
+
+    def server_tls(self, full_spec: str) -> SSL.Connection | None:
+        role = self.listener_role(full_spec)
+        if role == "n32":
+            return tls.server_connection(self._n32_server, alpn=(b"h2",))
+        if role == "sbi" and self._sbi_server is not None:
+            return tls.server_connection(self._sbi_server, alpn=(b"h2", b"http/1.1"))
+        return None
+
+    def client_tls_established(self, client_id: str, full_spec: str, conn: SSL.Connection) -> None:
+        if self.listener_role(full_spec) != "n32":
+            return
+        info = conn.get_app_data()
+        peer_fqdn = getattr(info.peer, "fqdn", None)
+        self._conns[client_id] = {"peer": self.peer_settings.get(peer_fqdn), "master": tls.export_n32_master(conn),
+                                  "state": None}
+        log.info("N32 TLS from %s established (%s)", peer_fqdn, conn.get_protocol_version_name())
+
+    def peer_of_client(self, client_id: str) -> Any:
+        c = self._conns.get(client_id)
+        return c["peer"] if c else None
+
+    def forget_client(self, client_id: str) -> None:
+        self._conns.pop(client_id, None)
+
+    def upstream_tls(self, address: tuple[str, int] | None) -> SSL.Connection | None:
+        entry = self._upstreams.get(tuple(address)) if address else None
+        if entry is None:
+            return None
+        name, ctx, _kind = entry
+        return tls.client_connection(ctx, name, alpn=(b"h2",) if _kind == "peer" else (b"h2", b"http/1.1"))
+
+    def _route_upstream(self, uri: str, name: str, ctx: SSL.Context | None, kind: str) -> tuple[str, str, int]:
+        parts = urlsplit(uri)
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        if parts.scheme == "https" and ctx is not None:
+            self._upstreams[(host, port)] = (name, ctx, kind)
+        return parts.scheme, host, port
+
+    # ------------------------------------------------------------------ peers and handshakes
+    def peer(self, name: str) -> Any:
+        for p in self.cfg.peers:
+            if name in (p.name, p.fqdn):
+                return p
+        raise ValueError(f"unknown peer {name!r}")
+
+    def start_background(self, spawn: Callable[[Any], asyncio.Task]) -> None:
+        self._spawn = spawn
+        spawn(self._expiry_loop())
+        if self.cfg.handshake.at_start:
+            for p in self.cfg.peers:
+                if p.initiate:
+                    self._start_handshake(p)
+
+    def _start_handshake(self, peer: Any, rekey: bool = False) -> asyncio.Task:
+        task = self._handshakes.get(peer.fqdn)
+        if task is None or task.done():
+            assert self._spawn is not None
+            task = self._spawn(self.handshake(peer, rekey=rekey))
+            self._handshakes[peer.fqdn] = task
+        return task
+
+    async def handshake(self, peer: Any, rekey: bool = False) -> None:
+        """Initiator side of TS 33.501 §13.5 + §13.2.2.2 on one connection (seed steps 1-6)."""
+        hs = self.cfg.handshake
+        settings = self.peer_settings[peer.fqdn]
+        old = self.store.by_peer(peer.fqdn)
+
+        async def attempt() -> tuple[Any, bytes]:
+            return await n32c.run_initiator(handshake.Initiator(self.local, settings), peer,
+                                            self._peer_client[peer.fqdn], hs.timeout)
+
+        try:
+            init, master = await n32c.with_backoff(attempt, what=f"N32-c handshake with {peer.fqdn}",
+                                                   initial=hs.retry_initial, maximum=hs.retry_max,
+                                                   attempts=hs.attempts)
+        except N32Error as e:
+            log.error("N32-c handshake with %s refused: %s %s: %s", peer.fqdn, e.status, e.cause, e.detail)
+            return
+        except Exception as e:
+            log.error("N32-c handshake with %s failed: %s", peer.fqdn, e or type(e).__name__)
+            return
+        relation = init.peer_relation()
+        self.store.set_relation(peer.fqdn, relation)
+        if init.selected_capability == "PRINS":
+            ctx = init.finish(master)
+            self.store.add(ctx)
+            self._keylog(ctx)
+            log.info("N32 with %s: PRINS, context %s (ours) / %s (peer), %s/%s", peer.fqdn,
+                     ctx.local_context_id, ctx.peer_context_id, ctx.jwe_suite, ctx.jws_suite)
+            for ev in init.events:
+                self._on_event(ev)
+            if rekey and old is not None:
+                await self._post(peer, "n32f-terminate", handshake.terminate_request(old))
+                self.store.remove(old)
+        else:
+            log.info("N32 with %s: %s selected", peer.fqdn, init.selected_capability)
+
+    async def terminate(self, peer: Any) -> None:
+        ctx = self.store.by_peer(peer.fqdn)
+        if ctx is not None:
+            await self._post(peer, "n32f-terminate", handshake.terminate_request(ctx))
+            self.store.remove(ctx)
+            log.info("N32-f context %s with %s terminated", ctx.local_context_id, peer.fqdn)
+        else:
+            await self._post(peer, "exchange-capability", handshake.release_request(self.local))
+            self.store.set_relation(peer.fqdn, None)
+            log.info("N32 TLS relation with %s released", peer.fqdn)
+
+    async def _post(self, peer: Any, operation: str, body: dict) -> tuple[int, Any] | None:
+        try:
+            status, rsp = await n32c.post_once(peer, self._peer_client[peer.fqdn], operation, body,
+                                               self.cfg.handshake.timeout)
+            log.info("N32-c %s to %s: %s", operation, peer.fqdn, status)
+            return status, rsp
+        except Exception as e:
+            log.warning("N32-c %s to %s failed: %s", operation, peer.fqdn, e or type(e).__name__)
+            return None
+
+    async def report_n32f_error(self, peer_fqdn: str, err: N32Error, message_id: str | None,
+                                context_id: str | None) -> None:
+        """``POST n32f-error`` on a new N32-c connection (TS 33.501 §13.2.2.3; seed step 5)."""
+        peer = self.peer(peer_fqdn)
+        await self._post(peer, "n32f-error", err.n32f_error_info(message_id or "0", context_id))
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for ctx in self.store.expire():
+                log.info("N32-f context %s with %s expired", ctx.local_context_id, ctx.peer_fqdn)
+
+    def _keylog(self, ctx: Any) -> None:
+        path = self._keylog_path()
+        if path:
+            keylog.append_keylog(Path(path), keylog.keylog_record(ctx, self.cfg.name))
+
+    def _on_event(self, ev: Any) -> None:
+        name = type(ev).__name__
+        if name == "ContextEstablished":
+            self._keylog(ev.context)
+            log.info("N32-f context %s established with %s (responder)", ev.context.local_context_id,
+                     ev.context.peer_fqdn)
+        elif name == "PolicyMismatch":
+            log.warning("protection policy mismatch with %s (context %s): %s", ev.peer,
+                        getattr(ev.context, "local_context_id", "-"), json.dumps(ev.invalid_params))
+            if ev.report and self._spawn:
+                err = N32Error(403, "POLICY_MISMATCH", "protection policy mismatch",
+                               n32f_error_type="POLICY_MISMATCH", invalid_params=ev.invalid_params)
+                self._spawn(self.report_n32f_error(ev.peer, err, "0", getattr(ev.context, "peer_context_id", None)))
+        elif name == "N32fErrorReceived":
+            log.warning("n32f-error from %s: %s", ev.peer, json.dumps(ev.info))
+        else:
+            log.info("N32 event %s", ev)
+
+    def describe(self) -> dict:
+        return self.store.describe()
+
+    # ------------------------------------------------------------------ N32-c server
+    async def n32c_handle(self, client_id: str, peer: Any, method: str, operation: str, body: Any) -> tuple[int, Any]:
+        conn = self._conns[client_id]
+        if conn["state"] is None:
+            master = conn["master"]
+            conn["state"] = handshake.ConnectionState(peer=peer, exporter=lambda: master)
+        outcome = self.responder.handle(conn["state"], operation, body)
+        for ev in outcome.events:
+            self._on_event(ev)
+        log.info("N32-c %s from %s: %s", operation, peer.fqdn, outcome.status)
+        return outcome.status, outcome.body
+
+    # ------------------------------------------------------------------ N32-f: sending SEPP
+    async def _relation_for(self, peer: Any, wait: float) -> tuple[Any, Any]:
+        relation = self.store.relation(peer.fqdn)
+        ctx = self.store.by_peer(peer.fqdn)
+        if relation is None or (relation.capability == "PRINS" and ctx is None):
+            task = self._start_handshake(peer)
+            try:
+                await asyncio.wait_for(asyncio.shield(task), wait)
+            except asyncio.TimeoutError:
+                pass
+            relation, ctx = self.store.relation(peer.fqdn), self.store.by_peer(peer.fqdn)
+        if relation is None or relation.capability not in ("PRINS", "TLS") or \
+                (relation.capability == "PRINS" and ctx is None):
+            raise N32Error(503, "N32_NOT_ESTABLISHED",
+                           f"no N32 security context with {peer.fqdn} yet; handshake pending or failed")
+        return relation, ctx
+
+    async def send_outbound(self, flow: http.HTTPFlow, wait: float) -> None:
+        req = flowconv.to_http_request(flow.request)
+        target = routing.outbound_target(req)
+        peer = routing.select_peer(target, self.cfg.peers, self.cfg.plmn_ids)
+        state = {"role": "sending", "peer": peer.fqdn, "report_to": None}
+        flow.metadata["n32"] = state
+        relation, ctx = await self._relation_for(peer, wait)
+        state["mode"] = relation.capability
+        if relation.capability == "TLS":
+            raise N32Error(501, "NOT_IMPLEMENTED", "TLS-mode N32-f forwarding is not implemented yet")
+        # PRINS: the request URI inside the protected message is built from the target apiRoot,
+        # and the header is removed (TS 33.501 §13.1.1.2; SCAS TS 33.517 4.2.2.10).
+        req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
+        req.scheme, req.authority, req.path = target.scheme, target.authority, target.prefix + req.path
+        sel = self.policy.selection(peer.fqdn, req.method, req.path, "request")
+        message_id = prins.new_message_id()
+        ipx = peer.first_hop_ipx.fqdn if peer.first_hop_ipx else None
+        body = prins.protect_request(ctx, req, sel, message_id, ipx, peer.options.authorized_ipx_null)
+        state.update(messageId=message_id, context=ctx.local_context_id, peerContextId=ctx.peer_context_id,
+                     report_to=peer.fqdn, method=req.method, path=req.path,
+                     original={"method": req.method, "authority": req.authority, "path": req.target})
+        dest = peer.first_hop_ipx.uri if peer.first_hop_ipx else (peer.n32f_uri or relation.n32f_uri or peer.n32c_uri)
+        scheme, host, port = self._route_upstream(dest, peer.first_hop_ipx.fqdn if peer.first_hop_ipx else peer.fqdn,
+                                                   self._peer_client[peer.fqdn], "peer")
+        flowconv.set_request(flow, "POST", scheme, host, port, dest_path(dest),
+                             authority=peer.fqdn, body=json.dumps(body, separators=(",", ":")).encode(),
+                             headers=[("content-type", "application/json")])
+        log.debug("N32-f request %s to %s (context %s)", message_id, peer.fqdn, ctx.peer_context_id)
+
+    def restore_response(self, flow: http.HTTPFlow) -> None:
+        state = flow.metadata["n32"]
+        ctx = self.store.by_local_id(state["context"])
+        rsp = flow.response
+        assert rsp is not None
+        if ctx is None:
+            raise N32Error(502, "CONTEXT_NOT_FOUND", "N32-f context ended before the response arrived")
+        if rsp.status_code != 200:
+            raise forwarded_failure(rsp, state)
+        body = json.loads(rsp.get_content(strict=False) or b"null")
+        opened = prins.open_response(ctx, body, state["messageId"], self.modification_check(ctx, "response"))
+        flow.response = flowconv.response_from(opened.message)
+        state["answered"] = True
+        state["status"] = opened.message.status
+
+    # ------------------------------------------------------------------ N32-f: receiving SEPP
+    async def open_n32f_request(self, flow: http.HTTPFlow, peer: Any, body: Any) -> None:
+        meta = prins.peek_metadata(body)
+        state = {"role": "receiving", "peer": peer.fqdn, "messageId": meta["messageId"],
+                 "report_to": peer.fqdn, "peerContextId": None}
+        flow.metadata["n32"] = state
+        ctx = self.store.by_local_id(meta["n32fContextId"])
+        if ctx is None or ctx.peer_fqdn != peer.fqdn:
+            raise N32Error(403, "CONTEXT_NOT_FOUND", f"no N32-f context {meta['n32fContextId']} with {peer.fqdn}",
+                           n32f_error_type="CONTEXT_NOT_FOUND", context_id=meta["n32fContextId"])
+        state.update(context=ctx.local_context_id, peerContextId=ctx.peer_context_id)
+        opened = prins.open_request(ctx, body, self.modification_check(ctx, "request"))
+        req = opened.message
+        target = routing.outbound_target(req)
+        routing.check_inbound_target(target, self.cfg.plmn_ids)
+        uri = self.cfg.home_nfs.routes.get(target.host) or self.cfg.home_nfs.default
+        if not uri:
+            raise N32Error(504, "TARGET_NF_NOT_REACHABLE", f"no route to home NF {target.host}")
+        scheme, host, port = self._route_upstream(uri, target.host, self._nf_client, "nf")
+        req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
+        flowconv.apply_request(flow, req, scheme=scheme, host=host, port=port)
+        state.update(method=req.method, path=req.path, original={"method": req.method, "authority": req.authority,
+                                                                  "path": req.target})
+
+    def protect_response(self, flow: http.HTTPFlow) -> None:
+        state = flow.metadata["n32"]
+        ctx = self.store.by_local_id(state["context"])
+        assert flow.response is not None
+        if ctx is None:
+            raise N32Error(503, "CONTEXT_NOT_FOUND", "N32-f context ended before the response")
+        rsp = flowconv.to_response(flow.response)
+        sel = self.policy.selection(ctx.peer_fqdn, state["method"], state["path"], "response")
+        body = prins.protect_response(ctx, rsp, sel, state["messageId"])
+        state["status"] = rsp.status
+        flow.response = flowconv.json_response(200, body)
+        state["answered"] = True
+
+    async def tls_mode_inbound(self, flow: http.HTTPFlow, peer: Any) -> None:
+        raise N32Error(501, "NOT_IMPLEMENTED", "TLS-mode N32-f is not implemented yet")
+
+    def modification_check(self, ctx: Any, kind: str) -> Any:
+        return None
+
+    def log_failure(self, state: dict, err: N32Error, peer_hint: str | None = None) -> None:
+        log.warning("%s %s: peer=%s context=%s messageId=%s: %s %s: %s", "N32-f" if state.get("role") in
+                    ("sending", "receiving") else "N32", state.get("role"), state.get("peer") or peer_hint or "-",
+                    state.get("context") or "-", state.get("messageId") or "-", err.status, err.cause, err.detail)
+
+
+def dest_path(uri: str) -> str:
+    return urlsplit(uri).path.rstrip("/") + "/n32f-forward/v1/n32f-process"
+
+
+def forwarded_failure(rsp: http.Response, state: dict) -> N32Error:
+    """The peer refused our N32-f message: relay its suggestion to the NF (profile 20)."""
+    try:
+        pd = json.loads(rsp.get_content(strict=False) or b"{}")
+    except ValueError:
+        pd = {}
+    status = pd.get("suggestedStatusCode") if isinstance(pd, dict) else None
+    detail = f"peer SEPP answered {rsp.status_code} {pd.get('cause', '') if isinstance(pd, dict) else ''}".strip()
+    return N32Error(int(status) if isinstance(status, int) and 400 <= status < 600 else 502,
+                    (pd.get("cause") if isinstance(pd, dict) else None) or "N32F_FORWARDING_FAILED", detail)

@@ -1,0 +1,108 @@
+"""Inter-PLMN routing checks of the SEPP (TS 33.501 §5.9.3.2, §13.1.1.2; TS 29.500 §6.10).
+
+Outbound: the target (``3gpp-Sbi-Target-apiRoot``, else the request authority) must be an NF
+FQDN of a configured peer PLMN (``<nf>.5gc.mnc<MNC>.mcc<MCC>.3gppnetwork.org``, TS 23.003 §28).
+Inbound: it must be an NF FQDN of our own PLMN. Anything else (IP literals, other domains,
+loopback names) is refused, which closes the SSRF class of open5gs issue #4628.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+from urllib.parse import urlsplit
+
+from .errors import N32Error
+from .message import HttpRequest
+
+TARGET_API_ROOT = "3gpp-sbi-target-apiroot"
+_NF_FQDN = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+5gc\.mnc(\d{3})\.mcc(\d{3})\.3gppnetwork\.org$")
+
+
+@dataclass(frozen=True)
+class ApiRoot:
+    scheme: str
+    host: str
+    port: int | None
+    prefix: str = ""
+
+    @property
+    def authority(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.authority}{self.prefix}"
+
+
+def _refuse(detail: str, param: str = TARGET_API_ROOT) -> N32Error:
+    return N32Error(400, "MANDATORY_IE_INCORRECT", detail,
+                    invalid_params=[{"param": param, "reason": detail}])
+
+
+def parse_api_root(value: str) -> ApiRoot:
+    """Parse ``3gpp-Sbi-Target-apiRoot`` (ABNF of TS 29.500: scheme "://" host [":" port] [path])."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError as e:
+        raise _refuse(f"malformed apiRoot {value!r}: {e}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+            or parts.username or parts.password:
+        raise _refuse(f"malformed apiRoot {value!r}")
+    return ApiRoot(parts.scheme, parts.hostname.lower(), port, parts.path.rstrip("/"))
+
+
+def plmn_of_nf_fqdn(host: str) -> tuple[str, str] | None:
+    """(MCC, 3-digit MNC) of an NF FQDN in the 3GPP domain, else None."""
+    m = _NF_FQDN.match(host.lower().rstrip("."))
+    return (m.group(2), m.group(1)) if m else None
+
+
+def _norm(plmn: Any) -> tuple[str, str]:
+    """(MCC, 3-digit MNC) of a PlmnId object, {"mcc","mnc"} dict or "mcc-mnc" string."""
+    if isinstance(plmn, str):
+        mcc, _, mnc = plmn.partition("-")
+    elif isinstance(plmn, dict):
+        mcc, mnc = plmn["mcc"], plmn["mnc"]
+    else:
+        mcc, mnc = plmn.mcc, plmn.mnc
+    return str(mcc), str(mnc).zfill(3)
+
+
+def plmn_set(plmns: Iterable[Any]) -> set[tuple[str, str]]:
+    return {_norm(p) for p in plmns}
+
+
+def outbound_target(req: HttpRequest) -> ApiRoot:
+    """Where an NF request from our PLMN is meant to go (TS 29.500 §6.10.2)."""
+    header = req.header(TARGET_API_ROOT)
+    if header:
+        return parse_api_root(header)
+    host, _, port = req.authority.rpartition(":") if ":" in req.authority else (req.authority, "", "")
+    return ApiRoot(req.scheme or "https", host.lower(), int(port) if port.isdigit() else None)
+
+
+def select_peer(target: ApiRoot, peers: Sequence[Any], own_plmns: Iterable[Any]) -> Any:
+    """The peer SEPP serving the PLMN of ``target.host`` (peers have ``plmn_ids``)."""
+    plmn = plmn_of_nf_fqdn(target.host)
+    if plmn is None:
+        raise _refuse(f"target {target.host!r} is not an NF FQDN of a 3GPP PLMN "
+                      "(<nf>.5gc.mnc<MNC>.mcc<MCC>.3gppnetwork.org)")
+    if plmn in plmn_set(own_plmns):
+        raise _refuse(f"target {target.host!r} is in our own PLMN; it is not routed over N32")
+    for peer in peers:
+        if plmn in plmn_set(peer.plmn_ids):
+            return peer
+    raise N32Error(404, "PLMN_NOT_ALLOWED",
+                   f"no roaming partner configured for PLMN {plmn[0]}-{plmn[1]} (target {target.host})",
+                   invalid_params=[{"param": TARGET_API_ROOT, "reason": "PLMN not served by any peer"}])
+
+
+def check_inbound_target(target: ApiRoot, own_plmns: Iterable[Any]) -> None:
+    """Inbound requests may only address NFs of our own PLMN."""
+    plmn = plmn_of_nf_fqdn(target.host)
+    if plmn is None or plmn not in plmn_set(own_plmns):
+        raise N32Error(403, "TARGET_NOT_ALLOWED",
+                       f"target {target.host!r} is not an NF of this PLMN",
+                       invalid_params=[{"param": ":authority", "reason": "not in the home network domain"}])

@@ -1,0 +1,83 @@
+"""Runs N32-c exchanges over a real mutually authenticated TLS 1.3 + HTTP/2 connection.
+
+The protocol decisions are the sans-I/O ``n32.handshake.Initiator``'s; this module only moves
+its requests over one connection (TS 33.501 §13.2.2.2: capability and all parameter rounds on
+the *same* connection, master key exported from it), then closes the connection (step 6).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from n32 import handshake
+from n32.errors import N32Error
+from OpenSSL import SSL
+
+from .h2client import H2Error, H2TlsClient
+
+log = logging.getLogger("sepp.n32c")
+API = "/n32c-handshake/v1/"
+
+
+def split_uri(uri: str) -> tuple[str, int, str]:
+    parts = urlsplit(uri)
+    return parts.hostname or "", parts.port or 443, parts.path.rstrip("/")
+
+
+async def open_n32c(peer: Any, ctx: SSL.Context, timeout: float) -> tuple[H2TlsClient, str]:
+    host, port, prefix = split_uri(peer.n32c_uri)
+    client = await H2TlsClient.connect(host, port, ctx, server_name=peer.fqdn, timeout=timeout,
+                                       authority=f"{peer.fqdn}:{port}")
+    return client, prefix
+
+
+async def run_initiator(initiator: "handshake.Initiator", peer: Any, ctx: SSL.Context,
+                        timeout: float) -> tuple[Any, bytes]:
+    """Drive ``initiator`` to completion; returns (initiator, exported master key)."""
+    client, prefix = await open_n32c(peer, ctx, timeout)
+    try:
+        while (step := initiator.next_request()) is not None:
+            operation, body = step
+            rsp = await client.post_json(f"{prefix}{API}{operation}", body, timeout=timeout)
+            try:
+                payload = rsp.json()
+            except ValueError:
+                payload = None
+            log.debug("N32-c %s -> %s: %s", operation, peer.fqdn, rsp.status)
+            initiator.receive(rsp.status, payload)
+        return initiator, client.export_n32_master()
+    finally:
+        await client.close()
+
+
+async def post_once(peer: Any, ctx: SSL.Context, operation: str, body: dict,
+                    timeout: float) -> tuple[int, Any]:
+    """One N32-c request on a new connection (e.g. ``n32f-error`` from the responder, seed step 5)."""
+    client, prefix = await open_n32c(peer, ctx, timeout)
+    try:
+        rsp = await client.post_json(f"{prefix}{API}{operation}", body, timeout=timeout)
+        try:
+            return rsp.status, rsp.json()
+        except ValueError:
+            return rsp.status, None
+    finally:
+        await client.close()
+
+
+async def with_backoff(fn, *, what: str, initial: float, maximum: float, attempts: int | None):
+    """Retry ``fn`` on connection failures with exponential backoff (protocol errors are final)."""
+    delay, n = initial, 0
+    while True:
+        n += 1
+        try:
+            return await fn()
+        except (H2Error, OSError, asyncio.TimeoutError) as e:
+            if attempts is not None and n >= attempts:
+                raise
+            log.warning("%s failed (%s); retrying in %.1fs", what, e or type(e).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, maximum)
+        except N32Error:
+            raise
