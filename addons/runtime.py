@@ -30,9 +30,11 @@ ORIGINATING_NETWORK_ID = "3gpp-sbi-originating-network-id"
 
 
 class SeppRuntime:
-    def __init__(self, cfg: Any, keylog_path: Callable[[], str | None]) -> None:
+    def __init__(self, cfg: Any, keylog_path: Callable[[], str | None],
+                 status_path: Callable[[], str | None] = lambda: None) -> None:
         self.cfg = cfg
         self._keylog_path = keylog_path
+        self._status_path = status_path
         self.max_body = 4 * 1024 * 1024
         self.policy = PolicySet.load(cfg.policies.encryption, list(cfg.policies.placement),
                                      cfg.policies.modification)
@@ -48,8 +50,9 @@ class SeppRuntime:
         self._build_tls()
 
     @classmethod
-    def from_file(cls, path: str, keylog: Callable[[], str | None]) -> "SeppRuntime":
-        return cls(config.load_sepp_config(Path(path)), keylog)
+    def from_file(cls, path: str, keylog: Callable[[], str | None],
+                  status: Callable[[], str | None] = lambda: None) -> "SeppRuntime":
+        return cls(config.load_sepp_config(Path(path)), keylog, status)
 
     # ------------------------------------------------------------------ listeners and TLS
     def _build_tls(self) -> None:
@@ -126,6 +129,7 @@ class SeppRuntime:
 
     def start_background(self, spawn: Callable[[Any], asyncio.Task]) -> None:
         self._spawn = spawn
+        self.write_status()
         spawn(self._expiry_loop())
         if self.cfg.handshake.at_start:
             for p in self.cfg.peers:
@@ -175,6 +179,7 @@ class SeppRuntime:
                 self.store.remove(old)
         else:
             log.info("N32 with %s: %s selected", peer.fqdn, init.selected_capability)
+        self.write_status()
 
     async def terminate(self, peer: Any) -> None:
         ctx = self.store.by_peer(peer.fqdn)
@@ -186,6 +191,7 @@ class SeppRuntime:
             await self._post(peer, "exchange-capability", handshake.release_request(self.local))
             self.store.set_relation(peer.fqdn, None)
             log.info("N32 TLS relation with %s released", peer.fqdn)
+        self.write_status()
 
     async def _post(self, peer: Any, operation: str, body: dict) -> tuple[int, Any] | None:
         try:
@@ -208,6 +214,7 @@ class SeppRuntime:
             await asyncio.sleep(1.0)
             for ctx in self.store.expire():
                 log.info("N32-f context %s with %s expired", ctx.local_context_id, ctx.peer_fqdn)
+                self.write_status()
 
     def _keylog(self, ctx: Any) -> None:
         path = self._keylog_path()
@@ -231,9 +238,29 @@ class SeppRuntime:
             log.warning("n32f-error from %s: %s", ev.peer, json.dumps(ev.info))
         else:
             log.info("N32 event %s", ev)
+        self.write_status()
 
     def describe(self) -> dict:
-        return self.store.describe()
+        """Relations and contexts for humans and the lab (never key material)."""
+        relations = {}
+        for p in self.cfg.peers:
+            rel = self.store.relation(p.fqdn)
+            ctx = self.store.by_peer(p.fqdn)
+            relations[p.fqdn] = {
+                "capability": getattr(rel, "capability", None),
+                "context": None if ctx is None else {
+                    "role": ctx.role, "localContextId": ctx.local_context_id,
+                    "peerContextId": ctx.peer_context_id, "jweCipherSuite": ctx.jwe_suite,
+                    "jwsCipherSuite": ctx.jws_suite},
+            }
+        return {"sepp": self.cfg.name, "fqdn": self.cfg.fqdn, "peers": relations}
+
+    def write_status(self) -> None:
+        path = self._status_path()
+        if path:
+            tmp = Path(path + ".tmp")
+            tmp.write_text(json.dumps(self.describe(), indent=2))
+            tmp.replace(path)
 
     # ------------------------------------------------------------------ N32-c server
     async def n32c_handle(self, client_id: str, peer: Any, method: str, operation: str, body: Any) -> tuple[int, Any]:
@@ -273,7 +300,8 @@ class SeppRuntime:
         relation, ctx = await self._relation_for(peer, wait)
         state["mode"] = relation.capability
         if relation.capability == "TLS":
-            raise N32Error(501, "NOT_IMPLEMENTED", "TLS-mode N32-f forwarding is not implemented yet")
+            self._send_tls_mode(flow, req, target, peer, relation, state)
+            return
         # PRINS: the request URI inside the protected message is built from the target apiRoot,
         # and the header is removed (TS 33.501 §13.1.1.2; SCAS TS 33.517 4.2.2.10).
         req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
@@ -281,8 +309,8 @@ class SeppRuntime:
         sel = self.policy.selection(peer.fqdn, req.method, req.path, "request")
         message_id = prins.new_message_id()
         ipx = peer.first_hop_ipx.fqdn if peer.first_hop_ipx else None
-        body = prins.protect_request(ctx, req, sel, message_id, ipx, peer.options.authorized_ipx_null)
-        state.update(messageId=message_id, context=ctx.local_context_id, peerContextId=ctx.peer_context_id,
+        body, n_enc = prins.protect_request(ctx, req, sel, message_id, ipx, peer.options.authorized_ipx_null)
+        state.update(messageId=message_id, encrypted=n_enc, context=ctx.local_context_id, peerContextId=ctx.peer_context_id,
                      report_to=peer.fqdn, method=req.method, path=req.path,
                      original={"method": req.method, "authority": req.authority, "path": req.target})
         dest = peer.first_hop_ipx.uri if peer.first_hop_ipx else (peer.n32f_uri or relation.n32f_uri or peer.n32c_uri)
@@ -340,13 +368,45 @@ class SeppRuntime:
             raise N32Error(503, "CONTEXT_NOT_FOUND", "N32-f context ended before the response")
         rsp = flowconv.to_response(flow.response)
         sel = self.policy.selection(ctx.peer_fqdn, state["method"], state["path"], "response")
-        body = prins.protect_response(ctx, rsp, sel, state["messageId"])
-        state["status"] = rsp.status
+        body, n_enc = prins.protect_response(ctx, rsp, sel, state["messageId"])
+        state.update(status=rsp.status, encryptedResponse=n_enc)
         flow.response = flowconv.json_response(200, body)
         state["answered"] = True
 
+    # ------------------------------------------------------------------ N32-f in TLS mode
+    def _send_tls_mode(self, flow: http.HTTPFlow, req: Any, target: routing.ApiRoot, peer: Any,
+                       relation: Any, state: dict) -> None:
+        """TS 33.501 §13.1.1.2: :authority becomes the receiving SEPP, the target header stays."""
+        if not req.header(TARGET_HEADER):
+            req.headers.append((TARGET_HEADER, str(target)))
+        dest = peer.n32f_uri or getattr(relation, "n32f_uri", None) or peer.n32c_uri
+        scheme, host, port = self._route_upstream(dest, peer.fqdn, self._peer_client[peer.fqdn], "peer")
+        req.authority = peer.fqdn if port == 443 else f"{peer.fqdn}:{port}"
+        req.scheme = "https"
+        flowconv.apply_request(flow, req, scheme=scheme, host=host, port=port)
+        state.update(method=req.method, path=req.path, original={"method": req.method, "path": req.target,
+                                                                  "authority": str(target)})
+
     async def tls_mode_inbound(self, flow: http.HTTPFlow, peer: Any) -> None:
-        raise N32Error(501, "NOT_IMPLEMENTED", "TLS-mode N32-f is not implemented yet")
+        """N32-f in TLS mode from ``peer`` (already authenticated by its certificate)."""
+        relation = self.store.relation(peer.fqdn)
+        state = {"role": "tls-receiving", "peer": peer.fqdn}
+        flow.metadata["n32"] = state
+        if relation is None or relation.capability != "TLS":
+            raise N32Error(403, "N32_NOT_ESTABLISHED",
+                           f"no TLS-mode N32 relation with {peer.fqdn}; run N32-c exchange-capability first")
+        req = flowconv.to_http_request(flow.request)
+        target = routing.outbound_target(req)
+        routing.check_inbound_target(target, self.cfg.plmn_ids)
+        uri = self.cfg.home_nfs.routes.get(target.host) or self.cfg.home_nfs.default
+        if not uri:
+            raise N32Error(504, "TARGET_NF_NOT_REACHABLE", f"no route to home NF {target.host}")
+        scheme, host, port = self._route_upstream(uri, target.host, self._nf_client, "nf")
+        # Direct delivery to the NF: the header has served its purpose (open5gs does the same).
+        req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
+        req.authority, req.path = target.authority, target.prefix + req.path
+        flowconv.apply_request(flow, req, scheme=scheme, host=host, port=port)
+        state.update(method=req.method, path=req.path)
 
     def modification_check(self, ctx: Any, kind: str) -> Any:
         return None

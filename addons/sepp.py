@@ -38,13 +38,16 @@ class Sepp:
         loader.add_option("sepp_config", str | None, None, "SEPP configuration YAML (see docs/configuration.md).")
         loader.add_option("n32_keylog", str | None, None,
                           "Append one JSON line per established N32-f context (master key!) to this file. Lab use only.")
+        loader.add_option("sepp_status", str | None, None,
+                          "Write the N32 relations and contexts (no keys) as JSON to this file whenever they change.")
         loader.add_option("sepp_handshake_wait", float, 5.0,
                           "Seconds an NF request waits for an N32 handshake in progress before 503.")
 
     def configure(self, updated: set[str]) -> None:
         if "sepp_config" in updated and ctx.options.sepp_config:
             try:
-                self.rt = SeppRuntime.from_file(ctx.options.sepp_config, keylog=lambda: ctx.options.n32_keylog)
+                self.rt = SeppRuntime.from_file(ctx.options.sepp_config, keylog=lambda: ctx.options.n32_keylog,
+                                                 status=lambda: ctx.options.sepp_status)
             except Exception as e:  # ConfigError carries "<file>: <key>: <problem>"
                 raise exceptions.OptionsError(str(e)) from None
             ctx.options.update(mode=self.rt.modes(), connection_strategy="lazy")
@@ -140,7 +143,7 @@ class Sepp:
         if not self.rt or not state or state.get("answered"):
             return
         try:
-            if state["role"] == "sending":
+            if state["role"] == "sending" and state.get("mode") == "PRINS":
                 self.rt.restore_response(flow)
             elif state["role"] == "receiving":
                 self.rt.protect_response(flow)

@@ -35,17 +35,17 @@ def _seal(ctx: Any, kind: str, block: dict, data: list) -> dict:
 
 
 def protect_request(ctx: Any, req: HttpRequest, sel: reformat.IeSelection, message_id: str,
-                    authorized_ipx: str | None = None, null_form: str = "string") -> dict:
-    """N32fReformattedReqMsg for ``req`` (TS 29.573 §6.2.5.2.2)."""
+                    authorized_ipx: str | None = None, null_form: str = "string") -> tuple[dict, int]:
+    """N32fReformattedReqMsg for ``req`` (TS 29.573 §6.2.5.2.2) and the number of encrypted IEs."""
     block, data = reformat.reformat_request(req, sel, metadata(ctx, message_id, authorized_ipx, null_form))
-    return {"reformattedData": _seal(ctx, "request", block, data)}
+    return {"reformattedData": _seal(ctx, "request", block, data)}, len(data)
 
 
 def protect_response(ctx: Any, rsp: HttpResponse, sel: reformat.IeSelection, message_id: str,
-                     authorized_ipx: str | None = None, null_form: str = "string") -> dict:
+                     authorized_ipx: str | None = None, null_form: str = "string") -> tuple[dict, int]:
     """N32fReformattedRspMsg; the response reuses the request's messageId (TS 33.501 §13.2.4.3.1.2)."""
     block, data = reformat.reformat_response(rsp, sel, metadata(ctx, message_id, authorized_ipx, null_form))
-    return {"reformattedData": _seal(ctx, "response", block, data)}
+    return {"reformattedData": _seal(ctx, "response", block, data)}, len(data)
 
 
 @dataclass

@@ -1,0 +1,125 @@
+"""Start, watch and stop the lab's processes (mitmdump SEPPs, IPXs, NF stubs).
+
+Shared by ``make lab`` and the integration tests: real processes on loopback, every wait
+bounded, every process stopped on exit (also on Ctrl-C).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@dataclass
+class Procs:
+    out: Path
+    procs: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        self.out.mkdir(parents=True, exist_ok=True)
+        log = self.out / f"{name}.log"
+        fh = open(log, "wb")
+        popen = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                                 start_new_session=True)
+        fh.close()
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def start_mitmdump(self, name: str, script: str, options: dict[str, Any], flows: bool = True,
+                       web: bool = False) -> Proc:
+        argv = [str(BIN / ("mitmweb" if web else "mitmdump")), "-s", str(ROOT / script)]
+        for k, v in options.items():
+            argv += ["--set", f"{k}={v}"]
+        if flows:
+            argv += ["--set", f"save_stream_file={self.out / (name + '.flows')}"]
+        argv += ["--set", "flow_detail=0", "--set", "termlog_verbosity=info"]
+        if web:
+            argv += ["--set", "web_open_browser=false"]
+        return self.start(name, argv)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for p in self.procs:
+            if p.alive():
+                try:
+                    os.killpg(p.popen.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for p in self.procs:
+            try:
+                p.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.popen.pid, signal.SIGKILL)
+                p.popen.wait()
+        self.procs.clear()
+
+    def __enter__(self) -> "Procs":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, procs: list[Proc] = (),
+             interval: float = 0.05) -> Any:
+    """Poll ``check`` until it returns something truthy; fail early if a process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        for p in procs:
+            if not p.alive():
+                raise RuntimeError(f"{p.name} exited ({p.popen.returncode}) while waiting for {what}:\n"
+                                   + p.log_text()[-3000:])
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {p.name}\n{p.log_text()[-2000:]}" for p in procs)
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+        time.sleep(interval)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def wait_port(port: int, timeout: float, procs: list[Proc] = ()) -> None:
+    import socket
+
+    def check() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_for(check, timeout, f"port {port}", procs)

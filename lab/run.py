@@ -1,0 +1,229 @@
+"""``make lab``: the two-PLMN roaming lab in one command.
+
+Generates the lab PKI, starts the home NFs, the home SEPP (sepp-h, PLMN 999/70) and the visited
+SEPP (sepp-v, PLMN 001/01) as mitmdump processes on loopback, waits for their N32-c handshake,
+runs the roaming scenario from the visited side through the pair, prints a summary, writes
+lab/out/report.json, key logs and flow files, stops everything and exits non-zero on failure.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import ssl
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lab import procs as P
+from lab.topology import HOME, ROOT, VISITED, Lab, sepp_fqdn, write_configs
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False) -> dict[str, Any]:
+    """Start NFs and both SEPPs; wait until N32 is established. Returns what the lab knows."""
+    from certs.pki import ensure_lab_pki
+
+    ensure_lab_pki(lab.pki)
+    write_configs(lab)
+    out = lab.out
+    for name in ("sepp-v", "sepp-h"):
+        for suffix in (".keylog.jsonl", ".status.json", ".flows"):
+            (out / f"{name}{suffix}").unlink(missing_ok=True)
+    home = lab.pki / f"plmn-{HOME['plmn']}"
+    nf = procs.start("nf-home", [sys.executable, "-m", "lab.nf", "--host", "127.0.0.1",
+                                 "--port", str(lab.port("sepp-h.nf")), "--tls-cert", str(home / "nf.crt"),
+                                 "--tls-key", str(home / "nf.key"), "--plmn", HOME["plmn"],
+                                 "--record", str(out / "nf-home.requests.jsonl")])
+    seppv = None
+    started = []
+    for side in (HOME, VISITED):  # the responder listens before the initiator dials
+        name = side["name"]
+        p = procs.start_mitmdump(name, "addons/sepp.py", {
+            "sepp_config": lab.configs[name],
+            "n32_keylog": out / f"{name}.keylog.jsonl",
+            "sepp_status": out / f"{name}.status.json",
+        }, web=web)
+        started.append(p)
+        P.wait_port(lab.port(f"{name}.n32"), 30, [p])
+        if side is VISITED:
+            seppv = p
+    P.wait_port(lab.port("sepp-h.nf"), 15, [nf])
+    assert seppv is not None
+
+    def established() -> dict | None:
+        sv = P.read_json(out / "sepp-v.status.json") or {}
+        sh = P.read_json(out / "sepp-h.status.json") or {}
+        rv = (sv.get("peers") or {}).get(sepp_fqdn(HOME)) or {}
+        rh = (sh.get("peers") or {}).get(sepp_fqdn(VISITED)) or {}
+        if not rv.get("capability"):
+            return None
+        if rv["capability"] == "PRINS" and not (rv.get("context") and rh.get("context")):
+            return None
+        return {"visited": rv, "home": rh}
+
+    status = P.wait_for(established, 30, "the N32-c handshake", started + [nf])
+    return {"status": status, "procs": [nf, *started]}
+
+
+def keys_match(out: Path) -> tuple[bool, list[dict]]:
+    from n32.keylog import read_keylog
+
+    v = read_keylog(out / "sepp-v.keylog.jsonl") if (out / "sepp-v.keylog.jsonl").exists() else []
+    h = read_keylog(out / "sepp-h.keylog.jsonl") if (out / "sepp-h.keylog.jsonl").exists() else []
+    contexts = []
+    ok = bool(v) and bool(h)
+    for rv in v:
+        match = [rh for rh in h if rh["initiatorContextId"] == rv["initiatorContextId"]
+                 and rh["responderContextId"] == rv["responderContextId"]]
+        same = bool(match) and match[0]["masterKey"] == rv["masterKey"]
+        ok = ok and same
+        contexts.append({"initiatorContextId": rv["initiatorContextId"],
+                         "responderContextId": rv["responderContextId"], "masterKeysEqual": same})
+    return ok, contexts
+
+
+def client_ssl(lab: Lab) -> ssl.SSLContext:
+    sslctx = ssl.create_default_context(cafile=str(lab.pki / f"plmn-{VISITED['plmn']}" / "ca.crt"))
+    sslctx.set_alpn_protocols(["h2"])
+    return sslctx
+
+
+def run_traffic(lab: Lab, ues: int, concurrency: int = 4) -> list[Any]:
+    from lab.traffic import run_scenario
+
+    done = {"n": 0}
+
+    def progress(result: Any) -> None:
+        done["n"] += 1
+        mark = "." if result.ok else "F"
+        print(mark, end="" if done["n"] % 60 else "\n", flush=True)
+
+    results = asyncio.run(run_scenario(f"https://127.0.0.1:{lab.port('sepp-v.sbi')}", ues, concurrency,
+                                       client_ssl(lab), progress))
+    print(flush=True)
+    return results
+
+
+def flow_stats(path: Path) -> list[dict]:
+    """The n32 metadata the SEPP left on each flow of a saved flow file."""
+    from mitmproxy import io
+
+    if not path.exists():
+        return []
+    stats = []
+    with open(path, "rb") as f:
+        for fl in io.FlowReader(f).stream():
+            meta = getattr(fl, "metadata", {}).get("n32")
+            if meta:
+                stats.append(meta)
+    return stats
+
+
+def summarize(results: list[Any], out: Path) -> dict[str, dict]:
+    per: dict[str, dict] = {}
+    prefix_api: dict[str, str] = {}
+    for r in results:
+        a = per.setdefault(r.api, {"messages": 0, "ok": 0, "failed": 0, "encryptedIes": 0,
+                                   "ipxModifications": 0, "latencies": []})
+        a["messages"] += 1
+        a["ok" if r.ok else "failed"] += 1
+        a["latencies"].append(r.latency_ms)
+        prefix_api["/".join(r.path.split("/")[:3])] = r.api
+    for name in ("sepp-v", "sepp-h"):
+        for meta in flow_stats(out / f"{name}.flows"):
+            api = prefix_api.get("/".join(str(meta.get("path", "")).split("/")[:3]))
+            if api in per:
+                per[api]["encryptedIes"] += int(meta.get("encrypted", 0)) + int(meta.get("encryptedResponse", 0))
+                per[api]["ipxModifications"] += int(meta.get("ipxModifications", 0))
+    for a in per.values():
+        lat = sorted(a.pop("latencies"))
+        a["meanMs"] = round(statistics.fmean(lat), 2) if lat else None
+        a["p99Ms"] = round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2) if lat else None
+    return per
+
+
+def print_table(per: dict[str, dict]) -> None:
+    cols = ("messages", "ok", "failed", "encryptedIes", "ipxModifications", "meanMs", "p99Ms")
+    _say(f"{'API':28} " + " ".join(f"{c:>16}" for c in cols))
+    for api, a in per.items():
+        _say(f"{api:28} " + " ".join(f"{str(a[c]):>16}" for c in cols))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--ues", type=int, default=3)
+    ap.add_argument("--mode", choices=("prins", "tls"), default="prins")
+    ap.add_argument("--suite", choices=("A128GCM", "A256GCM"), default="A128GCM")
+    ap.add_argument("--ipx", type=int, default=0)
+    ap.add_argument("--keep", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "lab/out")
+    ap.add_argument("--handshake-only", action="store_true")
+    args = ap.parse_args(argv)
+
+    lab = Lab(out=args.out, pki=ROOT / "certs/out", mode=args.mode, suite=args.suite, ipx=bool(args.ipx))
+    report: dict[str, Any] = {"mode": args.mode, "ues": args.ues}
+    failed = False
+    t0 = time.monotonic()
+    with P.Procs(args.out) as procs:
+        try:
+            _say(f"lab: starting home NFs, {HOME['name']} (PLMN {HOME['plmn']}) and "
+                 f"{VISITED['name']} (PLMN {VISITED['plmn']}) on loopback ...")
+            started = start_lab(lab, procs, web=False)
+            st = started["status"]["visited"]
+            ctx = st.get("context") or {}
+            report.update(capability=st["capability"], jweCipherSuite=ctx.get("jweCipherSuite"),
+                          jwsCipherSuite=ctx.get("jwsCipherSuite"))
+            if st["capability"] == "PRINS":
+                ok, contexts = keys_match(args.out)
+                report.update(contexts=contexts, keysMatch=ok)
+                failed |= not ok
+            else:
+                report.update(contexts=[], keysMatch=None)
+            _say(f"lab: N32 established: {st['capability']}"
+                 + (f", JWE {ctx.get('jweCipherSuite')}, JWS {ctx.get('jwsCipherSuite')}, contexts "
+                    f"{ctx.get('localContextId')}/{ctx.get('peerContextId')}, master keys equal: "
+                    f"{report.get('keysMatch')}" if ctx else ""))
+            if not args.handshake_only:
+                _say(f"lab: running the roaming scenario for {args.ues} UE(s) ...")
+                results = run_traffic(lab, args.ues)
+                if args.keep:
+                    _say("lab: KEEP=1: processes stay up; Ctrl-C stops them. Ports: "
+                         + json.dumps(lab.ports))
+                    while all(p.alive() for p in started["procs"]):
+                        time.sleep(0.5)
+            else:
+                results = []
+        except KeyboardInterrupt:
+            _say("lab: interrupted, stopping")
+            return 130
+        except Exception as e:
+            _say(f"lab: FAILED: {e}")
+            report["error"] = str(e)
+            failed = True
+            results = []
+    if results:
+        per = summarize(results, args.out)
+        report["apis"] = per
+        report["messages"] = sum(a["messages"] for a in per.values())
+        report["failed"] = sum(a["failed"] for a in per.values())
+        failed |= report["failed"] > 0
+        print_table(per)
+        for r in results:
+            if not r.ok:
+                _say(f"  FAILED ue={r.ue} {r.api} {r.method} {r.path}: {r.status} {r.error or ''}")
+    report["ok"] = not failed
+    report["seconds"] = round(time.monotonic() - t0, 2)
+    (args.out / "report.json").write_text(json.dumps(report, indent=2))
+    _say(f"lab: report in {args.out / 'report.json'}; key logs and flows in {args.out}/")
+    _say("lab: OK" if not failed else "lab: FAILED")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
