@@ -1,0 +1,233 @@
+"""N32-f JWE: flattened JWE JSON with ``dir`` + A128GCM/A256GCM (TS 33.501 §13.2.4.4, TS 29.573
+Annex B.2, RFC 7516 §7.2.2; N32-SPEC §3.4; profile points 11, 12, 23, 26).
+
+The object is built by hand because the IV must be the nonce salt || SEQ (TS 33.501
+§13.2.4.4.1), which JOSE libraries do not let the caller choose::
+
+    protected  = BASE64URL(UTF8({"alg":"dir","enc":ENC}))
+    aad        = BASE64URL(UTF8(JSON(DataToIntegrityProtectBlock)))
+    iv         = BASE64URL(salt || SEQ)                       (12 octets)
+    ciphertext = BASE64URL(AES-GCM(UTF8(JSON({"dataToEncrypt": [...]}))))  (without the tag)
+    tag        = BASE64URL(16-octet GCM tag)
+    AEAD additional data = ASCII(protected || "." || aad)     (RFC 7516 §5.1 step 14)
+
+On receipt the AES variant is fixed by the local key (never by the header), the AEAD check runs
+over the members exactly as transmitted, and only then are the authenticated header and the
+decoded JSON interpreted. Structural problems are 400 ``INVALID_MSG_FORMAT``; anything that fails
+or contradicts the authenticated content is 403 ``INTEGRITY_CHECK_FAILED``; an IV outside the
+expected salt is 403 ``DECIPHERING_FAILED`` (profile 26).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from . import errors
+from .errors import N32Error
+from .kdf import SALT_LENGTH, key_length
+
+NONCE_LENGTH = 12  # 96-bit GCM nonce = 8-octet salt || 32-bit SEQ
+TAG_LENGTH = 16  # RFC 7518 §5.3: full 128-bit tag
+_SEQ_SPACE = 2**32
+_PROTECTED_PARAMS = {"alg", "enc", "kid", "typ", "cty"}  # anything else (zip, crit, ...) is refused
+_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
+class KeyExhausted(Exception):
+    """The SEQ space of a salt is used up: the sender must rekey (new context) before wrapping."""
+
+
+# --- encoding helpers shared with jws.py -----------------------------------------------------
+
+def b64url_encode(data: bytes) -> str:
+    """BASE64URL without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: Any) -> bytes:
+    """Decode BASE64URL with or without padding; ``ValueError`` if ``text`` is not one."""
+    if not isinstance(text, str) or not _B64URL.fullmatch(text):
+        raise ValueError("not a base64url string")
+    stripped = text.rstrip("=")
+    if text != stripped and len(text) % 4:
+        raise ValueError("bad base64url padding")
+    try:
+        return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+    except binascii.Error as exc:
+        raise ValueError(f"bad base64url: {exc}") from None
+
+
+def json_dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON (RFC 8259; no NaN/Infinity)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate member name")  # RFC 7516 §4 / RFC 7515 §5.2: reject
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_object(data: bytes) -> dict:
+    """Strict decode of UTF-8 JSON that must be an object; ``ValueError`` otherwise."""
+    try:
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+# --- nonce -------------------------------------------------------------------------------------
+
+class NonceCounter:
+    """Nonces salt || SEQ (big-endian uint32) for one key/salt; SEQ starts at 0 (profile 11).
+
+    ``next()`` raises :class:`KeyExhausted` instead of issuing SEQ == ``limit``; a smaller
+    ``limit`` lets a sender rekey early (and tests reach exhaustion quickly).
+    """
+
+    def __init__(self, salt: bytes, limit: int = _SEQ_SPACE) -> None:
+        if len(salt) != SALT_LENGTH:
+            raise ValueError(f"IV salt must be {SALT_LENGTH} octets")
+        if not 0 < limit <= _SEQ_SPACE:
+            raise ValueError("limit must be in 1..2**32")
+        self._salt = bytes(salt)
+        self._limit = limit
+        self._seq = 0
+
+    @property
+    def remaining(self) -> int:
+        """How many more nonces ``next()`` will issue."""
+        return self._limit - self._seq
+
+    def next(self) -> bytes:
+        if self._seq >= self._limit:
+            raise KeyExhausted(f"all {self._limit} nonces of this salt used; rekey")
+        nonce = self._salt + self._seq.to_bytes(4, "big")
+        self._seq += 1
+        return nonce
+
+
+# --- JWE ---------------------------------------------------------------------------------------
+
+def _enc_for_key(key: bytes, expected_enc: str | None) -> str:
+    enc = {16: "A128GCM", 32: "A256GCM"}.get(len(key))
+    if enc is None or (expected_enc is not None and key_length(expected_enc) != len(key)):
+        raise ValueError(f"{len(key)}-octet key does not fit enc {expected_enc or 'A128GCM/A256GCM'}")
+    return enc
+
+
+def encrypt(key: bytes, nonce: bytes, enc: str, aad_block: dict, data_to_encrypt: list) -> dict:
+    """Seal one N32-f message as a flattened JWE JSON object (TS 29.573 ``FlatJweJson``).
+
+    ``aad_block`` is the DataToIntegrityProtectBlock, ``data_to_encrypt`` the values of the
+    DataToIntegrityProtectAndCipherBlock. Each ``nonce`` must be used once (take it from a
+    :class:`NonceCounter`).
+    """
+    _enc_for_key(key, enc)
+    if len(nonce) != NONCE_LENGTH:
+        raise ValueError(f"nonce must be {NONCE_LENGTH} octets")
+    if not isinstance(aad_block, dict) or not isinstance(data_to_encrypt, list):
+        raise TypeError("aad_block must be a dict and data_to_encrypt a list")
+    protected = b64url_encode(json_dumps({"alg": "dir", "enc": enc}))
+    aad = b64url_encode(json_dumps(aad_block))
+    sealed = AESGCM(key).encrypt(nonce, json_dumps({"dataToEncrypt": data_to_encrypt}),
+                                 f"{protected}.{aad}".encode("ascii"))
+    return {"protected": protected, "aad": aad, "iv": b64url_encode(nonce),
+            "ciphertext": b64url_encode(sealed[:-TAG_LENGTH]), "tag": b64url_encode(sealed[-TAG_LENGTH:])}
+
+
+def _malformed(detail: str) -> N32Error:
+    return N32Error(400, "INVALID_MSG_FORMAT", f"reformattedData JWE: {detail}")
+
+
+def _integrity(detail: str) -> N32Error:
+    return N32Error(403, errors.INTEGRITY_CHECK_FAILED, f"reformattedData JWE: {detail}",
+                    n32f_error_type=errors.INTEGRITY_CHECK_FAILED)
+
+
+def _member(jwe: Any, name: str) -> tuple[str, bytes]:
+    """A required base64url member: (transmitted text, decoded octets)."""
+    if not isinstance(jwe, dict):
+        raise _malformed("not a JSON object")
+    text = jwe.get(name)
+    try:
+        return text, b64url_decode(text)
+    except ValueError:
+        raise _malformed(f"member {name!r} missing or not base64url") from None
+
+
+def peek_aad(jwe: Any) -> dict:
+    """The DataToIntegrityProtectBlock in the ``aad`` member, decoded without any key.
+
+    Used to find the context (metaData.n32fContextId) before decryption; nothing in it is
+    authenticated until :func:`decrypt` succeeds.
+    """
+    _, aad = _member(jwe, "aad")
+    try:
+        return json_object(aad)
+    except ValueError as exc:
+        raise _malformed(f"aad is not a UTF-8 JSON object ({exc})") from None
+
+
+def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
+            expected_enc: str | None = None) -> tuple[dict, list, bytes]:
+    """Verify and open an N32-f JWE: ``(aad_block, data_to_encrypt, nonce)``.
+
+    TS 33.501 §13.2.4.7: the AEAD tag covers the protected header, the clear block (``aad``) and
+    the ciphertext. ``expected_salt`` is the IV salt of ``key`` (profile 26), ``expected_enc``
+    the negotiated JWE suite. The caller checks the SEQ (``nonce[8:]``) for replay afterwards.
+    """
+    enc = _enc_for_key(key, expected_enc)
+    protected_text, protected = _member(jwe, "protected")
+    aad_text, aad = _member(jwe, "aad")
+    _, nonce = _member(jwe, "iv")
+    _, ciphertext = _member(jwe, "ciphertext")
+    _, tag = _member(jwe, "tag")
+    if len(nonce) != NONCE_LENGTH:
+        raise _malformed(f"iv is {len(nonce)} octets, not {NONCE_LENGTH}")
+    if len(tag) != TAG_LENGTH:
+        raise _malformed(f"tag is {len(tag)} octets, not {TAG_LENGTH}")
+    if jwe.get("encrypted_key") not in (None, ""):
+        raise _malformed("encrypted_key must be empty with alg dir")
+    if jwe.get("unprotected") or jwe.get("header"):
+        raise _malformed("unprotected header parameters are not accepted; use the protected header")
+    if expected_salt is not None and nonce[:SALT_LENGTH] != expected_salt:
+        raise N32Error(403, errors.DECIPHERING_FAILED,
+                       "reformattedData JWE: iv does not start with the IV salt of the session key "
+                       "(N32-KDF parameters or key direction differ)",
+                       n32f_error_type=errors.DECIPHERING_FAILED)
+    try:
+        plaintext = AESGCM(key).decrypt(nonce, ciphertext + tag, f"{protected_text}.{aad_text}".encode("ascii"))
+    except InvalidTag:
+        raise _integrity("AEAD verification failed (protected header, aad, iv, ciphertext or tag altered, "
+                         "or different session key)") from None
+    try:
+        header = json_object(protected)
+    except ValueError as exc:
+        raise _integrity(f"protected header is not a JSON object ({exc})") from None
+    if header.get("alg") != "dir" or header.get("enc") != enc or not header.keys() <= _PROTECTED_PARAMS:
+        raise _integrity(f"protected header must be alg dir, enc {enc} (plus optional kid, typ, cty); got "
+                         f"alg {header.get('alg')!r}, enc {header.get('enc')!r}, members {sorted(header)}")
+    try:
+        block = json_object(aad)
+        body = json_object(plaintext)
+    except ValueError as exc:
+        raise _malformed(f"aad or plaintext is not a UTF-8 JSON object ({exc})") from None
+    data = body.get("dataToEncrypt", [])  # profile 23: a missing member means nothing was encrypted
+    if not isinstance(data, list):
+        raise _malformed("dataToEncrypt is not an array")
+    return block, data, nonce
