@@ -1,0 +1,104 @@
+"""N32-f replay protection (TS 33.501 §13.2.2.4.3 "counters are used for replay protection";
+N32-SPEC §4.3; profile points 11 and 26).
+
+* :class:`ReplayWindow`: per receive key, an RFC 4303 §3.4.3 sliding window over the 32-bit SEQ
+  of the JWE nonce (salt || SEQ). Call :meth:`ReplayWindow.check` before and
+  :meth:`ReplayWindow.accept` only **after** the AEAD check succeeded, so that forged messages
+  cannot move the window.
+* :class:`MessageIdCache`: bounded, expiring memory of the ``messageId`` values already answered.
+
+A replay is answered with 403 ``REPLAY_DETECTED`` and no ``n32f-error`` report (profile 26).
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Callable
+
+from .errors import N32Error
+
+REPLAY_DETECTED = "REPLAY_DETECTED"
+_SEQ_SPACE = 2**32
+
+
+class ReplayWindow:
+    """Sliding anti-replay window of ``size`` sequence numbers ending at the highest SEQ accepted.
+
+    Sequence numbers above the right edge are new; inside the window each is accepted once;
+    below it they are too old (RFC 4303 §3.4.3). SEQ starts at 0 and never wraps (profile 11).
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        if size < 1:
+            raise ValueError("replay window size must be positive")
+        self.size = size
+        self._top = -1  # highest accepted SEQ; -1 = none yet
+        self._bitmap = 0  # bit i set <=> SEQ (top - i) accepted
+
+    def _problem(self, seq: int) -> str | None:
+        if not 0 <= seq < _SEQ_SPACE:
+            return f"nonce sequence {seq} outside the 32-bit range"
+        if seq > self._top:
+            return None
+        offset = self._top - seq
+        if offset >= self.size:
+            return f"nonce sequence {seq} is older than the replay window ({self._top - self.size + 1}..{self._top})"
+        if self._bitmap >> offset & 1:
+            return f"nonce sequence {seq} already received"
+        return None
+
+    def check(self, seq: int) -> bool:
+        """Whether ``seq`` would be accepted (no state change)."""
+        return self._problem(seq) is None
+
+    def accept(self, seq: int) -> None:
+        """Record ``seq`` as received; N32Error 403 ``REPLAY_DETECTED`` if it is a replay or too old."""
+        problem = self._problem(seq)
+        if problem:
+            raise N32Error(403, REPLAY_DETECTED, problem)
+        if seq > self._top:
+            shift = seq - self._top
+            # A jump of a whole window clears it (and avoids building a 2**32-bit integer).
+            self._bitmap = 1 if shift >= self.size else ((self._bitmap << shift) | 1) & ((1 << self.size) - 1)
+            self._top = seq
+        else:
+            self._bitmap |= 1 << (self._top - seq)
+
+
+class MessageIdCache:
+    """The ``messageId`` values seen in the last ``ttl`` seconds, at most ``max_entries`` of them.
+
+    When full, the oldest entry is dropped; the nonce window of the key remains the primary
+    replay defence, this cache catches a messageId reused under a new nonce.
+    """
+
+    def __init__(self, max_entries: int = 100_000, ttl: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if max_entries < 1 or ttl <= 0:
+            raise ValueError("max_entries and ttl must be positive")
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._clock = clock
+        self._expiry: OrderedDict[str, float] = OrderedDict()  # insertion order == expiry order
+
+    def __len__(self) -> int:
+        self._purge()
+        return len(self._expiry)
+
+    def _purge(self) -> None:
+        now = self._clock()
+        while self._expiry and next(iter(self._expiry.values())) <= now:
+            self._expiry.popitem(last=False)
+
+    def seen(self, message_id: str) -> bool:
+        """Whether ``message_id`` was added less than ``ttl`` seconds ago (and not evicted)."""
+        self._purge()
+        return message_id in self._expiry
+
+    def add(self, message_id: str) -> None:
+        """Remember ``message_id`` for ``ttl`` seconds (re-adding restarts its lifetime)."""
+        self._purge()
+        self._expiry.pop(message_id, None)
+        self._expiry[message_id] = self._clock() + self.ttl
+        while len(self._expiry) > self.max_entries:
+            self._expiry.popitem(last=False)
