@@ -82,7 +82,8 @@ def _no_constant(name: str) -> Any:
 def json_object(data: bytes) -> dict:
     """Strict decode of UTF-8 JSON that must be an object; ``ValueError`` otherwise."""
     try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                           parse_constant=_no_constant)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     if not isinstance(value, dict):
@@ -211,7 +212,8 @@ def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
                        "(N32-KDF parameters or key direction differ)",
                        n32f_error_type=errors.DECIPHERING_FAILED)
     try:
-        plaintext = AESGCM(key).decrypt(nonce, ciphertext + tag, f"{protected_text}.{aad_text}".encode("ascii"))
+        additional_data = f"{protected_text}.{aad_text}".encode("ascii")
+        plaintext = AESGCM(key).decrypt(nonce, ciphertext + tag, additional_data)
     except InvalidTag:
         raise _integrity("AEAD verification failed (protected header, aad, iv, ciphertext or tag altered, "
                          "or different session key)") from None

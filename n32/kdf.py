@@ -50,7 +50,8 @@ def n32_kdf(master: bytes, context_id: str, label: str, length: int, hash_name: 
     try:
         algorithm = _HASHES[hash_name]()
     except KeyError:
-        raise ValueError(f"unsupported N32-KDF hash {hash_name!r} (supported: {', '.join(_HASHES)})") from None
+        raise ValueError(f"unsupported N32-KDF hash {hash_name!r} "
+                         f"(supported: {', '.join(_HASHES)})") from None
     try:
         info = b"N32" + context_id.encode("ascii") + label.encode("ascii")
     except UnicodeEncodeError:

@@ -42,7 +42,8 @@ class ReplayWindow:
             return None
         offset = self._top - seq
         if offset >= self.size:
-            return f"nonce sequence {seq} is older than the replay window ({self._top - self.size + 1}..{self._top})"
+            return (f"nonce sequence {seq} is older than the replay window "
+                    f"({self._top - self.size + 1}..{self._top})")
         if self._bitmap >> offset & 1:
             return f"nonce sequence {seq} already received"
         return None
