@@ -331,6 +331,7 @@ class SeppRuntime:
         if rsp.status_code != 200:
             raise forwarded_failure(rsp, state)
         body = json.loads(rsp.get_content(strict=False) or b"null")
+        state["responseJwe"] = body  # kept for inspection: the flow now shows the restored response
         opened = prins.open_response(ctx, body, state["messageId"], self.modification_check(ctx, "response"))
         flow.response = flowconv.response_from(opened.message)
         state["answered"] = True
@@ -342,6 +343,7 @@ class SeppRuntime:
         state = {"role": "receiving", "peer": peer.fqdn, "messageId": meta["messageId"],
                  "report_to": peer.fqdn, "peerContextId": None}
         flow.metadata["n32"] = state
+        state["requestJwe"] = body  # kept for inspection: the flow now shows the restored request
         ctx = self.store.by_local_id(meta["n32fContextId"])
         if ctx is None or ctx.peer_fqdn != peer.fqdn:
             raise N32Error(403, "CONTEXT_NOT_FOUND", f"no N32-f context {meta['n32fContextId']} with {peer.fqdn}",
