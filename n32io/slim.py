@@ -1,0 +1,49 @@
+"""A slim mitmproxy runner for load: only the addons a SEPP/IPX needs.
+
+    python -m n32io.slim -s addons/sepp.py --set sepp_config=FILE [--set n32_keylog=FILE]
+
+``mitmdump -s`` dispatches every hook through ~40 built-in addons; measured on our machines a
+Master with only core, proxyserver, next_layer, tlsconfig and errorcheck forwards ~1.5x more.
+Use this for benchmarks and load; use mitmdump/mitmweb to inspect (flows are not kept here).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from mitmproxy import master, options
+from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, script, tlsconfig
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m n32io.slim", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-s", "--script", action="append", default=[], help="addon script (repeatable)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="option (repeatable)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    return ap.parse_args(argv)
+
+
+async def main(argv: list[str]) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stdout)
+    opts = options.Options()
+    m = master.Master(opts, with_termlog=False)
+    m.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),
+                 errorcheck.ErrorCheck(), script.ScriptLoader())
+    opts.update(scripts=args.script)
+    settings = dict(s.split("=", 1) for s in args.set)
+    opts.set(*[f"{k}={v}" for k, v in settings.items()])
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, m.shutdown)
+    await m.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
