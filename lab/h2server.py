@@ -310,6 +310,8 @@ async def serve(handler: Handler, host: str, port: int, ssl_context: ssl.SSLCont
             await _connection(handler, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, EOFError):
             pass
+        except asyncio.CancelledError:
+            pass  # stop(): the connection is the task's whole job, so end it quietly
         except Exception:  # noqa: BLE001
             log.exception("connection failed")
         finally:

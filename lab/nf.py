@@ -89,6 +89,11 @@ class HomeNfs:
         self.sdm_subs: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
 
+    def close(self) -> None:
+        if self.record_file:
+            self.record_file.close()
+            self.record_file = None
+
     # ------------------------------------------------------------------ plumbing
     def root(self, nf: str) -> str:
         return scenario.api_root(nf, self.mcc, self.mnc)
@@ -127,7 +132,10 @@ class HomeNfs:
                 if m != method:
                     allowed.append(m)
                     continue
-                status, rsp_headers, rsp_body = fn(match, urllib.parse.parse_qs(query), headers, body)
+                try:
+                    status, rsp_headers, rsp_body = fn(match, urllib.parse.parse_qs(query), headers, body)
+                except (KeyError, TypeError, ValueError, AttributeError) as e:  # an IE of the wrong shape
+                    raise ProblemError(400, "INVALID_MSG_FORMAT", f"{type(e).__name__}: {e}") from None
                 break
             else:
                 if allowed:
@@ -135,6 +143,8 @@ class HomeNfs:
                 raise ProblemError(404, "RESOURCE_URI_STRUCTURE_NOT_FOUND", f"no resource {path}")
         except ProblemError as e:
             status, rsp_headers, rsp_body = h2server.problem(e.status, e.cause, e.detail, **e.extra)
+            if status == 405:
+                rsp_headers.append(("allow", ", ".join(allowed)))
         return status, [("server", f"{nf}-lab-1.0")] + rsp_headers, rsp_body
 
     @staticmethod
@@ -315,6 +325,7 @@ async def main_async(args: argparse.Namespace) -> None:
         await asyncio.Event().wait()
     finally:
         await h2server.stop(server)
+        nfs.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -210,16 +210,17 @@ def access_token(consumer: str, producer_type: str, scope: str) -> str:
 
 def _request(method: str, nf: str, path: str, *, scope: str, body: Any = None, query: str = "",
              user_agent: str = "AMF", content_type: str = "application/json",
-             raw: bytes | None = None) -> Request:
+             raw: bytes | None = None, root: str | None = None) -> Request:
     consumer = AMF_ID if user_agent == "AMF" else VSMF_ID
-    headers = [("3gpp-sbi-target-apiroot", api_root(nf)),
+    root = root or api_root(nf)
+    headers = [("3gpp-sbi-target-apiroot", root),
                ("authorization", "Bearer " + access_token(consumer, nf.upper(), scope)),
                ("user-agent", user_agent),  # TS 29.500 §5.2.2.2: starts with the NF type
                ("accept", "application/json, application/problem+json")]
     data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     if data:
         headers.append(("content-type", content_type))
-    return Request(method, api_root(nf), path, query, tuple(headers), data)
+    return Request(method, root, path, query, tuple(headers), data)
 
 
 def _supi_from_auth(prev: list[Response]) -> str:
@@ -246,8 +247,9 @@ def ue_steps(ue: int) -> list[Step]:
         res_star = usim_res_star(supi(ue), snn, bytes.fromhex(av["rand"]), bytes.fromhex(av["autn"]))
         if hashlib.sha256(bytes.fromhex(av["rand"]) + res_star).digest()[-16:].hex() != av["hxresStar"].lower():
             raise ValueError("HRES* != HXRES* (SEAF check, TS 33.501 §6.1.3.2 step 10)")
-        href = urllib.parse.urlsplit(ctx["_links"]["5g-aka"]["href"])
-        return _request("PUT", "ausf", href.path, scope="nausf-auth", body={"resStar": res_star.hex()})
+        href = urllib.parse.urlsplit(ctx["_links"]["5g-aka"]["href"])  # as the SEPP may have rewritten it
+        return _request("PUT", "ausf", href.path, scope="nausf-auth", body={"resStar": res_star.hex()},
+                        root=f"{href.scheme}://{href.netloc}")
 
     def register(prev: list[Response]) -> Request:  # TS 29.503 §5.3.2.2.2
         s = _supi_from_auth(prev)

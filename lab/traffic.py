@@ -21,6 +21,7 @@ from typing import Callable
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 
@@ -136,6 +137,13 @@ class H2Client:
         finally:
             self._streams.pop(sid, None)
             self._slots.set()
+            if not fut.done() and not self.closed:  # timed out or cancelled: tell the server
+                fut.cancel()
+                try:
+                    conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+                    await self.ep.flush()
+                except Exception:  # noqa: BLE001 - the stream may be closed already
+                    pass
 
     async def close(self) -> None:
         if not self.ep.closed:

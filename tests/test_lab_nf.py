@@ -226,6 +226,25 @@ def test_reregistration_is_200_and_still_ok():
     assert next(r for r in results if r.step == "amf-registration").status == 200
 
 
+def test_sdm_nssai_and_dataset_names():
+    async def go():
+        nfs = HomeNfs()
+        async with running(nfs.handle, None) as (url, port):
+            c = await H2Client.connect("127.0.0.1", port, None)
+            try:
+                s = scenario.supi(2)
+                return (await c.request("GET", f"/nudm-sdm/v2/{s}/nssai", [], b""),
+                        await c.request("GET", f"/nudm-sdm/v2/{s}?dataset-names=AM,SMF_SEL", [], b""),
+                        await c.request("GET", f"/nudm-sdm/v2/{s}?dataset-names=AM", [], b""))
+            finally:
+                await c.close()
+    nssai, sets, one = asyncio.run(go())
+    validate(SDM, "Nssai", nssai.json())
+    validate(SDM, "SubscriptionDataSets", sets.json())
+    assert set(sets.json()) == {"amData", "smfSelData"}
+    assert (one.status, one.json()["cause"]) == (400, "INVALID_QUERY_PARAM")
+
+
 # --------------------------------------------------------------------------- 5G AKA
 def test_milenage_ts_35_207_test_set_1():
     k = bytes.fromhex("465b5ce8b199b49faa5f0a2ee238a6bc")
@@ -307,17 +326,37 @@ def test_problem_details_for_unknown_paths_bad_json_and_unknown_users():
                     out.append(await c.request("DELETE", "/nausf-auth/v1/ue-authentications", [], b""))
                     out.append(await c.request("POST", "/nudm-sdm/v2/imsi-999700000000001/sdm-subscriptions",
                                                ct, b'{"nfInstanceId": "x"}'))
+                    out.append(await c.request("POST", "/nsmf-pdusession/v1/pdu-sessions", ct,
+                                               b'{"dnn": "internet", "servingNetwork": {}, "anType": "3GPP_ACCESS",'
+                                               b' "supi": "imsi-999700000000001", "n1SmInfoFromUe": "x"}'))
                 finally:
                     await c.close()
             return out
     rsps = asyncio.run(go())
     expect = [(404, "RESOURCE_URI_STRUCTURE_NOT_FOUND"), (400, "INVALID_MSG_FORMAT"), (404, "USER_NOT_FOUND"),
-              (405, "METHOD_NOT_ALLOWED"), (400, "MANDATORY_IE_MISSING")] * 2
+              (405, "METHOD_NOT_ALLOWED"), (400, "MANDATORY_IE_MISSING"), (400, "INVALID_MSG_FORMAT")] * 2
     assert [(r.status, r.json()["cause"]) for r in rsps] == expect
     for r in rsps:
-        assert r.header("content-type") == "application/problem+json"
+        assert r.header("content-type") == "application/problem+json" and r.header("server").endswith("-lab-1.0")
         validate(COMMON, "ProblemDetails", r.json())
     assert rsps[4].json()["invalidParams"][0]["param"] == "/callbackReference"
+    assert rsps[3].header("allow") == "POST"
+
+
+def test_confirmation_follows_the_href_it_was_given():
+    """Step 2 targets the apiRoot of the received href (a SEPP may rewrite it, e.g. telescopic)."""
+    s, snn = scenario.supi(1), scenario.serving_network_name()
+    av = scenario.home_auth_vector(s, snn, bytes(16), (32).to_bytes(6, "big"))
+    href = "https://ausf.5gc.mnc070.mcc999.3gppnetwork.org.sepp.5gc.mnc001.mcc001.3gppnetwork.org:4443" \
+           "/nausf-auth/v1/ue-authentications/abc/5g-aka-confirmation"
+    ctx = {"authType": "5G_AKA", "5gAuthData": {"rand": av["rand"].hex(), "autn": av["autn"].hex(),
+                                                "hxresStar": av["hxres_star"].hex()},
+           "_links": {"5g-aka": {"href": href}}}
+    first = scenario.Response(201, [("content-type", "application/3gppHal+json")], json.dumps(ctx).encode())
+    req = scenario.ue_steps(1)[1].build([first])
+    assert req.path == "/nausf-auth/v1/ue-authentications/abc/5g-aka-confirmation"
+    assert dict(req.headers)["3gpp-sbi-target-apiroot"] == href.split("/nausf")[0]
+    assert json.loads(req.body) == {"resStar": av["xres_star"].hex()}
 
 
 def test_lab_received_reset_and_record_file(tmp_path):
@@ -332,6 +371,7 @@ def test_lab_received_reset_and_record_file(tmp_path):
                 after = await c.request("GET", "/_lab/received", [], b"")
             finally:
                 await c.close()
+                nfs.close()
             return got, reset, after
     got, reset, after = asyncio.run(go())
     recs = got.json()
@@ -410,3 +450,4 @@ def test_cli_nf_over_tls_and_traffic_cli(cert, tmp_path):
     finally:
         nf.terminate()
         nf.wait(10)
+        nf.stdout.close()
