@@ -34,6 +34,7 @@ lab: venv
 	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --keep $(KEEP)
 
 bench: venv
+	@command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
 	$(PY) -m bench.run
 
 clean:

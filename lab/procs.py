@@ -53,10 +53,16 @@ class Procs:
         return proc
 
     def start_mitmdump(self, name: str, script: str, options: dict[str, Any], flows: bool = True,
-                       web: bool = False) -> Proc:
-        argv = [str(BIN / ("mitmweb" if web else "mitmdump")), "-s", str(ROOT / script)]
+                       web: bool = False, slim: bool = False) -> Proc:
+        """mitmdump (or mitmweb, or the slim runner for load) with one addon script."""
+        if slim:
+            argv = [sys.executable, "-m", "n32io.slim", "-s", str(ROOT / script)]
+        else:
+            argv = [str(BIN / ("mitmweb" if web else "mitmdump")), "-s", str(ROOT / script)]
         for k, v in options.items():
             argv += ["--set", f"{k}={v}"]
+        if slim:
+            return self.start(name, argv)
         if flows:
             argv += ["--set", f"save_stream_file={self.out / (name + '.flows')}"]
         argv += ["--set", "flow_detail=0", "--set", "termlog_verbosity=info"]

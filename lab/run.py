@@ -25,7 +25,7 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False) -> dict[str, Any]:
+def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False) -> dict[str, Any]:
     """Start NFs and both SEPPs; wait until N32 is established. Returns what the lab knows."""
     from certs.pki import ensure_lab_pki
 
@@ -48,7 +48,7 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False) -> dict[str, Any]:
             "sepp_config": lab.configs[name],
             "n32_keylog": out / f"{name}.keylog.jsonl",
             "sepp_status": out / f"{name}.status.json",
-        }, web=web)
+        }, web=web, slim=slim)
         started.append(p)
         P.wait_port(lab.port(f"{name}.n32"), 30, [p])
         if side is VISITED:
