@@ -1,0 +1,142 @@
+"""N32-f contexts and N32 relations (TS 33.501 §13.2.2.4), kept in memory.
+
+Key selection (TS 33.501 §13.2.4.4.1; profile 9): the N32-c initiator is the HTTP client of the
+"parallel" session and the responder the client of the "reverse" session, so
+
+    initiator sends requests  with parallel_request_*,  responses with reverse_response_*
+    responder sends requests  with reverse_request_*,   responses with parallel_response_*
+
+and each side receives with the key its peer sends with. One NonceCounter per sending key and
+one ReplayWindow per receiving key.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .jwe import NonceCounter
+from .kdf import SessionKeys
+from .replay import MessageIdCache, ReplayWindow
+
+_SEND = {("initiator", "request"): "parallel_request", ("initiator", "response"): "reverse_response",
+         ("responder", "request"): "reverse_request", ("responder", "response"): "parallel_response"}
+_RECV = {("initiator", "request"): "reverse_request", ("initiator", "response"): "parallel_response",
+         ("responder", "request"): "parallel_request", ("responder", "response"): "reverse_response"}
+
+
+@dataclass(eq=False)
+class N32fContext:
+    local_context_id: str
+    peer_context_id: str
+    role: str                                  # "initiator" | "responder" (of the N32-c exchange)
+    peer_fqdn: str
+    peer_plmn_ids: tuple
+    jwe_suite: str
+    jws_suite: str
+    keys: SessionKeys = field(repr=False)
+    master_key: bytes = field(repr=False)
+    kdf_context: str = "default"
+    kdf_hash: str = "sha256"
+    capability: str = "PRINS"
+    peer_n32f_uri: str | None = None
+    peer_protection_policy: dict | None = None
+    peer_modification_policy: dict = field(default_factory=dict)   # IPX FQDN -> [pointer patterns]
+    peer_ipx_sec_info: list = field(default_factory=list)            # IpxProviderSecInfo of the peer's IPXs
+    security_profile: str | None = None
+    created: float = field(default_factory=time.time)
+    lifetime: float = 86400.0
+    rekey_margin: int = 1000
+    counter_limit: int = 2 ** 32
+
+    def __post_init__(self) -> None:
+        self.counters = {label: NonceCounter(getattr(self.keys, f"{label}_iv_salt"), self.counter_limit)
+                         for label in set(_SEND.values())}
+        self.windows = {label: ReplayWindow() for label in set(_RECV.values())}
+        self.message_ids = MessageIdCache()
+
+    @property
+    def initiator_context_id(self) -> str:
+        return self.local_context_id if self.role == "initiator" else self.peer_context_id
+
+    @property
+    def responder_context_id(self) -> str:
+        return self.peer_context_id if self.role == "initiator" else self.local_context_id
+
+    @property
+    def expires(self) -> float:
+        return self.created + self.lifetime
+
+    def send_params(self, kind: str) -> tuple[bytes, NonceCounter, str]:
+        label = _SEND[(self.role, kind)]
+        return getattr(self.keys, f"{label}_key"), self.counters[label], self.jwe_suite
+
+    def receive_params(self, kind: str) -> tuple[bytes, bytes, ReplayWindow, str]:
+        label = _RECV[(self.role, kind)]
+        return (getattr(self.keys, f"{label}_key"), getattr(self.keys, f"{label}_iv_salt"),
+                self.windows[label], self.jwe_suite)
+
+    @property
+    def needs_rekey(self) -> bool:
+        return any(c.remaining < self.rekey_margin for c in self.counters.values())
+
+
+@dataclass
+class PeerRelation:
+    """What N32-c established with one peer, whatever the capability."""
+
+    capability: str | None
+    sender: str | None = None
+    plmn_ids: list = field(default_factory=list)          # the peer's plmnIdList as received
+    n32f_uri: str | None = None
+    target_api_root_supported: bool = False
+    supported_features: str | None = None
+
+
+class ContextStore:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._by_id: dict[str, N32fContext] = {}
+        self._relations: dict[str, PeerRelation] = {}
+
+    def add(self, ctx: N32fContext) -> None:
+        self._by_id[ctx.local_context_id] = ctx
+
+    def by_local_id(self, context_id: str) -> N32fContext | None:
+        ctx = self._by_id.get(context_id)
+        return ctx if ctx is not None and ctx.expires > self.clock() else None
+
+    def by_either_id(self, context_id: str) -> N32fContext | None:
+        """Profile 6: n32f-terminate / n32f-error may name either ID of the pair."""
+        return self.by_local_id(context_id) or next(
+            (c for c in self._by_id.values() if c.peer_context_id == context_id), None)
+
+    def by_peer(self, fqdn: str) -> N32fContext | None:
+        now = self.clock()
+        live = [c for c in self._by_id.values() if c.peer_fqdn == fqdn and c.expires > now]
+        return max(live, key=lambda c: c.created) if live else None
+
+    def all(self) -> list[N32fContext]:
+        return list(self._by_id.values())
+
+    def remove(self, ctx: N32fContext) -> None:
+        self._by_id.pop(ctx.local_context_id, None)
+        rel = self._relations.get(ctx.peer_fqdn)
+        if rel is not None and rel.capability == "PRINS" and self.by_peer(ctx.peer_fqdn) is None:
+            self._relations.pop(ctx.peer_fqdn, None)
+
+    def expire(self) -> list[N32fContext]:
+        now = self.clock()
+        gone = [c for c in self._by_id.values() if c.expires <= now]
+        for c in gone:
+            self.remove(c)
+        return gone
+
+    def relation(self, fqdn: str) -> PeerRelation | None:
+        return self._relations.get(fqdn)
+
+    def set_relation(self, fqdn: str, relation: PeerRelation | None) -> None:
+        if relation is None:
+            self._relations.pop(fqdn, None)
+        else:
+            self._relations[fqdn] = relation

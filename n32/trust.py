@@ -1,0 +1,92 @@
+"""Peer authentication from TLS certificates (TS 33.501 §13.1; N32-SPEC §6.1; profile 2).
+
+A trust anchor is a set of roots plus the PLMN IDs it vouches for. The PLMN IDs in the peer's
+end-entity certificate (SAN ``...mnc<MNC>.mcc<MCC>.3gppnetwork.org``) select the one peer (and
+anchor) they belong to; the chain must then verify against *that* anchor only. A certificate
+whose PLMN IDs map to different anchors, or to an anchor that did not issue it, is rejected
+(SCAS TS 33.517 4.2.5).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from cryptography import x509
+from cryptography.x509 import verification
+
+from .errors import N32Error
+
+_PLMN_LABELS = re.compile(r"(?:^|\.)mnc(\d{3})\.mcc(\d{3})\.3gppnetwork\.org$")
+
+
+@dataclass(frozen=True)
+class PeerTrust:
+    fqdn: str
+    plmn_ids: list  # PlmnId-like (mcc, mnc) or "mcc-mnc"
+    anchors: list[Path]
+
+
+def _norm(p) -> tuple[str, str]:
+    if isinstance(p, str):
+        mcc, _, mnc = p.partition("-")
+    else:
+        mcc, mnc = p.mcc, p.mnc
+    return mcc, mnc.zfill(3)
+
+
+def cert_dns_names(cert: x509.Certificate) -> list[str]:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+    except x509.ExtensionNotFound:
+        return []
+
+
+def cert_plmns(cert: x509.Certificate) -> set[tuple[str, str]]:
+    """(MCC, 3-digit MNC) of every 3GPP-domain SAN DNS name of ``cert``."""
+    out = set()
+    for name in cert_dns_names(cert):
+        m = _PLMN_LABELS.search(name.lower())
+        if m:
+            out.add((m.group(2), m.group(1)))
+    return out
+
+
+def _store(anchors: Iterable[Path]) -> verification.Store:
+    certs: list[x509.Certificate] = []
+    for a in anchors:
+        certs += x509.load_pem_x509_certificates(Path(a).read_bytes())
+    return verification.Store(certs)
+
+
+def identify_client_peer(chain: list[x509.Certificate], peers: list[PeerTrust]) -> PeerTrust:
+    """The configured peer a client certificate chain belongs to, or N32Error 403."""
+    if not chain:
+        raise N32Error(403, "CERTIFICATE_REQUIRED", "no client certificate")
+    leaf = chain[0]
+    plmns = cert_plmns(leaf)
+    if not plmns:
+        raise N32Error(403, "CERTIFICATE_PLMN_MISMATCH", "certificate names no PLMN (no ...mnc.mcc.3gppnetwork.org SAN)")
+    owners = {p.fqdn: p for p in peers for plmn in plmns if plmn in {_norm(x) for x in p.plmn_ids}}
+    if len(owners) != 1 or any(plmn not in {_norm(x) for x in next(iter(owners.values())).plmn_ids}
+                               for plmn in plmns):
+        raise N32Error(403, "CERTIFICATE_PLMN_MISMATCH",
+                       f"certificate PLMNs {sorted('-'.join(p) for p in plmns)} do not map to exactly one peer anchor")
+    peer = next(iter(owners.values()))
+    try:
+        verifier = verification.PolicyBuilder().store(_store(peer.anchors)).build_client_verifier()
+        verifier.verify(leaf, chain[1:])
+    except verification.VerificationError as e:
+        raise N32Error(403, "CERTIFICATE_PLMN_MISMATCH",
+                       f"certificate for PLMN {sorted('-'.join(p) for p in plmns)} is not issued by the anchor of "
+                       f"{peer.fqdn}: {e}") from None
+    return peer
+
+
+def check_sender(sender: str, peer_fqdn: str) -> None:
+    """The N32-c ``sender`` must be the FQDN of the peer the certificate identified."""
+    if sender.lower().rstrip(".") != peer_fqdn.lower():
+        raise N32Error(403, "SENDER_MISMATCH",
+                       f"sender {sender!r} does not match the authenticated peer {peer_fqdn}")
