@@ -11,6 +11,7 @@ from the receiver's context ID in metaData and the direction (TS 33.501 §13.2.4
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -62,7 +63,11 @@ def decode(body: Any, records: Iterable[dict]) -> Decoded:
     if record is None:
         return Decoded(kind, block, None, error=f"no key-log entry for context {ctx_id}", modifications=mods)
     label = key_label(record, ctx_id, kind)
-    keys = keylog.keys_from_keylog(record)
+    try:
+        keys = keylog.keys_from_keylog(record)
+    except (KeyError, TypeError, ValueError) as e:  # a damaged key-log line must not stop the decoder
+        return Decoded(kind, block, None, label, error=f"key-log entry for context {ctx_id} unusable: {e!r}",
+                       modifications=mods)
     key, salt = getattr(keys, f"{label}_key"), getattr(keys, f"{label}_iv_salt")
     try:
         block, data, _nonce = jwe.decrypt(key, reformatted, expected_salt=salt)
@@ -92,6 +97,19 @@ def reveal(value: Any, data: list | None) -> Any:
     return value
 
 
+_URI_INDEX = re.compile(r'\{\s*"?encBlockIndex"?\s*:\s*(\d+)\s*\}')
+
+
+def reveal_uri(text: str | None, data: list | None) -> str | None:
+    """``text`` (requestLine path or queryFragment) with each literal ``{encBlockIndex:n}`` (profile
+    16a, 22) replaced by the marked clear value."""
+    def sub(m: re.Match) -> str:
+        n = int(m.group(1))
+        value = data[n] if data is not None and n < len(data) else f"<block {n}: no key>"
+        return f"{{\U0001f512encrypted:{value}}}"
+    return _URI_INDEX.sub(sub, text) if isinstance(text, str) else text
+
+
 def render_text(d: Decoded) -> str:
     """A human view: start line, headers, payload, encrypted values marked, modifications."""
     import json
@@ -103,8 +121,8 @@ def render_text(d: Decoded) -> str:
            f"key: {d.key_label or '-'}  " + ("decrypted" if d.decrypted else f"NOT decrypted ({d.error})"), ""]
     if "requestLine" in b:
         rl = b["requestLine"]
-        path = rl.get("path", "")
-        q = rl.get("queryFragment")
+        path = reveal_uri(rl.get("path", ""), data)
+        q = reveal_uri(rl.get("queryFragment"), data)
         out.append(f"{rl.get('method')} {rl.get('scheme')}://{rl.get('authority')}{path}"
                    + (f"?{q}" if q else "") + f" {rl.get('protocolVersion', '')}")
     else:
