@@ -66,7 +66,7 @@ def json_response(status: int, obj: Any, content_type: str = "application/json",
                   extra: list[tuple[str, str]] | None = None) -> http.Response:
     body = b"" if obj is None else json.dumps(obj, separators=(",", ":")).encode()
     headers = [("content-type", content_type)] if body else []
-    return http.Response.make(status, body, headers + list(extra or []))
+    return http.Response.make(status, body, [(k.encode(), v.encode()) for k, v in headers + list(extra or [])])
 
 
 def problem_response(err: N32Error, forwarding: bool = False) -> http.Response:

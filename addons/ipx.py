@@ -57,6 +57,10 @@ class Ipx:
             ctx.options.update(mode=[self._mode], connection_strategy="lazy")
             log.info("IPX %s listening on %s:%s with %d rule(s)", self.cfg.fqdn, lst.host, lst.port, len(self.rules))
 
+    async def running(self) -> None:
+        if self.cfg:  # see addons/sepp.py: our listener replaces mitmproxy's default one
+            await ctx.master.addons.get("proxyserver").setup_servers()
+
     def tls_start_client(self, data: tls.TlsData) -> None:
         if self.cfg:
             data.ssl_conn = n32tls.server_connection(self._server, alpn=(b"h2",))

@@ -54,8 +54,11 @@ class Sepp:
             log.info("SEPP %s (%s) configured: PLMN %s, %d peer(s)", self.rt.cfg.name, self.rt.cfg.fqdn,
                      ",".join(map(str, self.rt.cfg.plmn_ids)), len(self.rt.cfg.peers))
 
-    def running(self) -> None:
+    async def running(self) -> None:
         if self.rt:
+            # mitmproxy loads -s scripts in a deferred task that races the first setup_servers(),
+            # which may therefore have started the default listener: bring up ours now.
+            await ctx.master.addons.get("proxyserver").setup_servers()
             self.rt.start_background(self._spawn)
 
     def done(self) -> None:
@@ -137,6 +140,9 @@ class Sepp:
                 await self._sbi_request(flow)
         except N32Error as e:
             self._fail(flow, e)
+        except Exception as e:  # fail closed: never forward what we could not process
+            log.exception("internal error on %s %s", flow.request.method, flow.request.path)
+            self._fail(flow, N32Error(500, "SYSTEM_FAILURE", f"internal error: {type(e).__name__}: {e}"))
 
     def response(self, flow: http.HTTPFlow) -> None:
         state = flow.metadata.get("n32")

@@ -61,6 +61,8 @@ class Procs:
             argv = [str(BIN / ("mitmweb" if web else "mitmdump")), "-s", str(ROOT / script)]
         for k, v in options.items():
             argv += ["--set", f"{k}={v}"]
+        # the default listener mitmproxy may start before the addon sets its own: any free port
+        argv += ["--set", "listen_port=0"]
         if slim:
             return self.start(name, argv)
         if flows:
