@@ -1,4 +1,4 @@
-"""mitmweb content view "N32-f (PRINS)": N32-f messages decrypted with a key log.
+"""mitmweb content view "N32-f PRINS": N32-f messages decrypted with a key log.
 
     mitmweb -s addons/n32view.py --set n32view_keylog=lab/out/sepp-v.keylog.jsonl -r lab/out/sepp-v.flows
     mitmweb -s addons/sepp.py -s addons/n32view.py --set sepp_config=lab/sepp-v.yaml --set n32_keylog=FILE
@@ -30,7 +30,7 @@ from addons import decode
 from n32 import keylog
 from n32.errors import N32Error
 
-VIEW_NAME = "N32-f (PRINS)"
+VIEW_NAME = "N32-f PRINS"
 COUNTERPART_HEADING = "as carried on N32-f"
 FLOW_METADATA_SHOWN = ("role", "mode", "peer", "context", "peerContextId", "messageId", "encrypted",
                        "encryptedResponse", "status", "error")
@@ -66,7 +66,7 @@ def _read_keylogs(paths: list[str]) -> list[dict]:
 
 
 class N32fView(contentviews.Contentview):
-    """Content view for N32-f (PRINS) messages; see the module docstring."""
+    """Content view for N32-f PRINS messages; see the module docstring."""
 
     name = VIEW_NAME
 
@@ -147,7 +147,7 @@ class N32ViewOptions:
 
     def load(self, loader: Any) -> None:
         loader.add_option("n32view_keylog", str | None, None,
-                          "N32 key log (JSON lines) to decrypt N32-f messages in the N32-f (PRINS) view; "
+                          "N32 key log (JSON lines) to decrypt N32-f messages in the N32-f PRINS view; "
                           "default: n32_keylog of the SEPP addon.")
         loader.add_option("n32view_ipx_keys", Sequence[str], [],
                           "PEM files with IPX public keys or certificates to verify IPX modifications.")

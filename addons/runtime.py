@@ -313,7 +313,7 @@ class SeppRuntime:
         state.update(messageId=message_id, encrypted=n_enc, context=ctx.local_context_id, peerContextId=ctx.peer_context_id,
                      report_to=peer.fqdn, method=req.method, path=req.path,
                      original={"method": req.method, "authority": req.authority, "path": req.target})
-        dest = peer.first_hop_ipx.uri if peer.first_hop_ipx else (peer.n32f_uri or relation.n32f_uri or peer.n32c_uri)
+        dest = peer.first_hop_ipx.uri if peer.first_hop_ipx else n32f_dest(peer, relation)
         scheme, host, port = self._route_upstream(dest, peer.first_hop_ipx.fqdn if peer.first_hop_ipx else peer.fqdn,
                                                    self._peer_client[peer.fqdn], "peer")
         flowconv.set_request(flow, "POST", scheme, host, port, dest_path(dest),
@@ -381,7 +381,7 @@ class SeppRuntime:
         """TS 33.501 §13.1.1.2: :authority becomes the receiving SEPP, the target header stays."""
         if not req.header(TARGET_HEADER):
             req.headers.append((TARGET_HEADER, str(target)))
-        dest = peer.n32f_uri or getattr(relation, "n32f_uri", None) or peer.n32c_uri
+        dest = n32f_dest(peer, relation)
         scheme, host, port = self._route_upstream(dest, peer.fqdn, self._peer_client[peer.fqdn], "peer")
         req.authority = peer.fqdn if port == 443 else f"{peer.fqdn}:{port}"
         req.scheme = "https"
@@ -417,6 +417,19 @@ class SeppRuntime:
         log.warning("%s %s: peer=%s context=%s messageId=%s: %s %s: %s", "N32-f" if state.get("role") in
                     ("sending", "receiving") else "N32", state.get("role"), state.get("peer") or peer_hint or "-",
                     state.get("context") or "-", state.get("messageId") or "-", err.status, err.cause, err.detail)
+
+
+def n32f_dest(peer: Any, relation: Any) -> str:
+    """Where N32-f for ``peer`` goes: configured ``n32f_uri``; else the port the peer announced on
+    N32-c (senderN32fPortList) at the address configured for its N32-c; else its N32-c apiRoot."""
+    if peer.n32f_uri:
+        return peer.n32f_uri
+    learnt = getattr(relation, "n32f_uri", None)
+    if learnt:
+        lp, cp = urlsplit(learnt), urlsplit(peer.n32c_uri)
+        if lp.hostname == peer.fqdn and lp.port:
+            return f"https://{cp.hostname}:{lp.port}"
+    return peer.n32c_uri
 
 
 def dest_path(uri: str) -> str:

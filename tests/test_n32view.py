@@ -1,4 +1,4 @@
-"""The "N32-f (PRINS)" mitmweb content view on real N32-f messages (no crypto mocked)."""
+"""The "N32-f PRINS" mitmweb content view on real N32-f messages (no crypto mocked)."""
 from __future__ import annotations
 
 import json
