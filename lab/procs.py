@@ -40,9 +40,10 @@ class Procs:
     out: Path
     procs: list[Proc] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
-        self.out.mkdir(parents=True, exist_ok=True)
-        log = self.out / f"{name}.log"
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, out: Path | None = None) -> Proc:
+        out = out or self.out
+        out.mkdir(parents=True, exist_ok=True)
+        log = out / f"{name}.log"
         fh = open(log, "wb")
         popen = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
                                  env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
@@ -53,7 +54,7 @@ class Procs:
         return proc
 
     def start_mitmdump(self, name: str, script: str, options: dict[str, Any], flows: bool = True,
-                       web: bool = False, slim: bool = False) -> Proc:
+                       web: bool = False, slim: bool = False, out: Path | None = None) -> Proc:
         """mitmdump (or mitmweb, or the slim runner for load) with one addon script."""
         if slim:
             argv = [sys.executable, "-m", "n32io.slim", "-s", str(ROOT / script)]
@@ -63,14 +64,15 @@ class Procs:
             argv += ["--set", f"{k}={v}"]
         # the default listener mitmproxy may start before the addon sets its own: any free port
         argv += ["--set", "listen_port=0"]
+        out = out or self.out
         if slim:
-            return self.start(name, argv)
+            return self.start(name, argv, out=out)
         if flows:
-            argv += ["--set", f"save_stream_file={self.out / (name + '.flows')}"]
+            argv += ["--set", f"save_stream_file={out / (name + '.flows')}"]
         argv += ["--set", "flow_detail=0", "--set", "termlog_verbosity=info"]
         if web:
             argv += ["--set", "web_open_browser=false"]
-        return self.start(name, argv)
+        return self.start(name, argv, out=out)
 
     def stop(self, timeout: float = 5.0) -> None:
         for p in self.procs:

@@ -25,7 +25,8 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False) -> dict[str, Any]:
+def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False,
+              wait_handshake: bool = True) -> dict[str, Any]:
     """Start NFs and both SEPPs; wait until N32 is established. Returns what the lab knows."""
     from certs.pki import ensure_lab_pki
 
@@ -39,7 +40,7 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False
     nf = procs.start("nf-home", [sys.executable, "-m", "lab.nf", "--host", "127.0.0.1",
                                  "--port", str(lab.port("sepp-h.nf")), "--tls-cert", str(home / "nf.crt"),
                                  "--tls-key", str(home / "nf.key"), "--plmn", HOME["plmn"],
-                                 "--record", str(out / "nf-home.requests.jsonl")])
+                                 "--record", str(out / "nf-home.requests.jsonl")], out=out)
     seppv = None
     started = []
     for side in (HOME, VISITED):  # the responder listens before the initiator dials
@@ -48,7 +49,7 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False
             "sepp_config": lab.configs[name],
             "n32_keylog": out / f"{name}.keylog.jsonl",
             "sepp_status": out / f"{name}.status.json",
-        }, web=web, slim=slim)
+        }, web=web, slim=slim, out=out)
         started.append(p)
         P.wait_port(lab.port(f"{name}.n32"), 30, [p])
         if side is VISITED:
@@ -67,6 +68,8 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False
             return None
         return {"visited": rv, "home": rh}
 
+    if not wait_handshake:
+        return {"status": None, "procs": [nf, *started]}
     status = P.wait_for(established, 30, "the N32-c handshake", started + [nf])
     return {"status": status, "procs": [nf, *started]}
 

@@ -38,6 +38,8 @@ class Lab:
     ipx: bool = False
     ports: dict[str, int] = field(default_factory=dict)
     configs: dict[str, Path] = field(default_factory=dict)
+    overrides: dict[str, dict] = field(default_factory=dict)       # sepp name -> top-level keys
+    peer_overrides: dict[str, dict] = field(default_factory=dict)  # sepp name -> keys of its peer entry
 
     def port(self, name: str) -> int:
         if name not in self.ports:
@@ -98,6 +100,8 @@ def write_configs(lab: Lab) -> dict[str, Path]:
     lab.out.mkdir(parents=True, exist_ok=True)
     for me, peer, initiate in ((VISITED, HOME, True), (HOME, VISITED, False)):
         path = lab.out / f"{me['name']}.yaml"
-        path.write_text(yaml.safe_dump(sepp_config(lab, me, peer, initiate=initiate), sort_keys=False))
+        cfg = sepp_config(lab, me, peer, initiate=initiate, extra_peer=lab.peer_overrides.get(me["name"]),
+                          overrides=lab.overrides.get(me["name"]))
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         lab.configs[me["name"]] = path
     return lab.configs
