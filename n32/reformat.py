@@ -1,374 +1,476 @@
-"""HTTP message <-> DataToIntegrityProtectBlock + dataToEncrypt (TS 29.573 §6.2.5, Annex B;
-TS 33.501 §13.2.4.2-13.2.4.3; profile 13-16a, 21-23).
+"""HTTP message <-> DataToIntegrityProtectBlock + dataToEncrypt (TS 29.573 §6.2.5, Annex B).
 
-* Every value selected for encryption moves to ``dataToEncrypt`` and is replaced in place by
-  ``{"encBlockIndex": n}``; a header's clear value is a plain string.
-* JSON body: one HttpPayload per top-level member (``iePath`` = JSON pointer of the member).
-* URI path segments and query values: the literal text ``{encBlockIndex:n}`` replaces them in
-  ``requestLine.path`` / ``queryFragment`` and a ``URI_PARAM`` payload entry records it.
-* multipart/related: the JSON root part as above; every part (root included) gets a
-  ``MULTIPART_BINARY`` entry ``/multipart/<i>`` with its raw header text and its bytes (base64,
-  or an index when binary parts are encrypted); ``/multipart/framing`` keeps preamble and epilogue,
-  so binary parts and framing are restored byte for byte.
-* Other bodies: one ``BODY`` entry with iePath ``""`` and value ``{"contentBase64": ...}``.
+The sending SEPP (TS 33.501 §13.2.4.2-13.2.4.3) keeps the whole message in the clear block and
+moves each value its protection policy selects into ``dataToEncrypt``, leaving
+``{"encBlockIndex": n}`` in its place (profile 13). The receiving SEPP puts the values back.
+Representation (profile 14, 16a, 21-23; docs/policies.md "Reformatting"):
+
+* ``requestLine`` / ``statusLine``; an encrypted path segment or query value is written as the
+  literal ``{encBlockIndex:n}`` there and recorded by a ``URI_PARAM`` payload entry;
+* ``headers``: one HttpHeader per header line, lower-case names, in order;
+* ``payload``: a JSON object body gives one ``BODY`` entry per top-level member; any other JSON
+  body one entry with ``iePath`` ``""``; a non-JSON body ``{"contentBase64": ...}`` at ``""``;
+  a ``multipart/*`` body one ``MULTIPART_BINARY`` entry per part, the JSON root part's content
+  as ``BODY`` entries.
+
+JSON bodies are restored as compact UTF-8 JSON (equal as data, not as bytes); everything else,
+multipart framing and binary parts included, byte for byte.
 """
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, NoReturn
+from urllib.parse import unquote_plus
 
-from . import errors
+import jsonpointer
+
+from . import errors, multipart
 from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 
-_URI_INDEX = re.compile(r"^\{encBlockIndex:(\d+)\}$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9a-z]+$")
+INDEX = "encBlockIndex"
+PROTOCOL_VERSION = "HTTP/2"
+BODY, URI_PARAM, MULTIPART_BINARY = "BODY", "URI_PARAM", "MULTIPART_BINARY"
+OPAQUE = "contentBase64"        # member of the single payload value of a non-JSON body
+_PLACEHOLDER = re.compile(r"\{encBlockIndex:([0-9]+)\}")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")        # RFC 9110 §5.6.2
+_CONNECTION_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
 
 @dataclass(frozen=True)
 class IeSelection:
-    body: tuple[str, ...] = ()
-    headers: tuple[str, ...] = ()
-    path_segments: tuple[int, ...] = ()
-    query: tuple[str, ...] = ()
-    binary_parts: bool = False
+    """What to encrypt in one message (built by :mod:`n32.policy`)."""
+
+    body: tuple[str, ...] = ()          # JSON pointer patterns into the JSON body; "*" = any one token
+    headers: tuple[str, ...] = ()       # lower-case header names
+    path_segments: tuple[int, ...] = ()  # 0-based segment indices after the leading "/"
+    query: tuple[str, ...] = ()         # query parameter names
+    binary_parts: bool = False          # encrypt multipart binary parts (and non-JSON bodies)
 
 
 def contains_enc_block_index(obj: Any) -> bool:
+    """True if parsed JSON ``obj`` has a member named ``encBlockIndex`` at any depth (profile 16)."""
     if isinstance(obj, dict):
-        return "encBlockIndex" in obj or any(contains_enc_block_index(v) for v in obj.values())
+        return INDEX in obj or any(contains_enc_block_index(v) for v in obj.values())
     if isinstance(obj, list):
         return any(contains_enc_block_index(v) for v in obj)
-    return isinstance(obj, str) and "encBlockIndex" in obj
+    return False
 
 
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
+# ----------------------------------------------------------------------------- sending side
+class _Encrypted:
+    """The dataToEncrypt array under construction; indices in order of appearance."""
 
-
-def _media(ctype: str | None) -> tuple[str, dict[str, str]]:
-    if not ctype:
-        return "", {}
-    main, *params = ctype.split(";")
-    out = {}
-    for p in params:
-        k, _, v = p.strip().partition("=")
-        out[k.lower()] = v.strip().strip('"')
-    return main.strip().lower(), out
-
-
-def _is_json(media: str) -> bool:
-    return media == "application/json" or media.endswith("+json")
-
-
-class _Encryptor:
     def __init__(self) -> None:
-        self.data: list = []
+        self.data: list[Any] = []
 
     def put(self, value: Any) -> dict:
         self.data.append(value)
-        return {"encBlockIndex": len(self.data) - 1}
-
-    def select(self, value: Any, patterns: list[list[str]], prefix: list[str]) -> Any:
-        """``value`` with every node matching a pattern (relative to ``prefix``) encrypted."""
-        for p in patterns:
-            if len(p) == len(prefix) and all(a == "*" or a == b for a, b in zip(p, prefix)):
-                return self.put(value)
-        if not any(len(p) > len(prefix) and all(a == "*" or a == b for a, b in zip(p, prefix)) for p in patterns):
-            return value
-        if isinstance(value, dict):
-            return {k: self.select(v, patterns, prefix + [k]) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.select(v, patterns, prefix + [str(i)]) for i, v in enumerate(value)]
-        return value
+        return {INDEX: len(self.data) - 1}
 
 
-def _split_pattern(pointer: str) -> list[str]:
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]] if pointer else []
-
-
-def _reject_index(where: str, obj: Any) -> None:
-    # TS 33.501 §5.9.3.2 / profile 16: the sending SEPP rejects NF messages containing encBlockIndex.
-    if contains_enc_block_index(obj):
-        raise errors.bad_request(f"NF message already contains encBlockIndex in {where}", cause="INVALID_MSG_FORMAT")
-
-
-def _headers(enc: _Encryptor, headers: list[tuple[str, str]], sel: IeSelection) -> list[dict]:
-    out = []
-    wanted = {h.lower() for h in sel.headers}
-    for name, value in headers:
-        _reject_index(f"header {name}", value)
-        out.append({"header": name, "value": enc.put(value) if name.lower() in wanted else value})
-    return out
-
-
-def _body(enc: _Encryptor, body: bytes, ctype: str | None, sel: IeSelection) -> list[dict]:
-    if not body:
-        return []
-    media, params = _media(ctype)
-    patterns = [_split_pattern(p) for p in sel.body]
-    if _is_json(media):
-        try:
-            doc = json.loads(body)
-        except ValueError as e:
-            raise errors.bad_request(f"JSON body does not parse: {e}", cause="INVALID_MSG_FORMAT") from None
-        return _json_entries(enc, doc, patterns)
-    if media == "multipart/related" and params.get("boundary"):
-        return _multipart_entries(enc, body, params["boundary"], patterns, sel)
-    return [{"iePath": "", "ieValueLocation": "BODY", "value": {"contentBase64": base64.b64encode(body).decode()}}]
-
-
-def _json_entries(enc: _Encryptor, doc: Any, patterns: list[list[str]]) -> list[dict]:
-    _reject_index("the JSON body", doc)
-    if isinstance(doc, dict):
-        return [{"iePath": "/" + _escape(k), "ieValueLocation": "BODY", "value": enc.select(v, patterns, [k])}
-                for k, v in doc.items()]
-    return [{"iePath": "", "ieValueLocation": "BODY", "value": enc.select(doc, patterns, [])}]
-
-
-def _multipart_entries(enc: _Encryptor, body: bytes, boundary: str, patterns: list[list[str]],
-                       sel: IeSelection) -> list[dict]:
-    delim = b"--" + boundary.encode()
-    pieces = body.split(delim)
-    if len(pieces) < 3 or not pieces[-1].startswith(b"--"):
-        raise errors.bad_request("multipart body without closing delimiter", cause="INVALID_MSG_FORMAT")
-    entries: list[dict] = []
-    json_done = False
-    for i, piece in enumerate(pieces[1:-1]):
-        head, sep, content = piece.partition(b"\r\n\r\n")
-        if not sep or not content.endswith(b"\r\n"):
-            raise errors.bad_request(f"multipart part {i} is malformed", cause="INVALID_MSG_FORMAT")
-        content = content[:-2]
-        head_text = head.decode("latin-1")
-        ctype = next((ln.split(":", 1)[1].strip() for ln in head_text.split("\r\n")
-                      if ln.lower().startswith("content-type:")), "")
-        if not json_done and _is_json(_media(ctype)[0]):
-            json_done = True
-            try:
-                entries += _json_entries(enc, json.loads(content), patterns)
-            except ValueError as e:
-                raise errors.bad_request(f"JSON part does not parse: {e}", cause="INVALID_MSG_FORMAT") from None
-            data: Any = None
-        else:
-            raw = base64.b64encode(content).decode()
-            data = enc.put(raw) if sel.binary_parts else raw
-        entries.append({"iePath": f"/multipart/{i}", "ieValueLocation": "MULTIPART_BINARY",
-                        "value": {"headers": head_text, "data": data}})
-    entries.append({"iePath": "/multipart/framing", "ieValueLocation": "MULTIPART_BINARY",
-                    "value": {"boundary": boundary, "preamble": base64.b64encode(pieces[0]).decode(),
-                              "epilogue": base64.b64encode(pieces[-1]).decode()}})
-    return entries
-
-
-def _uri(enc: _Encryptor, path: str, query: str, sel: IeSelection) -> tuple[str, str, list[dict]]:
-    entries = []
-    segs = path.split("/")[1:] if path.startswith("/") else path.split("/")
-    for i in sorted(set(sel.path_segments)):
-        if i < len(segs) and segs[i]:
-            idx = enc.put(segs[i])["encBlockIndex"]
-            segs[i] = f"{{encBlockIndex:{idx}}}"
-            entries.append({"iePath": f"/requestLine/path/{i}", "ieValueLocation": "URI_PARAM",
-                            "value": {"encBlockIndex": idx}})
-    params = query.split("&") if query else []
-    wanted = set(sel.query)
-    for j, p in enumerate(params):
-        name, eq, value = p.partition("=")
-        if eq and name in wanted and value:
-            idx = enc.put(value)["encBlockIndex"]
-            params[j] = f"{name}={{encBlockIndex:{idx}}}"
-            entries.append({"iePath": f"/requestLine/query/{_escape(name)}", "ieValueLocation": "URI_PARAM",
-                            "value": {"encBlockIndex": idx}})
-    return "/" + "/".join(segs), "&".join(params), entries
+def _rejected(where: str) -> N32Error:
+    return N32Error(400, "INVALID_MSG_FORMAT",
+                    f"{where} already contains encBlockIndex (TS 33.501 §5.9.3.2, §13.2.4.1)")
 
 
 def reformat_request(req: HttpRequest, sel: IeSelection, meta: dict) -> tuple[dict, list]:
-    enc = _Encryptor()
-    _reject_index("the request URI", req.path + "?" + req.query)
-    path, query, uri_entries = _uri(enc, req.path, req.query, sel)
-    line = {"method": req.method, "scheme": req.scheme, "authority": req.authority, "path": path,
-            "protocolVersion": "HTTP/2"}
-    if query:
-        line["queryFragment"] = query
-    block: dict[str, Any] = {"metaData": meta, "requestLine": line}
-    headers = _headers(enc, req.headers, sel)
-    if headers:
-        block["headers"] = headers
-    payload = uri_entries + _body(enc, req.body, req.header("content-type"), sel)
-    if payload:
-        block["payload"] = payload
-    return block, enc.data
+    """(DataToIntegrityProtectBlock, dataToEncrypt) of a request from a local NF."""
+    for where, text in (("the request path", req.path), ("the query", req.query)):
+        if INDEX in text:
+            raise _rejected(where)
+    enc = _Encrypted()
+    payload: list[dict] = []
+    line = {"method": req.method, "scheme": req.scheme, "authority": req.authority,
+            "path": _protect_path(req.path, sel.path_segments, enc, payload),
+            "protocolVersion": PROTOCOL_VERSION}
+    if req.query:
+        line["queryFragment"] = _protect_query(req.query, sel.query, enc, payload)
+    return _with_headers_and_body({"metaData": meta, "requestLine": line}, req.headers, req.body, sel, enc,
+                                  payload)
 
 
 def reformat_response(rsp: HttpResponse, sel: IeSelection, meta: dict) -> tuple[dict, list]:
-    enc = _Encryptor()
-    block: dict[str, Any] = {"metaData": meta, "statusLine": str(rsp.status)}
-    headers = _headers(enc, rsp.headers, sel)
+    """(DataToIntegrityProtectBlock, dataToEncrypt) of a response from a local NF."""
+    block = {"metaData": meta, "statusLine": str(rsp.status)}
+    return _with_headers_and_body(block, rsp.headers, rsp.body, sel, _Encrypted(), [])
+
+
+def _with_headers_and_body(block: dict, headers: list[tuple[str, str]], body: bytes, sel: IeSelection,
+                           enc: _Encrypted, payload: list[dict]) -> tuple[dict, list]:
     if headers:
-        block["headers"] = headers
-    payload = _body(enc, rsp.body, rsp.header("content-type"), sel)
+        block["headers"] = _protect_headers(headers, sel.headers, enc)
+    payload += _protect_body(_header(headers, "content-type") or "", body, sel, enc)
     if payload:
         block["payload"] = payload
     return block, enc.data
 
 
-# ------------------------------------------------------------------------------ restore
-def _fail(reason: str, attribute: str, detail: str) -> N32Error:
-    return N32Error(400, errors.MESSAGE_RECONSTRUCTION_FAILED, detail,
-                    n32f_error_type=errors.MESSAGE_RECONSTRUCTION_FAILED,
-                    error_details=[{"attribute": attribute, "msgReconstructFailReason": reason}])
+def _protect_path(path: str, indices: tuple[int, ...], enc: _Encrypted, payload: list[dict]) -> str:
+    segments = path.split("/")              # segments[0] is "" (the leading "/")
+    for i in sorted(set(indices)):
+        if 0 <= i < len(segments) - 1:
+            ref = enc.put(segments[i + 1])
+            segments[i + 1] = "{%s:%d}" % (INDEX, ref[INDEX])
+            payload.append({"iePath": f"/requestLine/path/{i}", "ieValueLocation": URI_PARAM, "value": ref})
+    return "/".join(segments)
 
 
-class _Resolver:
-    def __init__(self, data: list) -> None:
-        if not isinstance(data, list):
-            raise _fail(errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, "dataToEncrypt", "dataToEncrypt is not an array")
-        self.data, self.used = data, [False] * len(data)
-
-    def index(self, n: Any, where: str) -> Any:
-        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n < len(self.data):
-            raise _fail(errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, where, f"encBlockIndex {n!r} at {where} is out of range")
-        if self.used[n]:
-            raise _fail(errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, where, f"encBlockIndex {n} is referenced twice")
-        self.used[n] = True
-        return self.data[n]
-
-    def resolve(self, value: Any, where: str) -> Any:
-        if isinstance(value, dict):
-            if "encBlockIndex" in value:
-                if len(value) != 1:
-                    raise _fail(errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, where, f"malformed index object at {where}")
-                return self.index(value["encBlockIndex"], where)
-            return {k: self.resolve(v, f"{where}/{_escape(k)}") for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.resolve(v, f"{where}/{i}") for i, v in enumerate(value)]
-        return value
-
-    def finish(self) -> None:
-        unused = [i for i, u in enumerate(self.used) if not u]
-        if unused:
-            raise _fail(errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, "dataToEncrypt",
-                        f"dataToEncrypt entries {unused} are not referenced")
+def _protect_query(query: str, names: tuple[str, ...], enc: _Encrypted, payload: list[dict]) -> str:
+    pieces = query.split("&")
+    for k, piece in enumerate(pieces):
+        name, sep, value = piece.partition("=")
+        if sep and unquote_plus(name) in names:
+            ref = enc.put(value)
+            pieces[k] = "%s={%s:%d}" % (name, INDEX, ref[INDEX])
+            payload.append({"iePath": _pointer(["requestLine", "query", name]), "ieValueLocation": URI_PARAM,
+                            "value": ref})
+    return "&".join(pieces)
 
 
-def _restore_headers(res: _Resolver, block: dict) -> list[tuple[str, str]]:
-    out = []
-    for i, h in enumerate(block.get("headers") or []):
-        where = f"/headers/{i}"
-        if not isinstance(h, dict) or not isinstance(h.get("header"), str):
-            raise _fail(errors.INVALID_HTTP_HEADER, where, f"header entry {i} is malformed")
-        name = h["header"].lower()
-        value = h.get("value")
-        if isinstance(value, dict) and set(value) == {"headerval"}:
-            value = value["headerval"]  # TS 29.573 Annex B form
-        value = res.resolve(value, where + "/value")
-        if not _HEADER_NAME.match(name) or not isinstance(value, str) or "\r" in value or "\n" in value:
-            raise _fail(errors.INVALID_HTTP_HEADER, where, f"header {name!r} is not a valid HTTP header")
-        out.append((name, value))
+def _protect_headers(headers: list[tuple[str, str]], names: tuple[str, ...], enc: _Encrypted) -> list[dict]:
+    out: list[dict] = []
+    for name, value in headers:
+        name = name.lower()
+        if INDEX in value:
+            raise _rejected(f"header {name}")
+        out.append({"header": name, "value": enc.put(value) if name in names else value})
     return out
 
 
-def _unescape(token: str) -> str:
-    return token.replace("~1", "/").replace("~0", "~")
+def _protect_body(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypted) -> list[dict]:
+    if not body:
+        return []
+    mtype = multipart.media_type(ctype)[0]
+    if mtype.startswith("multipart/"):
+        return _protect_multipart(ctype, body, sel, enc)
+    if _is_json(ctype):
+        return _json_entries(_select(_parse_json(body, "the JSON body"), sel.body, enc))
+    return [{"iePath": "", "ieValueLocation": BODY, "value": {OPAQUE: _binary(body, sel.binary_parts, enc)}}]
 
 
-def _restore_body(res: _Resolver, block: dict) -> bytes:
-    entries = block.get("payload") or []
-    doc: Any = None
-    have_json = False
-    parts: dict[int, dict] = {}
-    framing: dict | None = None
-    raw: bytes | None = None
-    for i, e in enumerate(entries):
-        where = f"/payload/{i}"
-        if not isinstance(e, dict) or not isinstance(e.get("iePath"), str):
-            raise _fail(errors.INVALID_JSON_POINTER, where, f"payload entry {i} is malformed")
-        loc, path, value = e.get("ieValueLocation"), e["iePath"], e.get("value")
-        if loc == "URI_PARAM":
-            continue
-        if loc == "MULTIPART_BINARY":
-            if path == "/multipart/framing" and isinstance(value, dict):
-                framing = value
-            elif path.startswith("/multipart/") and path[11:].isdigit() and isinstance(value, dict):
-                parts[int(path[11:])] = {"headers": value.get("headers", ""),
-                                         "data": res.resolve(value.get("data"), where + "/value/data")}
-            else:
-                raise _fail(errors.INVALID_JSON_POINTER, where, f"unknown multipart entry {path!r}")
-            continue
-        if loc != "BODY":
-            raise _fail(errors.INVALID_JSON_POINTER, where, f"unknown ieValueLocation {loc!r}")
-        value = res.resolve(value, where + "/value")
-        if path == "":
-            if isinstance(value, dict) and set(value) == {"contentBase64"}:
-                raw = base64.b64decode(value["contentBase64"])
-            else:
-                doc, have_json = value, True
-        else:
-            tokens = path.split("/")
-            if tokens[0] != "" or len(tokens) != 2:
-                raise _fail(errors.INVALID_JSON_POINTER, where, f"iePath {path!r} is not a top-level JSON pointer")
-            if doc is None:
-                doc = {}
-            if not isinstance(doc, dict):
-                raise _fail(errors.INVALID_JSON_POINTER, where, "member entries after a whole-body entry")
-            doc[_unescape(tokens[1])] = value
-            have_json = True
-    json_bytes = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() if have_json else b""
-    if framing is not None:
-        delim = b"--" + str(framing.get("boundary", "")).encode()
-        out = base64.b64decode(framing.get("preamble", ""))
-        for n in sorted(parts):
-            p = parts[n]
-            content = json_bytes if p["data"] is None else base64.b64decode(p["data"])
-            out += delim + p["headers"].encode("latin-1") + b"\r\n\r\n" + content + b"\r\n"
-        return out + delim + base64.b64decode(framing.get("epilogue", ""))
-    return raw if raw is not None else json_bytes
+def _protect_multipart(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypted) -> list[dict]:
+    bnd = multipart.boundary(ctype)
+    try:
+        if not bnd:
+            raise ValueError("content-type without boundary")
+        parts = multipart.parse(bnd, body)
+    except ValueError as e:
+        raise N32Error(400, "INVALID_MSG_FORMAT", f"multipart body: {e}") from None
+    entries: list[dict] = []
+    for n, (headers, content) in enumerate(parts):
+        value: dict[str, Any] = {}
+        others = list(headers)
+        for key, name in (("contentType", "content-type"), ("contentId", "content-id")):
+            found = next((h for h in others if h[0] == name), None)
+            if found:
+                value[key] = found[1]
+                others.remove(found)
+        if others:
+            value["headers"] = [{"header": k, "value": v} for k, v in others]
+        json_root = n == 0 and _is_json(value.get("contentType", ""))
+        if not json_root:
+            value["data"] = _binary(content, sel.binary_parts, enc)
+        cid = value.get("contentId", "").strip("<>")
+        entries.append({"iePath": _pointer([cid]) if cid else "", "ieValueLocation": MULTIPART_BINARY,
+                        "value": value})
+        if json_root:   # its content: BODY entries right after the part entry
+            entries += _json_entries(_select(_parse_json(content, "the multipart root part"), sel.body, enc))
+    return entries
 
 
-def _restore_uri(res: _Resolver, text: str, sep: str, where: str) -> str:
-    out = []
-    for tok in text.split(sep):
-        if sep == "&":
-            name, eq, value = tok.partition("=")
-            m = _URI_INDEX.match(value)
-            out.append(f"{name}={res.index(int(m.group(1)), where)}" if eq and m else tok)
-        else:
-            m = _URI_INDEX.match(tok)
-            out.append(str(res.index(int(m.group(1)), where)) if m else tok)
-    return sep.join(out)
+def _parse_json(raw: bytes, where: str) -> Any:
+    try:
+        doc = json.loads(raw, parse_constant=_no_constant)
+    except ValueError as e:
+        raise N32Error(400, "INVALID_MSG_FORMAT", f"{where} is declared JSON but is not: {e}") from None
+    if contains_enc_block_index(doc):
+        raise _rejected(where)
+    return doc
 
 
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _select(doc: Any, patterns: tuple[str, ...], enc: _Encrypted) -> Any:
+    """``doc`` with every value a pattern selects replaced by an index (outermost match wins)."""
+    return _walk(doc, [jsonpointer.JsonPointer(p).parts for p in patterns], enc)
+
+
+def _walk(node: Any, patterns: list[list[str]], enc: _Encrypted) -> Any:
+    if not patterns:
+        return node
+    if any(not p for p in patterns):
+        return enc.put(node)
+    if isinstance(node, dict):
+        return {k: _walk(v, [p[1:] for p in patterns if p[0] in ("*", k)], enc) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_walk(v, [p[1:] for p in patterns if p[0] in ("*", str(i))], enc) for i, v in enumerate(node)]
+    return node
+
+
+def _json_entries(doc: Any) -> list[dict]:
+    if isinstance(doc, dict) and doc and INDEX not in doc:
+        return [{"iePath": _pointer([k]), "ieValueLocation": BODY, "value": v} for k, v in doc.items()]
+    return [{"iePath": "", "ieValueLocation": BODY, "value": doc}]
+
+
+def _binary(content: bytes, encrypt: bool, enc: _Encrypted) -> Any:
+    data = base64.b64encode(content).decode("ascii")
+    return enc.put(data) if encrypt else data
+
+
+# ----------------------------------------------------------------------------- receiving side
 def restore_request(block: dict, data_to_encrypt: list) -> HttpRequest:
-    res = _Resolver(data_to_encrypt)
+    """The HTTP request a verified (and IPX-patched) block describes (TS 33.501 §13.2.4.7 step 8)."""
+    r = _Restorer(block, data_to_encrypt)
     line = block.get("requestLine")
-    if not isinstance(line, dict) or not all(isinstance(line.get(k), str) for k in ("method", "path", "authority")):
-        raise _fail(errors.INVALID_JSON_POINTER, "/requestLine", "requestLine is missing or malformed")
-    path = _restore_uri(res, line["path"], "/", "/requestLine/path")
-    query = _restore_uri(res, line.get("queryFragment") or "", "&", "/requestLine/queryFragment")
-    req = HttpRequest(line["method"], line.get("scheme", "https"), line["authority"], path, query,
-                      _restore_headers(res, block), _restore_body(res, block))
-    res.finish()
-    return req
+    if not isinstance(line, dict):
+        _fail("/requestLine", errors.INVALID_HTTP_HEADER, "requestLine missing")
+    method, scheme, authority, path = (r.pseudo(line, k) for k in ("method", "scheme", "authority", "path"))
+    headers = r.headers()
+    uri_entries, body_entries = r.payload(allow_uri=True)
+    path, query = r.uri(path, line.get("queryFragment"), uri_entries)
+    body = r.body(body_entries, headers)
+    r.done()
+    return HttpRequest(method, scheme, authority, path, query, _with_length(headers, body), body)
 
 
 def restore_response(block: dict, data_to_encrypt: list) -> HttpResponse:
-    res = _Resolver(data_to_encrypt)
-    m = re.search(r"\d{3}", str(block.get("statusLine", "")))
-    if not m:
-        raise _fail(errors.INVALID_JSON_POINTER, "/statusLine", "statusLine is missing or malformed")
-    rsp = HttpResponse(int(m.group(0)), _restore_headers(res, block), _restore_body(res, block))
-    res.finish()
-    return rsp
+    """The HTTP response a verified block describes; status = first 3-digit number (profile 21)."""
+    r = _Restorer(block, data_to_encrypt)
+    line = block.get("statusLine")
+    m = re.search(r"(?<![0-9])([1-5][0-9]{2})(?![0-9])", str(line)) if isinstance(line, (str, int)) else None
+    if m is None:
+        _fail("/statusLine", errors.INVALID_HTTP_HEADER, "statusLine without a status code")
+    headers = r.headers()
+    _, body_entries = r.payload(allow_uri=False)
+    body = r.body(body_entries, headers)
+    r.done()
+    return HttpResponse(int(m.group(1)), _with_length(headers, body), body)
 
 
-def iter_index_objects(obj: Any) -> Iterator[int]:
-    if isinstance(obj, dict):
-        if "encBlockIndex" in obj:
-            yield obj["encBlockIndex"]
-        for v in obj.values():
-            yield from iter_index_objects(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from iter_index_objects(v)
+def _fail(where: str, reason: str, detail: str) -> NoReturn:
+    raise N32Error(400, errors.MESSAGE_RECONSTRUCTION_FAILED, f"{where or '/'}: {detail}",
+                   n32f_error_type=errors.MESSAGE_RECONSTRUCTION_FAILED,
+                   error_details=[{"attribute": where or "/", "msgReconstructFailReason": reason}])
+
+
+class _Restorer:
+    """Resolves index objects against dataToEncrypt; each value must be used exactly once."""
+
+    def __init__(self, block: Any, data: Any) -> None:
+        if not isinstance(block, dict):
+            _fail("", errors.INVALID_JSON_POINTER, "DataToIntegrityProtectBlock is not an object")
+        if not isinstance(data, list):
+            _fail("/dataToEncrypt", errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, "dataToEncrypt is not an array")
+        self.block, self.data, self.used = block, data, set()
+
+    def take(self, ref: dict, where: str) -> Any:
+        n = ref.get(INDEX)
+        if len(ref) != 1 or type(n) is not int or not 0 <= n < len(self.data):
+            _fail(where, errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK,
+                  f"{json.dumps(ref)} does not index the {len(self.data)} encrypted values")
+        if n in self.used:
+            _fail(where, errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, f"encrypted value {n} is referenced twice")
+        self.used.add(n)
+        return self.data[n]
+
+    def resolve(self, node: Any, where: str) -> Any:
+        if isinstance(node, dict):
+            if INDEX in node:
+                return self.take(node, where)
+            return {k: self.resolve(v, f"{where}/{_pointer([k])[1:]}") for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.resolve(v, f"{where}/{i}") for i, v in enumerate(node)]
+        return node
+
+    def done(self) -> None:
+        unused = [n for n in range(len(self.data)) if n not in self.used]
+        if unused:
+            _fail(f"/dataToEncrypt/{unused[0]}", errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK,
+                  f"encrypted values {unused} are referenced nowhere")
+
+    # ---- request line and headers
+    def pseudo(self, line: dict, key: str) -> str:
+        value = line.get(key)
+        if not isinstance(value, str) or not value or any(c in value for c in " \t\r\n\0"):
+            _fail(f"/requestLine/{key}", errors.INVALID_HTTP_HEADER, f"{key} missing or not a valid value")
+        return value
+
+    def headers(self) -> list[tuple[str, str]]:
+        raw = self.block.get("headers", [])
+        if not isinstance(raw, list):
+            _fail("/headers", errors.INVALID_HTTP_HEADER, "headers is not an array")
+        out = []
+        for i, h in enumerate(raw):
+            if not isinstance(h, dict) or not isinstance(h.get("header"), str) or "value" not in h:
+                _fail(f"/headers/{i}", errors.INVALID_HTTP_HEADER, "not an HttpHeader")
+            value = h["value"]
+            if isinstance(value, dict) and set(value) == {"headerval"}:     # TS 29.573 Annex B form
+                value = value["headerval"]
+            out.append(_checked_header(h["header"], self.resolve(value, f"/headers/{i}/value"), f"/headers/{i}"))
+        return out
+
+    # ---- payload
+    def payload(self, allow_uri: bool) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
+        raw = self.block.get("payload", [])
+        if not isinstance(raw, list):
+            _fail("/payload", errors.INVALID_JSON_POINTER, "payload is not an array")
+        uri, body = [], []
+        for i, e in enumerate(raw):
+            if not isinstance(e, dict) or not isinstance(e.get("iePath"), str) or "value" not in e:
+                _fail(f"/payload/{i}", errors.INVALID_JSON_POINTER, "not an HttpPayload")
+            loc = e.get("ieValueLocation")
+            if loc not in ((URI_PARAM,) if allow_uri else ()) + (BODY, MULTIPART_BINARY):
+                _fail(f"/payload/{i}/ieValueLocation", errors.INVALID_JSON_POINTER,
+                      f"ieValueLocation {loc!r} not allowed here")
+            (uri if loc == URI_PARAM else body).append((i, e))
+        return uri, body
+
+    def uri(self, path: str, query: Any, entries: list[tuple[int, dict]]) -> tuple[str, str]:
+        if not path.startswith("/"):
+            _fail("/requestLine/path", errors.INVALID_HTTP_HEADER, "path must start with /")
+        if query is not None and not isinstance(query, str):
+            _fail("/requestLine/queryFragment", errors.INVALID_HTTP_HEADER, "queryFragment is not a string")
+        segments = path.split("/")
+        pieces = query.split("&") if query else []
+        holes: dict[tuple[str, str, int], int] = {}     # (kind, segment number | name, n) -> position
+        for k, s in enumerate(segments):
+            if k and (m := _PLACEHOLDER.fullmatch(s)):
+                holes[("path", str(k - 1), int(m.group(1)))] = k
+        for k, piece in enumerate(pieces):
+            name, sep, value = piece.partition("=")
+            if sep and (m := _PLACEHOLDER.fullmatch(value)):
+                holes[("query", name, int(m.group(1)))] = k
+        for i, e in entries:
+            where = f"/payload/{i}"
+            parts, ref = _parts(e["iePath"], where), e["value"]
+            key = (parts[1], parts[2], ref.get(INDEX)) if len(parts) == 3 and isinstance(ref, dict) else None
+            if key is None or parts[0] != "requestLine" or key not in holes:
+                _fail(f"{where}/iePath", errors.INVALID_JSON_POINTER,
+                      "names no {encBlockIndex:n} of the request line with this entry's index")
+            k = holes.pop(key)
+            value = self.take(ref, f"{where}/value")
+            forbidden = "/?# \t\r\n\0" if key[0] == "path" else "&# \t\r\n\0"
+            if not isinstance(value, str) or any(c in value for c in forbidden):
+                _fail(f"{where}/value", errors.INVALID_HTTP_HEADER, f"encrypted {key[0]} value is not valid there")
+            if key[0] == "path":
+                segments[k] = value
+            else:
+                pieces[k] = f"{key[1]}={value}"
+        if holes:
+            _fail("/requestLine", errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK,
+                  f"{{{INDEX}:n}} without a URI_PARAM payload entry: {sorted(holes)}")
+        return "/".join(segments), "&".join(pieces)
+
+    def body(self, entries: list[tuple[int, dict]], headers: list[tuple[str, str]]) -> bytes:
+        parts = [(i, e) for i, e in entries if e["ieValueLocation"] == MULTIPART_BINARY]
+        json_entries = [(i, e) for i, e in entries if e["ieValueLocation"] == BODY]
+        if parts:
+            return self.multipart(parts, json_entries, _header(headers, "content-type") or "")
+        if not json_entries:
+            return b""
+        i, first = json_entries[0]
+        if len(json_entries) == 1 and first["iePath"] == "" and isinstance(first["value"], dict) \
+                and set(first["value"]) == {OPAQUE}:
+            return self.binary(first["value"][OPAQUE], f"/payload/{i}/value/{OPAQUE}")
+        return _dumps(self.json_document(json_entries), "/payload")
+
+    def json_document(self, entries: list[tuple[int, dict]]) -> Any:
+        if any(e["iePath"] == "" for _, e in entries):
+            if len(entries) != 1:
+                _fail(f"/payload/{entries[1][0]}/iePath", errors.INVALID_JSON_POINTER,
+                      "a whole-document entry (iePath \"\") must be the only BODY entry")
+            i, e = entries[0]
+            return self.resolve(e["value"], f"/payload/{i}/value")
+        doc: dict[str, Any] = {}
+        for i, e in entries:
+            parts = _parts(e["iePath"], f"/payload/{i}")
+            if len(parts) != 1 or parts[0] in doc:
+                _fail(f"/payload/{i}/iePath", errors.INVALID_JSON_POINTER,
+                      "iePath must name a top-level member, once")
+            doc[parts[0]] = self.resolve(e["value"], f"/payload/{i}/value")
+        return doc
+
+    def binary(self, node: Any, where: str) -> bytes:
+        value = self.resolve(node, where)
+        try:
+            return base64.b64decode(value, validate=True) if isinstance(value, str) else _fail(
+                where, errors.INVALID_JSON_POINTER, "binary data is not a base64 string")
+        except binascii.Error:
+            _fail(where, errors.INVALID_JSON_POINTER, "binary data is not valid base64")
+
+    def multipart(self, entries: list[tuple[int, dict]], json_entries: list[tuple[int, dict]], ctype: str) -> bytes:
+        bnd = multipart.boundary(ctype)
+        if not bnd:
+            _fail("/headers", errors.INVALID_HTTP_HEADER, "multipart payload, but content-type has no boundary")
+        parts: list[multipart.Part] = []
+        for n, (i, e) in enumerate(entries):
+            where, v = f"/payload/{i}/value", e["value"]
+            if not isinstance(v, dict) or not isinstance(v.get("headers", []), list):
+                _fail(where, errors.INVALID_JSON_POINTER, "not a multipart part description")
+            fields = [(name, v[key]) for key, name in (("contentType", "content-type"), ("contentId", "content-id"))
+                      if key in v]
+            fields += [(h.get("header"), h.get("value")) if isinstance(h, dict) else (None, None)
+                       for h in v.get("headers", [])]
+            headers = [_checked_header(name, value, f"{where}/headers") for name, value in fields]
+            if "data" in v:
+                content = self.binary(v["data"], f"{where}/data")
+            elif n == 0 and json_entries:
+                content = _dumps(self.json_document(json_entries), "/payload")
+            else:
+                _fail(where, errors.INVALID_JSON_POINTER, "part without data (only the first part may be "
+                      "the JSON root given by BODY entries)")
+            parts.append((headers, content))
+        if json_entries and "data" in entries[0][1]["value"]:
+            _fail(f"/payload/{json_entries[0][0]}", errors.INVALID_JSON_POINTER, "BODY entries without a JSON root part")
+        try:
+            return multipart.serialize(bnd, parts)
+        except ValueError as e:
+            _fail("/payload", errors.INVALID_JSON_POINTER, f"multipart body: {e}")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((v for k, v in headers if k.lower() == name), None)
+
+
+def _is_json(ctype: str) -> bool:
+    mtype = multipart.media_type(ctype)[0]
+    return mtype == "application/json" or mtype.endswith("+json")
+
+
+def _pointer(tokens: list[str]) -> str:
+    return jsonpointer.JsonPointer.from_parts(tokens).path
+
+
+def _parts(pointer: str, where: str) -> list[str]:
+    try:
+        return jsonpointer.JsonPointer(pointer).parts
+    except jsonpointer.JsonPointerException as e:
+        _fail(f"{where}/iePath", errors.INVALID_JSON_POINTER, str(e))
+
+
+def _checked_header(name: Any, value: Any, where: str) -> tuple[str, str]:
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name) or name.lower() in _CONNECTION_HEADERS:
+        _fail(where, errors.INVALID_HTTP_HEADER, f"invalid or forbidden header name {name!r}")
+    if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+        _fail(where, errors.INVALID_HTTP_HEADER, f"header {name} has no valid string value")
+    return name.lower(), value
+
+
+def _dumps(doc: Any, where: str) -> bytes:
+    try:
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except ValueError as e:
+        _fail(where, errors.INVALID_JSON_POINTER, f"restored body is not JSON: {e}")
+
+
+def _with_length(headers: list[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
+    return [(k, str(len(body)) if k == "content-length" else v) for k, v in headers]
