@@ -40,7 +40,7 @@ class Sepp:
                           "Append one JSON line per established N32-f context (master key!) to this file. Lab use only.")
         loader.add_option("sepp_status", str | None, None,
                           "Write the N32 relations and contexts (no keys) as JSON to this file whenever they change.")
-        loader.add_option("sepp_handshake_wait", float, 5.0,
+        loader.add_option("sepp_handshake_wait", int, 5,
                           "Seconds an NF request waits for an N32 handshake in progress before 503.")
 
     def configure(self, updated: set[str]) -> None:

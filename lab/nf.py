@@ -310,7 +310,7 @@ class HomeNfs:
             ([("content-type", "application/json")], json.dumps(created).encode()),
             ([("content-type", "application/vnd.3gpp.5gnas"), ("content-id", "n1SmMsgToUe")],
              scenario.n1_establishment_accept(ue, psi, pti, ipv4)),
-        ], boundary=f"h-smf-{ref_id}")
+        ], boundary=f"h-smf-{hashlib.sha256(ref_id.encode()).hexdigest()[:16]}")  # no SUPI in the clear header
         return 201, [("content-type", ctype_out),
                      ("location", f"{self.root('smf')}/nsmf-pdusession/v1/pdu-sessions/{ref_id}")], out
 
