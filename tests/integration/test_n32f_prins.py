@@ -262,5 +262,6 @@ def test_nothing_leaves_in_clear_when_no_context_exists(pki, tmp_path_factory):
         assert time.monotonic() - t0 < 15
         first = results[0]
         assert first.status == 503 and b"N32_NOT_ESTABLISHED" in first.response_body
+        assert _log_has(lab, "sepp-v", "retrying in")  # unreachable peer: backoff, logged
         stats = flow_stats(lab.out / "sepp-v.flows")
         assert not any(s.get("messageId") for s in stats)  # no N32-f message was built
