@@ -17,7 +17,7 @@ from mitmproxy import http
 from OpenSSL import SSL
 
 from addons import flowconv
-from n32 import config, handshake, keylog, prins, routing, trust
+from n32 import config, handshake, keylog, modifications, prins, routing, trust
 from n32.context import ContextStore
 from n32.errors import N32Error
 from n32.policy import PolicySet
@@ -43,6 +43,9 @@ class SeppRuntime:
         self.peer_settings = {p.fqdn: handshake.PeerSettings.from_config(p) for p in cfg.peers}
         self.responder = handshake.Responder(self.local, list(self.peer_settings.values()), self.store)
         self._peer_trust = [trust.PeerTrust(p.fqdn, list(p.plmn_ids), [p.trust_anchor]) for p in cfg.peers]
+        # Roaming intermediaries we contract (cfg.ipx_keys) relay N32-f to us; their anchors are kept
+        # apart from the peer SEPPs' (SCAS TS 33.517 4.2.2.2).
+        self._ipx_trust = [trust.IpxTrust(k.fqdn, [k.trust_anchor]) for k in cfg.ipx_keys if k.trust_anchor]
         self._conns: dict[str, dict[str, Any]] = {}      # client connection id -> {peer, master, state}
         self._upstreams: dict[tuple[str, int], tuple[str, SSL.Context, str]] = {}
         self._handshakes: dict[str, asyncio.Task] = {}
@@ -59,14 +62,17 @@ class SeppRuntime:
         cfg = self.cfg
         allow12 = any(p.options.tls12 for p in cfg.peers)
         self._n32_server = tls.server_context(
-            cfg.certificate, cfg.private_key, client_anchors=[p.trust_anchor for p in cfg.peers],
-            identify=lambda chain: trust.identify_client_peer(chain, self._peer_trust), allow_tls12=allow12)
+            cfg.certificate, cfg.private_key,
+            client_anchors=[p.trust_anchor for p in cfg.peers] + [a for i in self._ipx_trust for a in i.anchors],
+            identify=lambda chain: trust.identify_client(chain, self._peer_trust, self._ipx_trust), allow_tls12=allow12)
         sbi = cfg.listeners.sbi
         self._sbi_server = tls.server_context(sbi.certificate or cfg.certificate, sbi.private_key or cfg.private_key,
                                               allow_tls12=True) if sbi and sbi.tls else None
         self._peer_client = {p.fqdn: tls.client_context(certificate=cfg.certificate, private_key=cfg.private_key,
                                                         anchors=[p.trust_anchor], allow_tls12=p.options.tls12)
                              for p in cfg.peers}
+        self._ipx_client = {i.fqdn: tls.client_context(certificate=cfg.certificate, private_key=cfg.private_key,
+                                                       anchors=i.anchors) for i in self._ipx_trust}
         anchors = [cfg.home_nfs.trust_anchor] if cfg.home_nfs.trust_anchor else []
         self._nf_client = tls.client_context(certificate=cfg.certificate, private_key=cfg.private_key,
                                              anchors=anchors) if anchors else None
@@ -95,13 +101,19 @@ class SeppRuntime:
             return
         info = conn.get_app_data()
         peer_fqdn = getattr(info.peer, "fqdn", None)
-        self._conns[client_id] = {"peer": self.peer_settings.get(peer_fqdn), "master": tls.export_n32_master(conn),
-                                  "state": None}
-        log.info("N32 TLS from %s established (%s)", peer_fqdn, conn.get_protocol_version_name())
+        ipx = info.peer if isinstance(info.peer, trust.IpxTrust) else None
+        self._conns[client_id] = {"peer": None if ipx else self.peer_settings.get(peer_fqdn), "ipx": ipx,
+                                  "master": tls.export_n32_master(conn), "state": None}
+        log.info("N32 TLS from %s%s established (%s)", "IPX " if ipx else "", peer_fqdn,
+                 conn.get_protocol_version_name())
 
     def peer_of_client(self, client_id: str) -> Any:
         c = self._conns.get(client_id)
         return c["peer"] if c else None
+
+    def ipx_of_client(self, client_id: str) -> Any:
+        c = self._conns.get(client_id)
+        return c["ipx"] if c else None
 
     def forget_client(self, client_id: str) -> None:
         self._conns.pop(client_id, None)
@@ -314,11 +326,17 @@ class SeppRuntime:
                      report_to=peer.fqdn, method=req.method, path=req.path,
                      original={"method": req.method, "authority": req.authority, "path": req.target})
         dest = peer.first_hop_ipx.uri if peer.first_hop_ipx else n32f_dest(peer, relation)
-        scheme, host, port = self._route_upstream(dest, peer.first_hop_ipx.fqdn if peer.first_hop_ipx else peer.fqdn,
-                                                   self._peer_client[peer.fqdn], "peer")
+        hop = peer.first_hop_ipx
+        tls_ctx = self._ipx_client.get(hop.fqdn) if hop else self._peer_client[peer.fqdn]
+        if tls_ctx is None:
+            raise N32Error(500, "SYSTEM_FAILURE", f"no trust anchor configured for IPX {hop.fqdn} (ipx_keys)")
+        scheme, host, port = self._route_upstream(dest, hop.fqdn if hop else peer.fqdn, tls_ctx, "peer")
+        headers = [("content-type", "application/json")]
+        if hop:  # the IPX routes on the receiving SEPP (interop profile: IPX routing)
+            headers.append((TARGET_HEADER, f"https://{peer.fqdn}"))
         flowconv.set_request(flow, "POST", scheme, host, port, dest_path(dest),
-                             authority=peer.fqdn, body=json.dumps(body, separators=(",", ":")).encode(),
-                             headers=[("content-type", "application/json")])
+                             authority=hop.fqdn if hop else peer.fqdn,
+                             body=json.dumps(body, separators=(",", ":")).encode(), headers=headers)
         log.debug("N32-f request %s to %s (context %s)", message_id, peer.fqdn, ctx.peer_context_id)
 
     def restore_response(self, flow: http.HTTPFlow) -> None:
@@ -333,15 +351,23 @@ class SeppRuntime:
         body = json.loads(rsp.get_content(strict=False) or b"null")
         state["responseJwe"] = body  # kept for inspection: the flow now shows the restored response
         opened = prins.open_response(ctx, body, state["messageId"], self.modification_check(ctx, "response"))
+        state["ipxModifications"] = sum(1 for m in opened.modifications if m.get("operations"))
+        state["ipxModifiedBy"] = [m["identity"] for m in opened.modifications if m.get("operations")]
         flow.response = flowconv.response_from(opened.message)
         state["answered"] = True
         state["status"] = opened.message.status
 
     # ------------------------------------------------------------------ N32-f: receiving SEPP
-    async def open_n32f_request(self, flow: http.HTTPFlow, peer: Any, body: Any) -> None:
+    async def open_n32f_request(self, flow: http.HTTPFlow, peer: Any, body: Any, via_ipx: Any = None) -> None:
         meta = prins.peek_metadata(body)
+        if peer is None:  # relayed by a roaming intermediary: the context names the sending SEPP
+            ctx0 = self.store.by_local_id(meta["n32fContextId"])
+            peer = self.peer_settings.get(ctx0.peer_fqdn) if ctx0 else None
+            if peer is None:
+                raise N32Error(403, "CONTEXT_NOT_FOUND", f"no N32-f context {meta['n32fContextId']}",
+                               n32f_error_type="CONTEXT_NOT_FOUND", context_id=meta["n32fContextId"])
         state = {"role": "receiving", "peer": peer.fqdn, "messageId": meta["messageId"],
-                 "report_to": peer.fqdn, "peerContextId": None}
+                 "report_to": peer.fqdn, "peerContextId": None, "viaIpx": getattr(via_ipx, "fqdn", None)}
         flow.metadata["n32"] = state
         state["requestJwe"] = body  # kept for inspection: the flow now shows the restored request
         ctx = self.store.by_local_id(meta["n32fContextId"])
@@ -350,6 +376,8 @@ class SeppRuntime:
                            n32f_error_type="CONTEXT_NOT_FOUND", context_id=meta["n32fContextId"])
         state.update(context=ctx.local_context_id, peerContextId=ctx.peer_context_id)
         opened = prins.open_request(ctx, body, self.modification_check(ctx, "request"))
+        state["ipxModifications"] = sum(1 for m in opened.modifications if m.get("operations"))
+        state["ipxModifiedBy"] = [m["identity"] for m in opened.modifications if m.get("operations")]
         req = opened.message
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)
@@ -370,7 +398,9 @@ class SeppRuntime:
             raise N32Error(503, "CONTEXT_NOT_FOUND", "N32-f context ended before the response")
         rsp = flowconv.to_response(flow.response)
         sel = self.policy.selection(ctx.peer_fqdn, state["method"], state["path"], "response")
-        body, n_enc = prins.protect_response(ctx, rsp, sel, state["messageId"])
+        peer = self.peer(ctx.peer_fqdn)
+        ipx = peer.first_hop_ipx.fqdn if peer.first_hop_ipx and state.get("viaIpx") else None
+        body, n_enc = prins.protect_response(ctx, rsp, sel, state["messageId"], ipx, peer.options.authorized_ipx_null)
         state.update(status=rsp.status, encryptedResponse=n_enc)
         flow.response = flowconv.json_response(200, body)
         state["answered"] = True
@@ -411,7 +441,16 @@ class SeppRuntime:
         state.update(method=req.method, path=req.path)
 
     def modification_check(self, ctx: Any, kind: str) -> Any:
-        return None
+        """Verifier of modificationsBlock (TS 33.501 §13.2.4.7): the peer's IPXs with the keys and
+        policy learnt on N32-c for this context, ours with configured keys and our local policy."""
+        signers = modifications.signers_from(ctx.peer_ipx_sec_info, ctx.peer_modification_policy or {})
+        for k in self.cfg.ipx_keys:
+            signers[k.fqdn] = modifications.Signer(k.fqdn, k.public_keys + k.certificates,
+                                                   self.policy.modification_patterns(k.fqdn, ctx.peer_fqdn))
+
+        def check(ctx: Any, body: dict, block: dict, tag: str) -> tuple[dict, list[dict]]:
+            return modifications.verify_and_apply(block, body.get("modificationsBlock"), tag, signers)
+        return check
 
     def log_failure(self, state: dict, err: N32Error, peer_hint: str | None = None) -> None:
         log.warning("%s %s: peer=%s context=%s messageId=%s: %s %s: %s", "N32-f" if state.get("role") in

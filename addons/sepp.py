@@ -170,10 +170,15 @@ class Sepp:
         rt = self.rt
         assert rt is not None
         peer = rt.peer_of_client(flow.client_conn.id)
+        ipx = rt.ipx_of_client(flow.client_conn.id)
+        path = flow.request.path.split("?", 1)[0]
+        if ipx is not None and path == N32F_PROCESS and flow.request.method == "POST":
+            # N32-f relayed by a roaming intermediary we contract (PRINS only; never N32-c)
+            await rt.open_n32f_request(flow, None, _json_body(flow.request, rt.max_body), via_ipx=ipx)
+            return
         if peer is None:
             raise N32Error(403, "PEER_NOT_AUTHENTICATED",
                            "N32 requires mutual TLS with a certificate of a configured roaming partner")
-        path = flow.request.path.split("?", 1)[0]
         if path.startswith(N32C_PREFIX):
             operation = path[len(N32C_PREFIX):]
             body = _json_body(flow.request, MAX_N32C_BODY)

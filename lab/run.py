@@ -43,6 +43,14 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False
                                  "--record", str(out / "nf-home.requests.jsonl")], out=out)
     seppv = None
     started = []
+    if lab.ipx:
+        for fqdn in ("ipx2.ipx.lab", "ipx1.ipx.lab"):
+            name = fqdn.split(".")[0]
+            (out / f"{name}.flows").unlink(missing_ok=True)
+            p = procs.start_mitmdump(name, "addons/ipx.py", {"ipx_config": lab.configs[fqdn]}, web=web, slim=slim,
+                                     out=out)
+            started.append(p)
+            P.wait_port(lab.port(fqdn), 30, [p])
     for side in (HOME, VISITED):  # the responder listens before the initiator dials
         name = side["name"]
         p = procs.start_mitmdump(name, "addons/sepp.py", {
@@ -140,6 +148,8 @@ def summarize(results: list[Any], out: Path) -> dict[str, dict]:
         prefix_api["/".join(r.path.split("/")[:3])] = r.api
     for name in ("sepp-v", "sepp-h"):
         for meta in flow_stats(out / f"{name}.flows"):
+            if meta.get("role") not in ("sending", "receiving"):
+                continue
             api = prefix_api.get("/".join(str(meta.get("path", "")).split("/")[:3]))
             if api in per:
                 per[api]["encryptedIes"] += int(meta.get("encrypted", 0)) + int(meta.get("encryptedResponse", 0))
@@ -149,6 +159,17 @@ def summarize(results: list[Any], out: Path) -> dict[str, dict]:
         a["meanMs"] = round(statistics.fmean(lat), 2) if lat else None
         a["p99Ms"] = round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2) if lat else None
     return per
+
+
+def ipx_counts(out: Path) -> dict[str, dict]:
+    """Per IPX: messages it changed, as verified by the receiving SEPPs."""
+    counts: dict[str, dict] = {}
+    for name, kind in (("sepp-h", "requests"), ("sepp-v", "responses")):
+        for meta in flow_stats(out / f"{name}.flows"):
+            for ipx in meta.get("ipxModifiedBy") or []:
+                c = counts.setdefault(ipx, {"requests": 0, "responses": 0})
+                c[kind] += 1
+    return counts
 
 
 def print_table(per: dict[str, dict]) -> None:
@@ -212,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             results = []
     if results:
         per = summarize(results, args.out)
+        if args.ipx:
+            report["ipx"] = ipx_counts(args.out)
         report["apis"] = per
         report["messages"] = sum(a["messages"] for a in per.values())
         report["failed"] = sum(a["failed"] for a in per.values())

@@ -96,12 +96,52 @@ def sepp_config(lab: Lab, me: dict, peer: dict, *, initiate: bool, extra_peer: d
     return cfg
 
 
+# IPX=1: the visited operator contracts ipx1, the home operator ipx2 (certs/pki.py issues them).
+IPXS = {VISITED["name"]: "ipx1.ipx.lab", HOME["name"]: "ipx2.ipx.lab"}
+# What each lab IPX changes (within the modification policies in policies/modification.yaml).
+IPX_RULES = {
+    "ipx1.ipx.lab": [{"direction": "request", "set_headers": {"user-agent": "AMF (via ipx1)"}}],
+    "ipx2.ipx.lab": [{"direction": "response", "set_headers": {"server": "home-nf (via ipx2)"}}],
+}
+
+
+def ipx_config(lab: Lab, fqdn: str) -> dict[str, Any]:
+    """ipx1 relays visited->home towards ipx2; ipx2 relays towards the home SEPP."""
+    base = lab.pki / "ipx" / fqdn
+    nxt = ({"uri": f"https://127.0.0.1:{lab.port('ipx2.ipx.lab')}", "server_name": "ipx2.ipx.lab"}
+           if fqdn == "ipx1.ipx.lab" else
+           {"uri": f"https://127.0.0.1:{lab.port('sepp-h.n32')}", "server_name": sepp_fqdn(HOME)})
+    return {"name": fqdn.split(".")[0], "fqdn": fqdn, "certificate": f"{base}.crt", "private_key": f"{base}.key",
+            "listeners": {"n32f": {"host": "127.0.0.1", "port": lab.port(fqdn)}},
+            "trust_anchors": [str(_plmn_dir(lab.pki, VISITED["plmn"]) / "ca.crt"),
+                              str(_plmn_dir(lab.pki, HOME["plmn"]) / "ca.crt")],
+            "next_hops": [nxt], "modifications": IPX_RULES[fqdn]}
+
+
+def _ipx_entries(lab: Lab, me: dict) -> tuple[dict, dict]:
+    fqdn = IPXS[me["name"]]
+    keys = {"fqdn": fqdn, "public_keys": [str(lab.pki / "ipx" / f"{fqdn}.pub")],
+            "trust_anchor": str(_plmn_dir(lab.pki, me["plmn"]) / "ca.crt")}
+    hop = {"fqdn": fqdn, "uri": f"https://127.0.0.1:{lab.port(fqdn)}"}
+    return {"ipx_keys": [keys]}, {"first_hop_ipx": hop}
+
+
 def write_configs(lab: Lab) -> dict[str, Path]:
     lab.out.mkdir(parents=True, exist_ok=True)
     for me, peer, initiate in ((VISITED, HOME, True), (HOME, VISITED, False)):
         path = lab.out / f"{me['name']}.yaml"
-        cfg = sepp_config(lab, me, peer, initiate=initiate, extra_peer=lab.peer_overrides.get(me["name"]),
-                          overrides=lab.overrides.get(me["name"]))
+        overrides = dict(lab.overrides.get(me["name"]) or {})
+        extra_peer = dict(lab.peer_overrides.get(me["name"]) or {})
+        if lab.ipx:
+            top, peer_part = _ipx_entries(lab, me)
+            overrides = {**top, **overrides}
+            extra_peer = {**peer_part, **extra_peer}
+        cfg = sepp_config(lab, me, peer, initiate=initiate, extra_peer=extra_peer, overrides=overrides)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         lab.configs[me["name"]] = path
+    if lab.ipx:
+        for fqdn in IPXS.values():
+            path = lab.out / f"{fqdn.split('.')[0]}.yaml"
+            path.write_text(yaml.safe_dump(ipx_config(lab, fqdn), sort_keys=False))
+            lab.configs[fqdn] = path
     return lab.configs

@@ -415,7 +415,8 @@ def load_ipx_config(file: Path | str) -> IpxConfig:
     cert, key = r.path("certificate"), r.path("private_key")
     _check_cert_key(file, "certificate", cert, key)
     lr = r.sub("listeners")
-    listeners = Listeners(_listener(lr.sub("n32f")))
+    n32f = _listener(lr.sub("n32f"))
+    listeners = Listeners(n32=n32f, n32f=n32f)
     lr.done()
     anchors = tuple(resolve(file, a, f"trust_anchors[{i}]") for i, a in enumerate(r.get("trust_anchors", list)))
     hops = []

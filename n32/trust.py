@@ -90,3 +90,26 @@ def check_sender(sender: str, peer_fqdn: str) -> None:
     if sender.lower().rstrip(".") != peer_fqdn.lower():
         raise N32Error(403, "SENDER_MISMATCH",
                        f"sender {sender!r} does not match the authenticated peer {peer_fqdn}")
+
+
+@dataclass(frozen=True)
+class IpxTrust:
+    """A roaming intermediary we accept N32-f from: its FQDN and its own anchor (TS 33.501 §13.1:
+    for PRINS transport to an RI, an anchor is roots + RI identifiers, kept apart from peer SEPPs)."""
+
+    fqdn: str
+    anchors: list[Path]
+
+
+def identify_client(chain: list[x509.Certificate], peers: list[PeerTrust], ipxs: list[IpxTrust]):
+    """A peer SEPP (by PLMN) or a roaming intermediary (by its FQDN in the SAN)."""
+    names = {n.lower() for n in cert_dns_names(chain[0])} if chain else set()
+    for ipx in ipxs:
+        if ipx.fqdn in names and ipx.anchors:
+            try:
+                verification.PolicyBuilder().store(_store(ipx.anchors)).build_client_verifier().verify(
+                    chain[0], chain[1:])
+            except verification.VerificationError as e:
+                raise N32Error(403, "CERTIFICATE_NOT_TRUSTED", f"{ipx.fqdn}: not issued by its anchor: {e}") from None
+            return ipx
+    return identify_client_peer(chain, peers)
