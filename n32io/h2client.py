@@ -168,12 +168,15 @@ class H2TlsClient:
             hdrs.append(("content-length", str(len(body))))
         st = {"headers": [], "body": b"", "done": asyncio.get_running_loop().create_future()}
         self._streams[sid] = st
-        self._h2.send_headers(sid, hdrs, end_stream=not body)
-        if body:
-            await self._send_body(sid, body)
-        await self._flush()
         try:
+            self._h2.send_headers(sid, hdrs, end_stream=not body)
+            if body:
+                await self._send_body(sid, body)
+            await self._flush()
             await asyncio.wait_for(st["done"], timeout)
+        except (ConnectionError, OSError, SSL.Error) as e:
+            # TLS 1.3: a server that rejects our certificate does so after our handshake completed
+            raise H2Error(f"connection failed: {e or type(e).__name__}") from e
         finally:
             self._streams.pop(sid, None)
         status = next((int(v) for k, v in st["headers"] if k == ":status"), 0)
