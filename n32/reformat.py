@@ -383,12 +383,12 @@ class _Restorer:
         return _dumps(self.json_document(json_entries), "/payload")
 
     def json_document(self, entries: list[tuple[int, dict]]) -> Any:
-        if any(e["iePath"] == "" for _, e in entries):
+        whole = [i for i, e in entries if e["iePath"] == ""]
+        if whole:
             if len(entries) != 1:
-                _fail(f"/payload/{entries[1][0]}/iePath", errors.INVALID_JSON_POINTER,
+                _fail(f"/payload/{whole[0]}/iePath", errors.INVALID_JSON_POINTER,
                       "a whole-document entry (iePath \"\") must be the only BODY entry")
-            i, e = entries[0]
-            return self.resolve(e["value"], f"/payload/{i}/value")
+            return self.resolve(entries[0][1]["value"], f"/payload/{whole[0]}/value")
         doc: dict[str, Any] = {}
         for i, e in entries:
             parts = _parts(e["iePath"], f"/payload/{i}")
