@@ -17,7 +17,7 @@ from mitmproxy import http
 from OpenSSL import SSL
 
 from addons import flowconv
-from n32 import config, handshake, keylog, modifications, prins, routing, trust
+from n32 import config, handshake, jwe, keylog, modifications, plmn_checks, prins, routing, trust
 from n32.context import ContextStore
 from n32.errors import N32Error
 from n32.policy import PolicySet
@@ -318,10 +318,17 @@ class SeppRuntime:
         # and the header is removed (TS 33.501 §13.1.1.2; SCAS TS 33.517 4.2.2.10).
         req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
         req.scheme, req.authority, req.path = target.scheme, target.authority, target.prefix + req.path
+        plmn_checks.outbound(req, self.cfg.plmn_ids, self.cfg.fqdn)
         sel = self.policy.selection(peer.fqdn, req.method, req.path, "request")
         message_id = prins.new_message_id()
         ipx = peer.first_hop_ipx.fqdn if peer.first_hop_ipx else None
-        body, n_enc = prins.protect_request(ctx, req, sel, message_id, ipx, peer.options.authorized_ipx_null)
+        if ctx.needs_rekey:  # new context IDs and keys before any counter could wrap (profile 11)
+            self._start_handshake(peer, rekey=True)
+        try:
+            body, n_enc = prins.protect_request(ctx, req, sel, message_id, ipx, peer.options.authorized_ipx_null)
+        except jwe.KeyExhausted:
+            self._start_handshake(peer, rekey=True)
+            raise N32Error(503, "N32_REKEY_IN_PROGRESS", f"N32-f keys with {peer.fqdn} exhausted; rekeying") from None
         state.update(messageId=message_id, encrypted=n_enc, context=ctx.local_context_id, peerContextId=ctx.peer_context_id,
                      report_to=peer.fqdn, method=req.method, path=req.path,
                      original={"method": req.method, "authority": req.authority, "path": req.target})
@@ -379,6 +386,7 @@ class SeppRuntime:
         state["ipxModifications"] = sum(1 for m in opened.modifications if m.get("operations"))
         state["ipxModifiedBy"] = [m["identity"] for m in opened.modifications if m.get("operations")]
         req = opened.message
+        plmn_checks.inbound(req, ctx.peer_plmn_ids)
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)
         uri = self.cfg.home_nfs.routes.get(target.host) or self.cfg.home_nfs.default
@@ -411,6 +419,7 @@ class SeppRuntime:
         """TS 33.501 §13.1.1.2: :authority becomes the receiving SEPP, the target header stays."""
         if not req.header(TARGET_HEADER):
             req.headers.append((TARGET_HEADER, str(target)))
+        plmn_checks.outbound(req, self.cfg.plmn_ids, self.cfg.fqdn)
         dest = n32f_dest(peer, relation)
         scheme, host, port = self._route_upstream(dest, peer.fqdn, self._peer_client[peer.fqdn], "peer")
         req.authority = peer.fqdn if port == 443 else f"{peer.fqdn}:{port}"
@@ -428,6 +437,7 @@ class SeppRuntime:
             raise N32Error(403, "N32_NOT_ESTABLISHED",
                            f"no TLS-mode N32 relation with {peer.fqdn}; run N32-c exchange-capability first")
         req = flowconv.to_http_request(flow.request)
+        plmn_checks.inbound(req, self.peer(peer.fqdn).plmn_ids)
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)
         uri = self.cfg.home_nfs.routes.get(target.host) or self.cfg.home_nfs.default

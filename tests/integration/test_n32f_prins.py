@@ -81,6 +81,8 @@ def test_requests_and_responses_arrive_unchanged(exchanged):
             assert ha.get(name) == hb.get(name), name
         # SCAS TS 33.517 4.2.2.10: the target header is consumed by the sending SEPP
         assert "3gpp-sbi-target-apiroot" not in hb
+        # TS 33.501 §5.9.3.2: the sending SEPP inserts the originating network
+        assert hb.get("3gpp-sbi-originating-network-id") == "001-01;src:SEPP-sepp.5gc.mnc001.mcc001.3gppnetwork.org"
         assert hb.get(":authority", "").split(":")[0].endswith(".5gc.mnc070.mcc999.3gppnetwork.org")
         body_a, body_b = base64.b64decode(a.get("body") or ""), base64.b64decode(b.get("body") or "")
         assert _parts(ha.get("content-type", ""), body_a) == _parts(hb.get("content-type", ""), body_b)
@@ -214,6 +216,8 @@ def _log_has(lab: Lab, name: str, *needles: str, timeout: float = 8.0) -> bool:
     ("context", "CONTEXT_NOT_FOUND", "CONTEXT_NOT_FOUND"),
     ("index", "MESSAGE_RECONSTRUCTION_FAILED", "MESSAGE_RECONSTRUCTION_FAILED"),
     ("replay", "REPLAY_DETECTED", None),
+    ("serving-plmn", "PLMN_ID_MISMATCH", "POLICY_MISMATCH"),
+    ("origin-plmn", "PLMN_ID_MISMATCH", "POLICY_MISMATCH"),
 ])
 def test_tampering_is_rejected_and_reported(exchanged, case, cause, error_type):
     lab, _, _ = exchanged
@@ -228,6 +232,13 @@ def test_tampering_is_rejected_and_reported(exchanged, case, cause, error_type):
         "index": lambda: _forged(lab, seq, lambda b: (b["payload"][0]["value"].update(encBlockIndex=7),
                                                       b["requestLine"].update(path="/nudm-sdm/v2/{encBlockIndex:7}/nssai"))),
         "replay": lambda: original,
+        # SCAS TS 33.517 4.2.2.4: a visited-network IE naming a PLMN the peer does not serve
+        "serving-plmn": lambda: _forged(lab, seq, lambda b: (
+            b.setdefault("headers", []).append({"header": "content-type", "value": "application/json"}),
+            b["payload"].append({"iePath": "/servingNetworkName", "ieValueLocation": "BODY",
+                                 "value": "5G:mnc002.mcc002.3gppnetwork.org"}))),
+        "origin-plmn": lambda: _forged(lab, seq, lambda b: b.setdefault("headers", []).append(
+            {"header": "3gpp-sbi-originating-network-id", "value": "002-02;src:SEPP-sepp.example.org"})),
     }[case]()
     rsp = run(post_n32f(lab, msg))
     assert rsp.status in (400, 403), rsp.body
