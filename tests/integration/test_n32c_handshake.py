@@ -37,3 +37,18 @@ def test_status_names_the_context_without_key_material(prins_lab):
         assert master not in text
         log = (lab.out / f"{name}.log").read_text()
         assert master not in log and ctx["localContextId"] in log
+
+
+def test_n32f_terminate_removes_the_context(prins_lab):
+    """Profile 6: the terminating side names the receiver's context ID; the answer echoes it."""
+    from lab.topology import HOME
+    from .conftest import n32c_post, run
+
+    lab, _ = prins_lab
+    h = read_keylog(lab.out / "sepp-h.keylog.jsonl")[0]
+    rsp = run(n32c_post(lab, HOME, "n32f-terminate", {"n32fContextId": h["responderContextId"]}))
+    assert rsp.status == 200 and rsp.json() == {"n32fContextId": h["responderContextId"]}
+    status = json.loads((lab.out / "sepp-h.status.json").read_text())
+    assert next(iter(status["peers"].values()))["context"] is None
+    again = run(n32c_post(lab, HOME, "n32f-terminate", {"n32fContextId": h["responderContextId"]}))
+    assert again.status == 404
