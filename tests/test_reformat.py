@@ -2,6 +2,7 @@
 (n32/reformat.py, n32/multipart.py; TS 29.573 §6.2.5, Annex B; profile 13-16a, 21-23)."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
@@ -431,6 +432,7 @@ def test_restored_json_must_be_serialisable():
 def block_validator() -> Draft202012Validator:
     openapi = Path(__file__).resolve().parent.parent / "n32" / "openapi"
 
+    @functools.cache
     def retrieve(uri: str) -> Resource:
         return Resource(yaml.safe_load((openapi / uri).read_text()), specification=DRAFT202012)
     return Draft202012Validator(
