@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from mitmproxy import ctx, exceptions, http, tls
 
 from addons import flowconv
-from n32 import config, ipx
+from n32 import config, ipx, rh_error
 from n32.errors import N32Error
 from n32io import tls as n32tls
 
@@ -46,7 +46,9 @@ class Ipx:
             self.key = Path(self.cfg.private_key).read_bytes()
             self.rules = [ipx.Rule(direction=m.direction, method=m.method, path=m.path, peer=m.peer,
                                    patch=tuple(m.patch), set_headers=tuple(m.set_headers.items()))
-                          for m in self.cfg.modifications]
+                          for m in self.cfg.modifications if not m.reject]
+            self.rejects = [(ipx.Rule(direction="request", method=m.method, path=m.path, peer=m.peer), m.reject)
+                            for m in self.cfg.modifications if m.reject]
             self._server = n32tls.server_context(self.cfg.certificate, self.cfg.private_key,
                                                  client_anchors=list(self.cfg.trust_anchors))
             self._client = n32tls.client_context(certificate=self.cfg.certificate, private_key=self.cfg.private_key,
@@ -79,6 +81,15 @@ class Ipx:
             target = flow.request.headers.get(TARGET, "")
             hop = self._next_hop(urlsplit(target).hostname or "")
             body = json.loads(flow.request.get_content(strict=False) or b"null")
+            block = ipx.current_block(body)
+            for rule, reject in self.rejects:
+                if rule.matches("request", block):  # refuse delivery: a roaming hub error (§13.2.4.5.2a)
+                    answer = rh_error.make(body, self.cfg.fqdn, self.key, int(reject.get("status", 403)),
+                                           str(reject.get("cause", "CONTRACTUAL_REASONS")),
+                                           str(reject.get("detail", "message not delivered for contractual reasons")))
+                    flow.response = flowconv.json_response(200, answer)
+                    flow.metadata["ipx"] = {"identity": self.cfg.fqdn, "rejected": reject}
+                    return
             res = ipx.modify(body, self.cfg.fqdn, self.key, self.rules, "request")
             parts = urlsplit(hop.uri)
             self._upstreams[(parts.hostname, parts.port or 443)] = hop.server_name
@@ -93,7 +104,8 @@ class Ipx:
             flow.response = flowconv.problem_response(N32Error(400, "INVALID_MSG_FORMAT", str(e)))
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if not self.cfg or "ipx" not in flow.metadata or flow.response is None or flow.response.status_code != 200:
+        if not self.cfg or "ipx" not in flow.metadata or flow.response is None or flow.response.status_code != 200 \
+                or flow.metadata["ipx"].get("rejected"):
             return
         try:
             body = json.loads(flow.response.get_content(strict=False) or b"null")

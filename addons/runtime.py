@@ -17,7 +17,7 @@ from mitmproxy import http
 from OpenSSL import SSL
 
 from addons import flowconv
-from n32 import config, handshake, jwe, keylog, modifications, plmn_checks, prins, routing, trust
+from n32 import config, handshake, jwe, keylog, modifications, plmn_checks, prins, rh_error, routing, trust
 from n32.context import ContextStore
 from n32.errors import N32Error
 from n32.policy import PolicySet
@@ -263,7 +263,8 @@ class SeppRuntime:
                 "context": None if ctx is None else {
                     "role": ctx.role, "localContextId": ctx.local_context_id,
                     "peerContextId": ctx.peer_context_id, "jweCipherSuite": ctx.jwe_suite,
-                    "jwsCipherSuite": ctx.jws_suite},
+                    "jwsCipherSuite": ctx.jws_suite,
+                    "peerRiParameters": getattr(ctx, "peer_ri_parameters", None)},
             }
         return {"sepp": self.cfg.name, "fqdn": self.cfg.fqdn, "peers": relations}
 
@@ -324,12 +325,17 @@ class SeppRuntime:
         ipx = peer.first_hop_ipx.fqdn if peer.first_hop_ipx else None
         if ctx.needs_rekey:  # new context IDs and keys before any counter could wrap (profile 11)
             self._start_handshake(peer, rekey=True)
+        extra = None
+        if not getattr(ctx, "ri_parameters_sent", False):
+            extra = {prins.RI_PARAMETERS: self.ri_parameters(ctx)}
+            ctx.ri_parameters_sent = True
         try:
-            body, n_enc = prins.protect_request(ctx, req, sel, message_id, ipx, peer.options.authorized_ipx_null)
+            body, n_enc = prins.protect_request(ctx, req, sel, message_id, ipx, peer.options.authorized_ipx_null,
+                                                extra)
         except jwe.KeyExhausted:
             self._start_handshake(peer, rekey=True)
             raise N32Error(503, "N32_REKEY_IN_PROGRESS", f"N32-f keys with {peer.fqdn} exhausted; rekeying") from None
-        state.update(messageId=message_id, encrypted=n_enc, context=ctx.local_context_id, peerContextId=ctx.peer_context_id,
+        state.update(requestTag=body["reformattedData"].get("tag", ""), messageId=message_id, encrypted=n_enc, context=ctx.local_context_id, peerContextId=ctx.peer_context_id,
                      report_to=peer.fqdn, method=req.method, path=req.path,
                      original={"method": req.method, "authority": req.authority, "path": req.target})
         dest = peer.first_hop_ipx.uri if peer.first_hop_ipx else n32f_dest(peer, relation)
@@ -357,12 +363,31 @@ class SeppRuntime:
             raise forwarded_failure(rsp, state)
         body = json.loads(rsp.get_content(strict=False) or b"null")
         state["responseJwe"] = body  # kept for inspection: the flow now shows the restored response
+        if rh_error.is_rh_error(body):
+            self._answer_rh_error(flow, state, body)
+            return
         opened = prins.open_response(ctx, body, state["messageId"], self.modification_check(ctx, "response"))
         state["ipxModifications"] = sum(1 for m in opened.modifications if m.get("operations"))
         state["ipxModifiedBy"] = [m["identity"] for m in opened.modifications if m.get("operations")]
+        if isinstance(opened.block.get(prins.RI_PARAMETERS), dict):
+            ctx.peer_ri_parameters = opened.block[prins.RI_PARAMETERS]
+            self.write_status()
         flow.response = flowconv.response_from(opened.message)
         state["answered"] = True
         state["status"] = opened.message.status
+
+    def _answer_rh_error(self, flow: http.HTTPFlow, state: dict, body: dict) -> None:
+        """Our first-hop roaming hub refused the request (TS 33.501 §13.2.4.5.2a)."""
+        peer = self.peer(state["peer"])
+        hub = peer.first_hop_ipx.fqdn if peer.first_hop_ipx else None
+        keys = [k for i in self.cfg.ipx_keys if i.fqdn == hub for k in i.public_keys + i.certificates]
+        if hub is None:
+            raise N32Error(502, "INVALID_RH_ERROR", "hub error received although no roaming hub is on the path")
+        status, problem = rh_error.open_error(body, state["messageId"], state.get("requestTag", ""), hub, keys)
+        log.warning("N32-f sending: peer=%s context=%s messageId=%s: roaming hub %s refused it: %s %s",
+                    state["peer"], state.get("context"), state["messageId"], hub, status, problem.get("cause"))
+        state.update(answered=True, status=status, rhError={"hub": hub, **problem})
+        flow.response = flowconv.json_response(status, problem, "application/problem+json")
 
     # ------------------------------------------------------------------ N32-f: receiving SEPP
     async def open_n32f_request(self, flow: http.HTTPFlow, peer: Any, body: Any, via_ipx: Any = None) -> None:
@@ -385,6 +410,10 @@ class SeppRuntime:
         opened = prins.open_request(ctx, body, self.modification_check(ctx, "request"))
         state["ipxModifications"] = sum(1 for m in opened.modifications if m.get("operations"))
         state["ipxModifiedBy"] = [m["identity"] for m in opened.modifications if m.get("operations")]
+        if isinstance(opened.block.get(prins.RI_PARAMETERS), dict):
+            ctx.peer_ri_parameters = opened.block[prins.RI_PARAMETERS]
+            state["answerRiParameters"] = True
+            self.write_status()
         req = opened.message
         plmn_checks.inbound(req, ctx.peer_plmn_ids)
         target = routing.outbound_target(req)
@@ -408,7 +437,9 @@ class SeppRuntime:
         sel = self.policy.selection(ctx.peer_fqdn, state["method"], state["path"], "response")
         peer = self.peer(ctx.peer_fqdn)
         ipx = peer.first_hop_ipx.fqdn if peer.first_hop_ipx and state.get("viaIpx") else None
-        body, n_enc = prins.protect_response(ctx, rsp, sel, state["messageId"], ipx, peer.options.authorized_ipx_null)
+        extra = {prins.RI_PARAMETERS: self.ri_parameters(ctx)} if state.get("answerRiParameters") else None
+        body, n_enc = prins.protect_response(ctx, rsp, sel, state["messageId"], ipx, peer.options.authorized_ipx_null,
+                                             extra)
         state.update(status=rsp.status, encryptedResponse=n_enc)
         flow.response = flowconv.json_response(200, body)
         state["answered"] = True
@@ -449,6 +480,12 @@ class SeppRuntime:
         req.authority, req.path = target.authority, target.prefix + req.path
         flowconv.apply_request(flow, req, scheme=scheme, host=host, port=port)
         state.update(method=req.method, path=req.path)
+
+    def ri_parameters(self, ctx: Any) -> dict:
+        """The N32-c parameters relevant to roaming intermediaries (TS 33.501 §13.2.2.2 step 7)."""
+        return {"sender": self.cfg.fqdn, "jweCipherSuite": ctx.jwe_suite, "jwsCipherSuite": ctx.jws_suite,
+                "ipxProviderIds": [k.fqdn for k in self.cfg.ipx_keys],
+                "modificationPolicy": self.policy.modification_policy_wire(ctx.peer_fqdn)}
 
     def modification_check(self, ctx: Any, kind: str) -> Any:
         """Verifier of modificationsBlock (TS 33.501 §13.2.4.7): the peer's IPXs with the keys and

@@ -40,6 +40,7 @@ class Lab:
     configs: dict[str, Path] = field(default_factory=dict)
     overrides: dict[str, dict] = field(default_factory=dict)       # sepp name -> top-level keys
     peer_overrides: dict[str, dict] = field(default_factory=dict)  # sepp name -> keys of its peer entry
+    ipx_rules: dict[str, list] = field(default_factory=dict)       # IPX fqdn -> modification rules
 
     def port(self, name: str) -> int:
         if name not in self.ports:
@@ -115,7 +116,7 @@ def ipx_config(lab: Lab, fqdn: str) -> dict[str, Any]:
             "listeners": {"n32f": {"host": "127.0.0.1", "port": lab.port(fqdn)}},
             "trust_anchors": [str(_plmn_dir(lab.pki, VISITED["plmn"]) / "ca.crt"),
                               str(_plmn_dir(lab.pki, HOME["plmn"]) / "ca.crt")],
-            "next_hops": [nxt], "modifications": IPX_RULES[fqdn]}
+            "next_hops": [nxt], "modifications": lab.ipx_rules.get(fqdn, IPX_RULES[fqdn])}
 
 
 def _ipx_entries(lab: Lab, me: dict) -> tuple[dict, dict]:

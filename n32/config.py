@@ -390,6 +390,7 @@ class ModificationRule:
     peer: str | None = None
     patch: tuple[dict, ...] = ()
     set_headers: dict[str, str] = field(default_factory=dict)
+    reject: dict | None = None   # roaming hub error instead of forwarding: {status, cause, detail}
 
 
 @dataclass(frozen=True)
@@ -433,7 +434,7 @@ def load_ipx_config(file: Path | str) -> IpxConfig:
                 s.fail("must be an RFC 6902 operation with op and path", f"patch[{j}]")
         rules.append(ModificationRule(s.get("direction", str, "request", ("request", "response")),
                                       s.get("method", str, None), s.get("path", str, None), s.get("peer", str, None),
-                                      tuple(patch), dict(s.get("set_headers", dict, {}))))
+                                      tuple(patch), dict(s.get("set_headers", dict, {})), s.get("reject", dict, None)))
         s.done()
     cfg = IpxConfig(file, r.get("name", str), _fqdn(r, "fqdn"), cert, key, listeners, anchors, tuple(hops), tuple(rules))
     r.done()

@@ -16,6 +16,10 @@ from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 
 NULL_IPX = "NULL"  # profile 15: authorizedIpxId when no RI may modify
+# TS 33.501 §13.2.2.2 step 7: N32-c parameters relevant to the RIs travel in clear with integrity
+# protection over N32-f. Carrier (our profile): this top-level member of DataToIntegrityProtectBlock
+# in the first request a SEPP sends on a context, answered in the response to it.
+RI_PARAMETERS = "n32cParameters"
 
 
 def new_message_id() -> str:
@@ -35,16 +39,23 @@ def _seal(ctx: Any, kind: str, block: dict, data: list) -> dict:
 
 
 def protect_request(ctx: Any, req: HttpRequest, sel: reformat.IeSelection, message_id: str,
-                    authorized_ipx: str | None = None, null_form: str = "string") -> tuple[dict, int]:
-    """N32fReformattedReqMsg for ``req`` (TS 29.573 §6.2.5.2.2) and the number of encrypted IEs."""
+                    authorized_ipx: str | None = None, null_form: str = "string",
+                    extra: dict | None = None) -> tuple[dict, int]:
+    """N32fReformattedReqMsg for ``req`` (TS 29.573 §6.2.5.2.2) and the number of encrypted IEs.
+
+    ``extra`` adds top-level members to the clear block (integrity protected, readable by IPXs),
+    e.g. ``n32cParameters`` (TS 33.501 §13.2.2.2 step 7; our interop profile)."""
     block, data = reformat.reformat_request(req, sel, metadata(ctx, message_id, authorized_ipx, null_form))
+    block.update(extra or {})
     return {"reformattedData": _seal(ctx, "request", block, data)}, len(data)
 
 
 def protect_response(ctx: Any, rsp: HttpResponse, sel: reformat.IeSelection, message_id: str,
-                     authorized_ipx: str | None = None, null_form: str = "string") -> tuple[dict, int]:
+                     authorized_ipx: str | None = None, null_form: str = "string",
+                     extra: dict | None = None) -> tuple[dict, int]:
     """N32fReformattedRspMsg; the response reuses the request's messageId (TS 33.501 §13.2.4.3.1.2)."""
     block, data = reformat.reformat_response(rsp, sel, metadata(ctx, message_id, authorized_ipx, null_form))
+    block.update(extra or {})
     return {"reformattedData": _seal(ctx, "response", block, data)}, len(data)
 
 

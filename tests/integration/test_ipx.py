@@ -127,3 +127,45 @@ def test_valid_chain_via_ipx2_connection_is_accepted(ipx_lab):
     lab = ipx_lab
     rsp = run(_as_ipx2(lab, _both(lab, _request(lab, 450))))
     assert rsp.status == 200, rsp.body
+
+
+def test_ri_parameters_travel_over_n32f_in_clear_and_are_answered(ipx_lab):
+    """TS 33.501 §13.2.2.2 step 7: carried as n32cParameters in the clear, integrity-protected block."""
+    lab = ipx_lab
+    status_h = json.loads((lab.out / "sepp-h.status.json").read_text())
+    status_v = json.loads((lab.out / "sepp-v.status.json").read_text())
+    got_h = next(iter(status_h["peers"].values()))["context"]["peerRiParameters"]
+    got_v = next(iter(status_v["peers"].values()))["context"]["peerRiParameters"]
+    assert got_h["sender"] == "sepp.5gc.mnc001.mcc001.3gppnetwork.org" and got_h["ipxProviderIds"] == [C_IPX]
+    assert C_IPX in got_h["modificationPolicy"] and got_h["jwsCipherSuite"] == "ES256"
+    assert got_v["sender"] == sepp_fqdn(HOME) and got_v["ipxProviderIds"] == [P_IPX]
+
+
+@pytest.fixture(scope="module")
+def hub_lab(pki, tmp_path_factory):
+    lab = Lab(out=tmp_path_factory.mktemp("hublab"), pki=pki, ipx=True)
+    lab.ipx_rules[C_IPX] = [{"direction": "request", "path": "^/nudm-sdm/", "reject":
+                             {"status": 403, "cause": "CONTRACTUAL_REASONS", "detail": "SDM not in our contract"}}]
+    with P.Procs(lab.out) as procs:
+        start_lab(lab, procs)
+        yield lab
+
+
+def test_roaming_hub_error_reaches_the_nf_consumer(hub_lab):
+    lab = hub_lab
+
+    async def call():
+        c = await H2Client.connect("127.0.0.1", lab.port("sepp-v.sbi"), client_ssl(lab))
+        try:
+            return await c.request("GET", "/nudm-sdm/v2/imsi-999700000000001/nssai",
+                                   [("3gpp-sbi-target-apiroot", "https://udm.5gc.mnc070.mcc999.3gppnetwork.org")], b"")
+        finally:
+            await c.close()
+
+    from lab.traffic import H2Client
+    rsp = run(call())
+    assert rsp.status == 403
+    assert json.loads(rsp.body)["cause"] == "CONTRACTUAL_REASONS"
+    assert _log_has(lab, "sepp-v", "roaming hub ipx1.ipx.lab refused it")
+    received = [r for r in json.loads(run(nf(lab, "GET", "/_lab/received"))) if r["path"].startswith("/nudm-sdm")]
+    assert received == []
