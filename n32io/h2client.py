@@ -197,7 +197,9 @@ class H2TlsClient:
     async def post_json(self, path: str, obj: Any, timeout: float = 10.0,
                         extra_headers: list[tuple[str, str]] | None = None) -> Response:
         body = json.dumps(obj, separators=(",", ":")).encode()
-        hdrs = [("content-type", "application/json"), ("accept", "application/json, application/problem+json")]
+        # user-agent: open5gs' SEPP sends and expects "SEPP" on N32-c (TS 29.500 §5.2.2.2: NF type)
+        hdrs = [("content-type", "application/json"), ("accept", "application/json, application/problem+json"),
+                ("user-agent", "SEPP")]
         return await self.request("POST", path, body=body, headers=hdrs + list(extra_headers or []),
                                   timeout=timeout)
 
