@@ -400,9 +400,10 @@ class _Restorer:
 
     def binary(self, node: Any, where: str) -> bytes:
         value = self.resolve(node, where)
+        if not isinstance(value, str):
+            _fail(where, errors.INVALID_JSON_POINTER, "binary data is not a base64 string")
         try:
-            return base64.b64decode(value, validate=True) if isinstance(value, str) else _fail(
-                where, errors.INVALID_JSON_POINTER, "binary data is not a base64 string")
+            return base64.b64decode(value, validate=True)
         except binascii.Error:
             _fail(where, errors.INVALID_JSON_POINTER, "binary data is not valid base64")
 
