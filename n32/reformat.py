@@ -430,7 +430,8 @@ class _Restorer:
                       "the JSON root given by BODY entries)")
             parts.append((headers, content))
         if json_entries and "data" in entries[0][1]["value"]:
-            _fail(f"/payload/{json_entries[0][0]}", errors.INVALID_JSON_POINTER, "BODY entries without a JSON root part")
+            _fail(f"/payload/{json_entries[0][0]}", errors.INVALID_JSON_POINTER,
+                  "BODY entries without a JSON root part")
         try:
             return multipart.serialize(bnd, parts)
         except ValueError as e:

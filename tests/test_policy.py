@@ -279,7 +279,8 @@ def test_is_modifiable_only_for_clear_ies_an_ipx_may_patch(tmp_path):
     assert key["isModifiable"] is False                              # KEY_MATERIAL is encrypted
     token = ies[("*", "*", "authorization", "HEADER")]             # encrypted: never modifiable
     assert token["isModifiable"] is False and not any(token["isModifiableByIpx"].values())
-    assert "isModifiableByIpx" not in load(encryption=enc, modification=None).to_wire(HOME)["apiIeMappingList"][0]["IeList"][0]
+    without_ipx = load(encryption=enc, modification=None).to_wire(HOME)
+    assert "isModifiableByIpx" not in without_ipx["apiIeMappingList"][0]["IeList"][0]
 
 
 # ----------------------------------------------------------------------------- mismatches
@@ -305,7 +306,8 @@ def test_mismatches_name_what_differs(shipped):
     out = shipped.mismatches(HOME, received)
     assert {"param": "/dataTypeEncPolicy", "reason": "we encrypt UEID, the peer does not"} in out
     assert {"param": "/dataTypeEncPolicy", "reason": "the peer encrypts NONSENSITIVE, we do not"} in out
-    assert any(p["param"] == extra_at and "/extra (LOCATION): not in our placement mappings" in p["reason"] for p in out)
+    assert any(p["param"] == extra_at and "/extra (LOCATION): not in our placement mappings" in p["reason"]
+               for p in out)
     name = removed.get("reqIe") or removed.get("rspIe")
     assert any(p["param"] == "/apiIeMappingList" and f"{name} ({removed['ieType']}): missing in the peer" in p["reason"]
                for p in out)
@@ -314,7 +316,8 @@ def test_mismatches_name_what_differs(shipped):
 
 @pytest.mark.parametrize("received,param", [
     ("policy", "/"), ({"apiIeMappingList": "x"}, "/apiIeMappingList"),
-    ({"apiIeMappingList": [{"IeList": [1]}]}, "/apiIeMappingList"), ({"dataTypeEncPolicy": "UEID"}, "/dataTypeEncPolicy"),
+    ({"apiIeMappingList": [{"IeList": [1]}]}, "/apiIeMappingList"),
+    ({"dataTypeEncPolicy": "UEID"}, "/dataTypeEncPolicy"),
 ])
 def test_malformed_received_policy(shipped, received, param):
     assert {p["param"] for p in shipped.mismatches(HOME, received)} >= {param}
