@@ -24,6 +24,12 @@ TARGET = "https://udm.5gc.mnc070.mcc999.3gppnetwork.org"
 
 
 def h2load(url: str, n: int, headers: list[str]) -> float:
+    rps = _h2load(url, n, headers)
+    print(f"  {url}: {rps:.0f} req/s", flush=True)
+    return rps
+
+
+def _h2load(url: str, n: int, headers: list[str]) -> float:
     argv = ["h2load", "-n", str(n), "-c", "4", "-m", "10"]
     for h in headers:
         argv += ["-H", h]

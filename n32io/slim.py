@@ -35,9 +35,9 @@ async def main(argv: list[str]) -> int:
     m = master.Master(opts, with_termlog=False)
     m.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),
                  errorcheck.ErrorCheck(), script.ScriptLoader())
+    # the scripts register their options when they load: defer ours until then (as mitmdump does)
+    opts.set(*args.set, defer=True)
     opts.update(scripts=args.script)
-    settings = dict(s.split("=", 1) for s in args.set)
-    opts.set(*[f"{k}={v}" for k, v in settings.items()])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, m.shutdown)
