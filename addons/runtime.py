@@ -415,17 +415,24 @@ class SeppRuntime:
             state["answerRiParameters"] = True
             self.write_status()
         req = opened.message
-        plmn_checks.inbound(req, ctx.peer_plmn_ids)
+        self._deliver_to_home_nf(flow, req, ctx.peer_plmn_ids)
+        state.update(method=req.method, path=req.path, original={"method": req.method, "authority": req.authority,
+                                                                  "path": req.target})
+
+    def _deliver_to_home_nf(self, flow: http.HTTPFlow, req: Any, peer_plmns: Any) -> None:
+        """Checks shared by both N32-f modes, then ``flow`` goes to the home NF the target names.
+        The target header, if any, is consumed here: delivery is direct (open5gs does the same)."""
+        plmn_checks.inbound(req, peer_plmns)
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)
         uri = self.cfg.home_nfs.routes.get(target.host) or self.cfg.home_nfs.default
         if not uri:
             raise N32Error(504, "TARGET_NF_NOT_REACHABLE", f"no route to home NF {target.host}")
         scheme, host, port = self._route_upstream(uri, target.host, self._nf_client, "nf")
+        if req.header(TARGET_HEADER):
+            req.authority, req.path = target.authority, target.prefix + req.path
         req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
         flowconv.apply_request(flow, req, scheme=scheme, host=host, port=port)
-        state.update(method=req.method, path=req.path, original={"method": req.method, "authority": req.authority,
-                                                                  "path": req.target})
 
     def protect_response(self, flow: http.HTTPFlow) -> None:
         state = flow.metadata["n32"]
@@ -468,17 +475,7 @@ class SeppRuntime:
             raise N32Error(403, "N32_NOT_ESTABLISHED",
                            f"no TLS-mode N32 relation with {peer.fqdn}; run N32-c exchange-capability first")
         req = flowconv.to_http_request(flow.request)
-        plmn_checks.inbound(req, self.peer(peer.fqdn).plmn_ids)
-        target = routing.outbound_target(req)
-        routing.check_inbound_target(target, self.cfg.plmn_ids)
-        uri = self.cfg.home_nfs.routes.get(target.host) or self.cfg.home_nfs.default
-        if not uri:
-            raise N32Error(504, "TARGET_NF_NOT_REACHABLE", f"no route to home NF {target.host}")
-        scheme, host, port = self._route_upstream(uri, target.host, self._nf_client, "nf")
-        # Direct delivery to the NF: the header has served its purpose (open5gs does the same).
-        req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
-        req.authority, req.path = target.authority, target.prefix + req.path
-        flowconv.apply_request(flow, req, scheme=scheme, host=host, port=port)
+        self._deliver_to_home_nf(flow, req, self.peer(peer.fqdn).plmn_ids)
         state.update(method=req.method, path=req.path)
 
     def ri_parameters(self, ctx: Any) -> dict:

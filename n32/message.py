@@ -9,8 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+class _Headers:
+    headers: list[tuple[str, str]]
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+
 @dataclass
-class HttpRequest:
+class HttpRequest(_Headers):
     method: str                 # "GET", "POST", ...
     scheme: str                 # "https" | "http"
     authority: str              # host[:port]
@@ -19,13 +28,6 @@ class HttpRequest:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
 
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
-
     @property
     def target(self) -> str:
         """Path plus query as on the request line."""
@@ -33,14 +35,7 @@ class HttpRequest:
 
 
 @dataclass
-class HttpResponse:
+class HttpResponse(_Headers):
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
