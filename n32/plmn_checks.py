@@ -40,14 +40,20 @@ def parse_origin(value: str) -> tuple[str, str]:
     return m.group(1), m.group(2).zfill(3)
 
 
+def _check_origin(req: HttpRequest, allowed: set) -> bool:
+    """True if the header is present (and then its PLMN must be in ``allowed``)."""
+    value = req.header(ORIGINATING_NETWORK_ID)
+    if value is None:
+        return False
+    plmn = parse_origin(value)
+    if plmn not in allowed:
+        raise _mismatch(ORIGINATING_NETWORK_ID, plmn, allowed)
+    return True
+
+
 def outbound(req: HttpRequest, own_plmns: Iterable[Any], own_fqdn: str) -> None:
     """Sending SEPP: check or insert the originating network ID (in place)."""
-    own = plmn_set(own_plmns)
-    value = req.header(ORIGINATING_NETWORK_ID)
-    if value is not None:
-        plmn = parse_origin(value)
-        if plmn not in own:
-            raise _mismatch(ORIGINATING_NETWORK_ID, plmn, own)
+    if _check_origin(req, plmn_set(own_plmns)):
         return
     first = next(iter(own_plmns))
     mcc, mnc = (first.mcc, first.mnc) if hasattr(first, "mcc") else str(first).split("-")
@@ -73,11 +79,7 @@ def _body_plmns(doc: Any, path: str = "") -> Iterator[tuple[str, tuple[str, str]
 def inbound(req: HttpRequest, peer_plmns: Iterable[Any]) -> None:
     """Receiving SEPP: the originating network and the serving-network IEs must be the peer's."""
     allowed = plmn_set(peer_plmns)
-    value = req.header(ORIGINATING_NETWORK_ID)
-    if value is not None:
-        plmn = parse_origin(value)
-        if plmn not in allowed:
-            raise _mismatch(ORIGINATING_NETWORK_ID, plmn, allowed)
+    _check_origin(req, allowed)
     ctype = (req.header("content-type") or "").split(";")[0].strip()
     if req.body and (ctype == "application/json" or ctype.endswith("+json")):
         try:
