@@ -69,6 +69,7 @@ def json_response(status: int, obj: Any, content_type: str = "application/json",
     return http.Response.make(status, body, [(k.encode(), v.encode()) for k, v in headers + list(extra or [])])
 
 
-def problem_response(err: N32Error, forwarding: bool = False) -> http.Response:
-    """ProblemDetails (TS 29.571) or, for n32f-process, ProblemDetailsMsgForwarding (TS 29.573)."""
+def problem_response(err: N32Error) -> http.Response:
+    """ProblemDetails (TS 29.571); with ``suggested_status`` set it is a ProblemDetailsMsgForwarding
+    (TS 29.573 §6.2.5.2.4) as n32f-process answers it."""
     return json_response(err.status, err.problem_details(), PROBLEM_JSON)
