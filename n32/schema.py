@@ -261,8 +261,9 @@ def errors(schema_name: str, body: Any, api: str = DEFAULT_API,
                     params.append((_ptr([*e.absolute_path, name]), f"{name!r} is a required property"))
         else:
             params.append((_ptr(e.absolute_path), _reason(e)))
-    params.sort(key=lambda p: p[0])
-    return [{"param": p, "reason": r} for p, r in params], missing
+    # jsonschema reports "required" once per missing member, each with the whole list: dedupe
+    unique = sorted(dict.fromkeys(params), key=lambda p: p[0])
+    return [{"param": p, "reason": r} for p, r in unique], missing
 
 
 def validate_any(api_file: str, schema_name: str, body: Any,
