@@ -1,15 +1,16 @@
-"""SEPP configuration: the lab configs load; every mistake stops start-up with one line naming
-the file, the key and the problem (issue 3)."""
+"""SEPP and IPX configuration: the lab configs load; every mistake stops start-up with one line
+naming the file, the key and the problem."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
 from certs.pki import ensure_lab_pki
-from lab.topology import HOME, VISITED, Lab, sepp_config
-from n32.config import ConfigError, load_sepp_config
+from lab.topology import HOME, VISITED, Lab, ipx_config, sepp_config
+from n32.config import ConfigError, PlmnId, load_ipx_config, load_sepp_config
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,18 @@ def pki(tmp_path_factory) -> Path:
     return d
 
 
-def write(tmp: Path, pki: Path, edit=None) -> Path:
-    cfg = sepp_config(Lab(out=tmp, pki=pki), VISITED, HOME, initiate=True)
+def lab_dict(tmp: Path, pki: Path, ipx: bool = False) -> dict:
+    lab = Lab(out=tmp, pki=pki, ipx=ipx)
+    extra_peer, overrides = {}, {}
+    if ipx:
+        overrides = {"ipx_keys": [{"fqdn": "ipx1.ipx.lab", "public_keys": [str(pki / "ipx" / "ipx1.ipx.lab.pub")],
+                                   "trust_anchor": str(pki / "plmn-001-01" / "ca.crt")}]}
+        extra_peer = {"first_hop_ipx": {"fqdn": "ipx1.ipx.lab", "uri": "https://127.0.0.1:9600"}}
+    return copy.deepcopy(sepp_config(lab, VISITED, HOME, initiate=True, extra_peer=extra_peer, overrides=overrides))
+
+
+def write(tmp: Path, pki: Path, edit=None, ipx: bool = False) -> Path:
+    cfg = lab_dict(tmp, pki, ipx)
     if edit:
         edit(cfg)
     p = tmp / "sepp.yaml"
@@ -28,61 +39,350 @@ def write(tmp: Path, pki: Path, edit=None) -> Path:
     return p
 
 
-def test_lab_config_loads(tmp_path, pki):
-    cfg = load_sepp_config(write(tmp_path, pki))
-    assert cfg.fqdn == "sepp.5gc.mnc001.mcc001.3gppnetwork.org"
-    assert [str(p) for p in cfg.plmn_ids] == ["001-01"]
-    assert cfg.peers[0].security_capabilities == ("PRINS", "TLS")
-    assert cfg.peers[0].options.kdf_context == "default"
-    assert len(cfg.policies.placement) >= 6
-
-
-@pytest.mark.parametrize("edit,key,problem", [
-    (lambda c: c["peers"][0].update(trust_anchor="nope/ca.crt"), "peers[0].trust_anchor", "file not found"),
-    (lambda c: c.update(plmn_ids=["1-1"]), "plmn_ids[0]", "PLMN ID"),
-    (lambda c: c.update(security_capabilities=["PRINS", "ALS"]), "security_capabilities[1]", "must be one of"),
-    (lambda c: c.update(jws_cipher_suites=["HS256"]), "jws_cipher_suites[0]", "must be one of"),
-    (lambda c: c["listeners"]["n32"].update(port=70000), "listeners.n32.port", "1-65535"),
-    (lambda c: c.update(fqdn="not a fqdn"), "fqdn", "not a valid FQDN"),
-    (lambda c: c.update(colour="blue"), "colour", "unknown key"),
-    (lambda c: c["peers"][0].update(security_capabilities=["NONE"]), "peers[0].security_capabilities[0]",
-     "must be one of"),
-    (lambda c: c["peers"][0]["options"].update(kdf_hash="md5") if "options" in c["peers"][0]
-     else c["peers"][0].update(options={"kdf_hash": "md5"}), "peers[0].options.kdf_hash", "must be one of"),
-    (lambda c: c.pop("certificate"), "certificate", "missing"),
-    (lambda c: c["peers"].append(dict(c["peers"][0])), "peers[1].fqdn", "duplicate peer"),
-])
-def test_each_mistake_gives_one_line_naming_file_and_key(tmp_path, pki, edit, key, problem):
-    path = write(tmp_path, pki, edit)
+def one_line_error(path: Path, loader=load_sepp_config) -> str:
     with pytest.raises(ConfigError) as ei:
-        load_sepp_config(path)
+        loader(path)
     msg = str(ei.value)
     assert "\n" not in msg
+    assert msg.startswith(f"{path}: "), msg
+    return msg
+
+
+# ------------------------------------------------------------------------------------ SEPP
+def test_lab_config_loads(tmp_path, pki):
+    cfg = load_sepp_config(write(tmp_path, pki))
+    assert cfg.name == "sepp-v" and cfg.fqdn == "sepp.5gc.mnc001.mcc001.3gppnetwork.org"
+    assert cfg.plmn_ids == (PlmnId("001", "01"),) and [str(p) for p in cfg.plmn_ids] == ["001-01"]
+    assert cfg.certificate == pki / "plmn-001-01" / "sepp.crt"
+    assert cfg.listeners.n32.host == "127.0.0.1" and 1 <= cfg.listeners.n32.port <= 65535
+    assert cfg.listeners.n32f is None and cfg.listeners.sbi is not None and cfg.listeners.sbi.tls
+    assert cfg.security_capabilities == ("PRINS", "TLS")
+    assert cfg.jwe_cipher_suites == ("A128GCM", "A256GCM") and cfg.jws_cipher_suites == ("ES256",)
+    assert len(cfg.policies.placement) >= 6 and all(p.suffix == ".yaml" for p in cfg.policies.placement)
+    assert cfg.home_nfs.default.startswith("https://127.0.0.1:") and cfg.home_nfs.trust_anchor is not None
+    assert cfg.contexts.lifetime == 86400.0 and cfg.contexts.rekey_margin == 1000
+    assert cfg.handshake.at_start and cfg.handshake.retry_max == 2.0 and cfg.handshake.attempts is None
+    peer = cfg.peers[0]
+    assert peer.name == "sepp-h" and peer.fqdn == "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
+    assert peer.plmn_ids == (PlmnId("999", "70"),) and peer.n32c_uri.startswith("https://127.0.0.1:")
+    assert peer.security_capabilities == ("PRINS", "TLS") and peer.initiate
+    assert peer.options.kdf_context == "default" and peer.options.authorized_ipx_null == "string"
+    assert cfg.peer("sepp-h") is peer and cfg.peer(peer.fqdn) is peer and cfg.peer("x") is None
+
+
+def test_lab_config_with_ipx_loads(tmp_path, pki):
+    cfg = load_sepp_config(write(tmp_path, pki, ipx=True))
+    assert cfg.ipx_keys[0].fqdn == "ipx1.ipx.lab"
+    assert cfg.ipx_keys[0].sec_info()["rawPublicKeyList"][0].startswith("-----BEGIN PUBLIC KEY-----")
+    assert cfg.peers[0].first_hop_ipx.uri == "https://127.0.0.1:9600"
+
+
+def test_minimal_config_gets_the_defaults(tmp_path, pki, monkeypatch):
+    cfg = {"name": "s", "fqdn": "sepp.5gc.mnc001.mcc001.3gppnetwork.org", "plmn_ids": ["001-01"],
+           "certificate": str(pki / "plmn-001-01" / "sepp.crt"), "private_key": str(pki / "plmn-001-01" / "sepp.key"),
+           "listeners": {"n32": {"port": 9443}},
+           "policies": {"encryption": "policies/data-type-encryption.yaml", "placement": "policies/placement"}}
+    p = tmp_path / "min.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)   # relative paths: current directory first
+    c = load_sepp_config(p)
+    assert c.listeners.n32.host == "127.0.0.1" and c.listeners.sbi is None
+    assert c.security_capabilities == ("PRINS", "TLS") and c.jwe_cipher_suites == ("A128GCM", "A256GCM")
+    assert c.peers == () and c.ipx_keys == () and c.security_profile is None and c.policies.modification is None
+    assert c.home_nfs.default is None and c.home_nfs.routes == {}
+
+
+def test_relative_paths_cwd_first_then_config_directory(tmp_path, pki, monkeypatch):
+    conf = tmp_path / "conf"
+    (conf / "certs").mkdir(parents=True)
+    for name in ("sepp.crt", "sepp.key"):
+        (conf / "certs" / name).write_bytes((pki / "plmn-001-01" / name).read_bytes())
+    cwd = tmp_path / "cwd"
+    (cwd / "certs").mkdir(parents=True)
+    (cwd / "certs" / "sepp.crt").write_bytes((pki / "plmn-001-01" / "sepp.crt").read_bytes())
+    (cwd / "certs" / "sepp.key").write_bytes((pki / "plmn-001-01" / "sepp.key").read_bytes())
+
+    def edit(c):
+        c.update(certificate="certs/sepp.crt", private_key="certs/sepp.key")
+    cfg = lab_dict(tmp_path, pki)
+    edit(cfg)
+    p = conf / "sepp.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(cwd)
+    assert load_sepp_config(p).certificate == cwd / "certs" / "sepp.crt"
+    monkeypatch.chdir(tmp_path)
+    assert load_sepp_config(p).certificate == conf / "certs" / "sepp.crt"
+
+
+def _dup_peer(c):
+    c["peers"].append(dict(c["peers"][0]))
+
+
+def _second_peer(**kw):
+    def edit(c):
+        p = copy.deepcopy(c["peers"][0])
+        p.update(name="other", fqdn="sepp.5gc.mnc002.mcc999.3gppnetwork.org", plmn_ids=["999-02"])
+        p.update(kw)
+        c["peers"].append(p)
+    return edit
+
+
+def _options(**kw):
+    def edit(c):
+        c["peers"][0].setdefault("options", {}).update(kw)
+    return edit
+
+
+CASES = [
+    # missing, types, enums
+    (lambda c: c.pop("certificate"), "certificate", "missing (required)"),
+    (lambda c: c.pop("name"), "name", "missing (required)"),
+    (lambda c: c.pop("listeners"), "listeners", "missing (required)"),
+    (lambda c: c["listeners"].pop("n32"), "listeners.n32", "missing (required)"),
+    (lambda c: c["listeners"]["n32"].pop("port"), "listeners.n32.port", "missing (required)"),
+    (lambda c: c.update(name=5), "name", "must be a string, got 5"),
+    (lambda c: c.update(peers={"a": 1}), "peers", "must be a list"),
+    (lambda c: c.update(peers=["x"]), "peers[0]", "must be a mapping, got 'x'"),
+    (lambda c: c["listeners"]["n32"].update(port="9443"), "listeners.n32.port", "must be an integer"),
+    (lambda c: c["listeners"]["n32"].update(port=True), "listeners.n32.port", "must be an integer"),
+    (lambda c: c["listeners"]["n32"].update(port=70000), "listeners.n32.port", "must be 1-65535, got 70000"),
+    (lambda c: c["listeners"]["n32"].update(port=0), "listeners.n32.port", "1-65535"),
+    (lambda c: c["listeners"].update(n32f={"port": 99999}), "listeners.n32f.port", "1-65535"),
+    (lambda c: c["listeners"]["sbi"].update(port=c["listeners"]["n32"]["port"]), "listeners.sbi.port",
+     "same address as listeners.n32"),
+    (lambda c: c["listeners"]["sbi"].update(tls="yes please"), "listeners.sbi.tls", "must be true or false"),
+    (lambda c: c["listeners"]["sbi"].update(certificate=c["certificate"]), "listeners.sbi.private_key",
+     "go together"),
+    (lambda c: c["listeners"]["n32"].update(tls=True), "listeners.n32.tls", "unknown key"),
+    (lambda c: c.update(plmn_ids=["1-1"]), "plmn_ids[0]", "PLMN ID must look like 001-01"),
+    (lambda c: c.update(plmn_ids=[]), "plmn_ids", "at least one"),
+    (lambda c: c.update(plmn_ids=["001-01", "001-001"]), "plmn_ids[1]", "duplicate PLMN ID 001-001"),
+    (lambda c: c.update(fqdn="not a fqdn"), "fqdn", "not a valid FQDN"),
+    (lambda c: c.update(security_capabilities=["PRINS", "ALS"]), "security_capabilities[1]", "must be one of"),
+    (lambda c: c.update(security_capabilities=["TLS", "TLS"]), "security_capabilities[1]", "duplicate TLS"),
+    (lambda c: c.update(security_capabilities=[]), "security_capabilities", "at least one"),
+    (lambda c: c.update(jwe_cipher_suites=["A192GCM"]), "jwe_cipher_suites[0]", "must be one of A128GCM, A256GCM"),
+    (lambda c: c.update(jws_cipher_suites=["HS256"]), "jws_cipher_suites[0]", "must be one of ES256"),
+    (lambda c: c.update(security_profile=["x"]), "security_profile", "must be a string"),
+    # unknown keys (typo protection), reported before anything else in their mapping
+    (lambda c: c.update(colour="blue"), "colour", "unknown key"),
+    (lambda c: c.update(certficate="x"), "certficate", "unknown key (did you mean certificate?)"),
+    (lambda c: c["peers"][0].update(trustanchor="x"), "peers[0].trustanchor", "did you mean trust_anchor?"),
+    (_options(kdf="sha256"), "peers[0].options.kdf", "unknown key"),
+    (lambda c: c["handshake"].update(retries=3), "handshake.retries", "unknown key"),
+    # files
+    (lambda c: c.update(certificate="nope/sepp.crt"), "certificate", "file not found: nope/sepp.crt"),
+    (lambda c: c["peers"][0].update(trust_anchor="nope/ca.crt"), "peers[0].trust_anchor",
+     "file not found: nope/ca.crt"),
+    (lambda c: c["peers"][0].update(trust_anchor=c["private_key"]), "peers[0].trust_anchor",
+     "not a PEM trust anchor"),
+    (lambda c: c.update(certificate=c["private_key"]), "certificate", "not a PEM certificate"),
+    (lambda c: c.update(private_key=c["certificate"]), "private_key", "not an unencrypted PEM private key"),
+    (lambda c: c["policies"].update(encryption="nope.yaml"), "policies.encryption", "file not found"),
+    (lambda c: c["policies"].update(placement=["nope/"]), "policies.placement[0]", "file not found"),
+    (lambda c: c["policies"].update(placement=[]), "policies.placement", "at least one"),
+    (lambda c: c["home_nfs"].update(trust_anchor="nope.crt"), "home_nfs.trust_anchor", "file not found"),
+    # values
+    (lambda c: c["home_nfs"].update(default="ftp://x"), "home_nfs.default", "must be a http:// or https:// URI"),
+    (lambda c: c["home_nfs"].update(routes={"not a host": "https://127.0.0.1:1"}), "home_nfs.routes.not a host",
+     "not a valid FQDN"),
+    (lambda c: c["home_nfs"].update(routes={"ausf.5gc.mnc001.mcc001.3gppnetwork.org": "127.0.0.1:7443"}),
+     "home_nfs.routes.ausf.5gc.mnc001.mcc001.3gppnetwork.org", "URI"),
+    (lambda c: c.update(contexts={"lifetime": 0}), "contexts.lifetime", "greater than 0"),
+    (lambda c: c.update(contexts={"rekey_margin": -1}), "contexts.rekey_margin", "at least 0"),
+    (lambda c: c["handshake"].update(retry_max=0.1), "handshake.retry_max", "at least retry_initial"),
+    (lambda c: c["handshake"].update(attempts=0), "handshake.attempts", "at least 1"),
+    (lambda c: c["handshake"].update(timeout="10s"), "handshake.timeout", "must be a number"),
+    # peers
+    (lambda c: c["peers"][0].update(security_capabilities=["NONE"]), "peers[0].security_capabilities[0]",
+     "must be one of"),
+    (lambda c: (c.update(security_capabilities=["PRINS"]), c["peers"][0].update(security_capabilities=["TLS"])),
+     "peers[0].security_capabilities[0]", "TLS is not among this SEPP's security_capabilities"),
+    (_options(kdf_hash="md5"), "peers[0].options.kdf_hash", "must be one of sha256, sha384, sha512"),
+    (_options(kdf_context="both"), "peers[0].options.kdf_context", "must be one of"),
+    (_options(authorized_ipx_null="none"), "peers[0].options.authorized_ipx_null", "must be one of"),
+    (_options(tls12="no"), "peers[0].options.tls12", "must be true or false"),
+    (_options(policy_mismatch="ignore"), "peers[0].options.policy_mismatch", "must be one of report, log"),
+    (_options(header_value_form="json"), "peers[0].options.header_value_form", "must be one of"),
+    (lambda c: c["peers"][0].update(n32c_uri="http://127.0.0.1:1"), "peers[0].n32c_uri", "https://"),
+    (lambda c: c["peers"][0].update(n32c_uri="https://127.0.0.1:99999"), "peers[0].n32c_uri", "not a valid URI"),
+    (lambda c: c["peers"][0].update(n32f_uri="https://"), "peers[0].n32f_uri", "with a host"),
+    (lambda c: c["peers"][0].update(plmn_ids=["999-7"]), "peers[0].plmn_ids[0]", "PLMN ID"),
+    (lambda c: c["peers"][0].update(plmn_ids=["001-001"]), "peers[0].plmn_ids[0]",
+     "PLMN 001-001 is one of this SEPP's own plmn_ids"),
+    (lambda c: c["peers"][0].update(fqdn=c["fqdn"]), "peers[0].fqdn", "own fqdn"),
+    (lambda c: c["peers"][0].update(initiate="yes"), "peers[0].initiate", "must be true or false"),
+    (_dup_peer, "peers[1].fqdn", "duplicate peer sepp.5gc.mnc070.mcc999.3gppnetwork.org (also peers[0])"),
+    (_second_peer(name="sepp-h"), "peers[1].name", "duplicate peer name sepp-h"),
+    (_second_peer(plmn_ids=["999-070"], trust_anchor="{pki}/rogue/ca.crt"), "peers[1].plmn_ids[0]",
+     "already maps to another trust anchor"),
+    (lambda c: c["peers"][0].update(first_hop_ipx={"fqdn": "ipx9.ipx.lab", "uri": "https://127.0.0.1:1"}),
+     "peers[0].first_hop_ipx.fqdn", "not among the top-level ipx_keys"),
+    (lambda c: c["peers"][0].update(first_hop_ipx={"fqdn": "ipx1.ipx.lab"}), "peers[0].first_hop_ipx.uri",
+     "missing (required)"),
+    # IPX keys
+    (lambda c: c.update(ipx_keys=[{"fqdn": "ipx1.ipx.lab"}]), "ipx_keys[0]", "needs public_keys or certificates"),
+    (lambda c: c.update(ipx_keys=[{"fqdn": "ipx1.ipx.lab", "public_keys": ["{pki}/ipx/ipx1.ipx.lab.crt"]}]),
+     "ipx_keys[0].public_keys[0]", "not a PEM public key"),
+    (lambda c: c.update(ipx_keys=[{"fqdn": "ipx1.ipx.lab", "certificates": ["nope.crt"]}]),
+     "ipx_keys[0].certificates[0]", "file not found"),
+    (lambda c: c.update(ipx_keys=[{"fqdn": "ipx1.ipx.lab", "public_keys": ["{pki}/ipx/ipx1.ipx.lab.pub"]},
+                                  {"fqdn": "IPX1.ipx.lab", "public_keys": ["{pki}/ipx/ipx1.ipx.lab.pub"]}]),
+     "ipx_keys[1].fqdn", "duplicate IPX ipx1.ipx.lab"),
+]
+
+
+@pytest.mark.parametrize("edit,key,problem", CASES, ids=[c[1] + ":" + c[2][:30] for c in CASES])
+def test_each_mistake_gives_one_line_naming_file_and_key(tmp_path, pki, edit, key, problem):
+    def apply(c):
+        edit(c)
+        text = yaml.safe_dump(c).replace("{pki}", str(pki))
+        c.clear()
+        c.update(yaml.safe_load(text))
+    path = write(tmp_path, pki, apply)
+    msg = one_line_error(path)
     assert msg.startswith(f"{path}: {key}: ") and problem in msg, msg
 
 
 def test_key_that_does_not_match_the_certificate(tmp_path, pki):
     path = write(tmp_path, pki, lambda c: c.update(private_key=str(pki / "plmn-999-70" / "sepp.key")))
-    with pytest.raises(ConfigError, match=r"private_key: does not match"):
-        load_sepp_config(path)
+    assert f"{path}: private_key: does not match " in one_line_error(path)
 
 
-def test_pki_is_idempotent_and_follows_the_profile(tmp_path):
-    from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID
+def test_same_plmn_same_anchor_is_fine(tmp_path, pki):
+    edit = _second_peer(plmn_ids=["999-70"])
+    cfg = load_sepp_config(write(tmp_path, pki, edit))
+    assert len(cfg.peers) == 2
 
-    ensure_lab_pki(tmp_path)
-    crt = tmp_path / "plmn-001-01" / "sepp.crt"
-    before = crt.read_bytes()
-    ensure_lab_pki(tmp_path)
-    assert crt.read_bytes() == before
-    cert = x509.load_pem_x509_certificate(before)
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    assert "sepp.5gc.mnc001.mcc001.3gppnetwork.org" in san
-    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert ExtendedKeyUsageOID.SERVER_AUTH in eku and ExtendedKeyUsageOID.CLIENT_AUTH in eku
-    assert cert.extensions.get_extension_for_class(x509.KeyUsage).critical
-    cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
-    ensure_lab_pki(tmp_path, force=True)
-    assert crt.read_bytes() != before
-    assert oct((tmp_path / "plmn-001-01" / "sepp.key").stat().st_mode)[-3:] == "600"
+
+@pytest.mark.parametrize("text,problem", [
+    ("name: [unclosed", "not valid YAML: line 1"),
+    ("name: a\nname: b\n", "not valid YAML: line 2, column 1: duplicate key 'name'"),
+    ("", "(top): must be a mapping, got None"),
+    ("- a\n- b\n", "(top): must be a mapping"),
+])
+def test_yaml_problems_are_one_line(tmp_path, text, problem):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    assert problem in one_line_error(p)
+
+
+def test_missing_config_file(tmp_path):
+    p = tmp_path / "nope.yaml"
+    assert one_line_error(p) == f"{p}: (file): file not found"
+
+
+def test_expired_certificate(tmp_path, pki, monkeypatch):
+    import datetime
+
+    from n32 import config
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=400)
+    monkeypatch.setattr(config, "_now", lambda: later)
+    path = write(tmp_path, pki)
+    assert "certificate: certificate " in one_line_error(path) and "expired on" in one_line_error(path)
+
+
+# ------------------------------------------------------------------------------------- IPX
+def ipx_dict(tmp: Path, pki: Path, fqdn: str = "ipx1.ipx.lab") -> dict:
+    return copy.deepcopy(ipx_config(Lab(out=tmp, pki=pki, ipx=True), fqdn))   # never edit lab.topology's rules
+
+
+def write_ipx(tmp: Path, pki: Path, edit=None) -> Path:
+    cfg = ipx_dict(tmp, pki)
+    if edit:
+        edit(cfg)
+    p = tmp / "ipx.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def test_lab_ipx_config_loads(tmp_path, pki):
+    cfg = load_ipx_config(write_ipx(tmp_path, pki))
+    assert cfg.name == "ipx1" and cfg.fqdn == "ipx1.ipx.lab"
+    assert cfg.listeners.n32f is cfg.listeners.n32 and cfg.listeners.n32f.port > 0
+    assert len(cfg.trust_anchors) == 2
+    assert cfg.next_hops[0].server_name == "ipx2.ipx.lab" and cfg.next_hops[0].peer is None
+    assert cfg.modifications[0].direction == "request"
+    assert cfg.modifications[0].set_headers == {"user-agent": "AMF (via ipx1)"}
+
+
+def test_ipx_match_form_templates_and_patches(tmp_path, pki):
+    def edit(c):
+        c["next_hops"] = [{"match": {"direction": "request", "peer": "sepp.5gc.mnc070.mcc999.3gppnetwork.org"},
+                           "uri": "https://127.0.0.1:9543"}]
+        c["modifications"] = [
+            {"match": {"direction": "request", "method": "post",
+                       "path": "/nausf-auth/v1/ue-authentications/{authCtxId}/5g-aka-confirmation"},
+             "patch": [{"op": "replace", "path": "/headers/0/value", "value": "x"},
+                       {"op": "move", "from": "/a", "path": "/b"}, {"op": "remove", "path": "/c"}]},
+            {"direction": "response", "path": "^/nudm-sdm/", "reject": {"status": 403, "cause": "CONTRACTUAL"}},
+        ]
+    cfg = load_ipx_config(write_ipx(tmp_path, pki, edit))
+    hop = cfg.next_hops[0]
+    assert hop.uri == "https://127.0.0.1:9543" and hop.server_name == "127.0.0.1"
+    assert hop.peer == "sepp.5gc.mnc070.mcc999.3gppnetwork.org" and hop.direction == "request"
+    rule, reject = cfg.modifications
+    assert rule.method == "POST" and len(rule.patch) == 3
+    import re
+    assert re.search(rule.path, "/nausf-auth/v1/ue-authentications/abc-1/5g-aka-confirmation")
+    assert not re.search(rule.path, "/nausf-auth/v1/ue-authentications/a/b/5g-aka-confirmation")
+    assert reject.reject == {"status": 403, "cause": "CONTRACTUAL"} and reject.direction == "response"
+
+
+IPX_CASES = [
+    (lambda c: c.pop("fqdn"), "fqdn", "missing (required)"),
+    (lambda c: c.update(fqdn="ipx9.ipx.lab"), "fqdn", "is not a DNS name of the certificate"),
+    (lambda c: c.update(private_key="{pki}/ipx/ipx2.ipx.lab.key"), "private_key", "does not match"),
+    (lambda c: c.update(trust_anchors=[]), "trust_anchors", "at least one"),
+    (lambda c: c.update(trust_anchors=["nope.crt"]), "trust_anchors[0]", "file not found"),
+    (lambda c: c["listeners"].update(sbi={"port": 1}), "listeners.sbi", "unknown key"),
+    (lambda c: c["listeners"]["n32f"].update(port=-1), "listeners.n32f.port", "1-65535"),
+    (lambda c: c.update(next_hops=[]), "next_hops", "at least one"),
+    (lambda c: c["next_hops"][0].update(uri="http://x.example.org"), "next_hops[0].uri", "https://"),
+    (lambda c: c["next_hops"][0].update(match={"direction": "sideways"}), "next_hops[0].match.direction",
+     "must be one of request, response"),
+    (lambda c: c["next_hops"][0].update(match={"method": "GET"}), "next_hops[0].match.method", "unknown key"),
+    (lambda c: c["modifications"][0].update(direction="up"), "modifications[0].direction", "must be one of"),
+    (lambda c: c["modifications"][0].update(match={"direction": "request"}), "modifications[0].direction",
+     "given both here and under match"),
+    (lambda c: c["modifications"][0].update(method="FETCH"), "modifications[0].method", "must be one of GET"),
+    (lambda c: c["modifications"][0].update(path="(unclosed"), "modifications[0].path",
+     "not a valid regular expression"),
+    (lambda c: c["modifications"][0].update(patch=[{"op": "frobnicate", "path": "/a"}]),
+     "modifications[0].patch[0].op", "must be one of add, remove"),
+    (lambda c: c["modifications"][0].update(patch=[{"op": "add", "path": "/a"}]), "modifications[0].patch[0].value",
+     "add needs a value"),
+    (lambda c: c["modifications"][0].update(patch=[{"op": "replace", "path": "a", "value": 1}]),
+     "modifications[0].patch[0].path", "JSON pointer"),
+    (lambda c: c["modifications"][0].update(patch=[{"op": "copy", "path": "/a"}]), "modifications[0].patch[0].from",
+     "missing (required)"),
+    (lambda c: c["modifications"][0].update(patch=[{"op": "remove", "path": "/a", "value": 1, "x": 2}]),
+     "modifications[0].patch[0].x", "unknown key"),
+    (lambda c: c["modifications"][0].update(set_headers={"a": 1}), "modifications[0].set_headers", "must be strings"),
+    (lambda c: c["modifications"][0].update(reject={"status": 200}), "modifications[0].reject.status", "400-599"),
+    (lambda c: c["modifications"][0].update(reject={"reason": "x"}), "modifications[0].reject.reason",
+     "unknown key"),
+]
+
+
+@pytest.mark.parametrize("edit,key,problem", IPX_CASES, ids=[c[1] + ":" + c[2][:30] for c in IPX_CASES])
+def test_each_ipx_mistake_gives_one_line_naming_file_and_key(tmp_path, pki, edit, key, problem):
+    def apply(c):
+        edit(c)
+        text = yaml.safe_dump(c).replace("{pki}", str(pki))
+        c.clear()
+        c.update(yaml.safe_load(text))
+    path = write_ipx(tmp_path, pki, apply)
+    msg = one_line_error(path, load_ipx_config)
+    assert msg.startswith(f"{path}: {key}: ") and problem in msg, msg
+
+
+def test_ipx_key_must_be_p256(tmp_path, pki):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    pub = ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    (tmp_path / "p384.pub").write_bytes(pub)
+    path = write(tmp_path, pki, lambda c: c.update(ipx_keys=[{"fqdn": "ipx1.ipx.lab",
+                                                              "public_keys": [str(tmp_path / "p384.pub")]}]))
+    assert "ipx_keys[0].public_keys[0]: " in one_line_error(path) and "EC P-256" in one_line_error(path)
