@@ -43,7 +43,8 @@ _TEXT = re.compile(r"^\s*(\d{3})-(\d{2,3})\s*\Z", re.ASCII)
 # Parsed leniently: ABNF literals are case-insensitive; the RWS after "src:" may be missing.
 _ORIGIN = re.compile(
     r"^[ \t]*(?P<mcc>\d{3})-(?P<mnc>\d{2,3})(?:-(?P<nid>[0-9A-Fa-f]{11}))?"
-    r"(?:[ \t]*;[ \t]*src[ \t]*:[ \t]*(?P<kind>SCP|SEPP)-(?P<fqdn>[A-Za-z0-9.-]{4,}))?[ \t]*\Z", re.IGNORECASE | re.ASCII)
+    r"(?:[ \t]*;[ \t]*src[ \t]*:[ \t]*(?P<kind>SCP|SEPP)-(?P<fqdn>[A-Za-z0-9.-]{4,}))?[ \t]*\Z",
+    re.IGNORECASE | re.ASCII)
 _MNC_LABEL = re.compile(r"^mnc\d{3}\Z", re.ASCII)
 _MCC_LABEL = re.compile(r"^mcc\d{3}\Z", re.ASCII)
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
