@@ -23,10 +23,24 @@ def sepp_fqdn(side: dict) -> str:
     return f"sepp.5gc.mnc{side['mnc']}.mcc{side['mcc']}.3gppnetwork.org"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that is free now and that this process has not handed out before.
+
+    The kernel may return the same ephemeral port to two consecutive bind-and-close calls, so
+    a lab that asks for its n32 and sbi ports back to back could get one port twice (a CI run
+    failed exactly so: "listeners.sbi.port: same address as listeners.n32").
+    """
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh free loopback port after 100 tries")
 
 
 @dataclass
