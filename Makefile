@@ -13,7 +13,12 @@ SUITE ?= A128GCM
 IPX ?= 0
 KEEP ?= 0
 
-.PHONY: venv test lab certs bench clean
+.PHONY: venv test lab certs bench clean system-deps
+
+# Debian packages the tests use: headless Chromium (mitmweb view check, tests/integration/test_mitmweb.py)
+# and an emoji font for its screenshot. Installed only when missing; needs root (or sudo) and apt.
+SYSTEM_PKGS := chromium fonts-noto-color-emoji
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "error: Python 3.12 not found (mitmproxy 12 needs it); install it or set PYTHON312=/path/to/python3.12" >&2; exit 1; }
@@ -24,7 +29,14 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-test: venv
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: venv system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 certs: venv
@@ -34,7 +46,7 @@ lab: venv
 	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --keep $(KEEP)
 
 bench: venv
-	@command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
+	@command -v h2load >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nghttp2-client; }
 	$(PY) -m bench.run
 
 clean:
