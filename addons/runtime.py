@@ -78,7 +78,8 @@ class SeppRuntime:
                                              anchors=anchors) if anchors else None
         self._mode_roles: dict[str, str] = {}
         placeholder = "reverse:http://127.0.0.1:9"  # never dialled: connection_strategy=lazy
-        for role, lst in (("n32", cfg.listeners.n32), ("n32", cfg.listeners.n32f), ("sbi", cfg.listeners.sbi)):
+        # A separate N32-f listener (listeners.n32f) serves N32-f only; N32-c stays on listeners.n32.
+        for role, lst in (("n32", cfg.listeners.n32), ("n32f", cfg.listeners.n32f), ("sbi", cfg.listeners.sbi)):
             if lst is not None:
                 self._mode_roles.setdefault(f"{placeholder}@{lst.host}:{lst.port}", role)
 
@@ -90,14 +91,14 @@ class SeppRuntime:
 
     def server_tls(self, full_spec: str) -> SSL.Connection | None:
         role = self.listener_role(full_spec)
-        if role == "n32":
+        if role in ("n32", "n32f"):
             return tls.server_connection(self._n32_server, alpn=(b"h2",))
         if role == "sbi" and self._sbi_server is not None:
             return tls.server_connection(self._sbi_server, alpn=(b"h2", b"http/1.1"))
         return None
 
     def client_tls_established(self, client_id: str, full_spec: str, conn: SSL.Connection) -> None:
-        if self.listener_role(full_spec) != "n32":
+        if self.listener_role(full_spec) not in ("n32", "n32f"):
             return
         info = conn.get_app_data()
         peer_fqdn = getattr(info.peer, "fqdn", None)

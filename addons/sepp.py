@@ -134,8 +134,8 @@ class Sepp:
             return
         role = self.rt.listener_role(flow.client_conn.proxy_mode.full_spec)
         try:
-            if role == "n32":
-                await self._n32_request(flow)
+            if role in ("n32", "n32f"):
+                await self._n32_request(flow, n32c_allowed=role == "n32")
             elif role == "sbi":
                 await self._sbi_request(flow)
         except N32Error as e:
@@ -166,7 +166,7 @@ class Sepp:
             self.rt.log_failure(state, err)
 
     # ------------------------------------------------------------------ N32 listener
-    async def _n32_request(self, flow: http.HTTPFlow) -> None:
+    async def _n32_request(self, flow: http.HTTPFlow, n32c_allowed: bool = True) -> None:
         rt = self.rt
         assert rt is not None
         peer = rt.peer_of_client(flow.client_conn.id)
@@ -179,6 +179,9 @@ class Sepp:
         if peer is None:
             raise N32Error(403, "PEER_NOT_AUTHENTICATED",
                            "N32 requires mutual TLS with a certificate of a configured roaming partner")
+        if path.startswith(N32C_PREFIX) and not n32c_allowed:
+            raise N32Error(404, "RESOURCE_URI_STRUCTURE_NOT_FOUND",
+                           f"{path}: N32-c is served on listeners.n32, this is the N32-f listener")
         if path.startswith(N32C_PREFIX):
             operation = path[len(N32C_PREFIX):]
             body = _json_body(flow.request, MAX_N32C_BODY)

@@ -75,6 +75,14 @@ def identify_client_peer(chain: list[x509.Certificate], peers: list[PeerTrust]) 
         raise N32Error(403, "CERTIFICATE_PLMN_MISMATCH",
                        f"certificate PLMNs {sorted('-'.join(p) for p in plmns)} do not map to exactly one peer anchor")
     peer = next(iter(owners.values()))
+    # The certificate must be a SEPP certificate of that peer, not just any certificate its
+    # operator's CA issued (e.g. an NF's ``*.5gc.mnc...`` wildcard certificate): it has to name
+    # the peer's SEPP FQDN exactly. Wildcards are a server-identity device (RFC 6125) and do not
+    # identify a client (TS 33.501 §13.1: mutual authentication of the SEPPs on N32).
+    if peer.fqdn.lower() not in {n.lower().rstrip(".") for n in cert_dns_names(leaf)}:
+        raise N32Error(403, "CERTIFICATE_FQDN_MISMATCH",
+                       f"certificate for PLMN {sorted('-'.join(p) for p in plmns)} does not name the SEPP "
+                       f"{peer.fqdn} (SAN DNS names: {', '.join(cert_dns_names(leaf)) or 'none'})")
     try:
         verifier = verification.PolicyBuilder().store(_store(peer.anchors)).build_client_verifier()
         verifier.verify(leaf, chain[1:])
