@@ -11,13 +11,13 @@ import json
 import logging
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from mitmproxy import http
 from OpenSSL import SSL
 
 from addons import flowconv
-from n32 import config, handshake, jwe, keylog, modifications, plmn_checks, prins, rh_error, routing, trust
+from n32 import config, edge, handshake, jwe, keylog, modifications, plmn_checks, prins, rh_error, routing, trust
 from n32.context import ContextStore
 from n32.errors import N32Error
 from n32.policy import PolicySet
@@ -50,6 +50,14 @@ class SeppRuntime:
         self._upstreams: dict[tuple[str, int], tuple[str, SSL.Context, str]] = {}
         self._handshakes: dict[str, asyncio.Task] = {}
         self._spawn: Callable[[Any], asyncio.Task] | None = None
+        th = cfg.topology_hiding
+        self.edge = edge.build(telescopic_domain=cfg.telescopic.domain, hiding=th.enabled, plmn=cfg.plmn_ids[0],
+                               pseudonym_domain=th.pseudonym_domain,
+                               secret=th.secret_file.read_bytes() if th.secret_file else None,
+                               home_networks=th.home_networks, exclude=[cfg.fqdn])
+        if self.edge.hider is not None:   # configured routes get their pseudonyms before any traffic
+            for host in cfg.home_nfs.routes:
+                self.edge.hider.register(host)
         self._build_tls()
 
     @classmethod
@@ -305,8 +313,18 @@ class SeppRuntime:
                            f"no N32 security context with {peer.fqdn} yet; handshake pending or failed")
         return relation, ctx
 
-    async def send_outbound(self, flow: http.HTTPFlow, wait: float) -> None:
+    def answer_mapping(self, flow: http.HTTPFlow) -> bool:
+        """Nsepp_Telescopic_FQDN_Mapping for our NFs (TS 29.573); True if ``flow`` was that."""
         req = flowconv.to_http_request(flow.request)
+        if not self.edge.is_mapping_request(req):
+            return False
+        flow.metadata["n32"] = {"role": "local", "answered": True, "operation": "telescopic-mapping"}
+        status, body = self.edge.mapping(req, parse_qs(req.query, keep_blank_values=True))
+        flow.response = flowconv.json_response(status, body)
+        return True
+
+    async def send_outbound(self, flow: http.HTTPFlow, wait: float) -> None:
+        req = self.edge.from_own_nf(flowconv.to_http_request(flow.request))
         target = routing.outbound_target(req)
         peer = routing.select_peer(target, self.cfg.peers, self.cfg.plmn_ids)
         state = {"role": "sending", "peer": peer.fqdn, "report_to": None}
@@ -373,7 +391,8 @@ class SeppRuntime:
         if isinstance(opened.block.get(prins.RI_PARAMETERS), dict):
             ctx.peer_ri_parameters = opened.block[prins.RI_PARAMETERS]
             self.write_status()
-        flow.response = flowconv.response_from(opened.message)
+        msg = self.edge.to_own_nf(state["method"], state["path"], opened.message)
+        flow.response = flowconv.response_from(msg)
         state["answered"] = True
         state["status"] = opened.message.status
 
@@ -424,6 +443,8 @@ class SeppRuntime:
         """Checks shared by both N32-f modes, then ``flow`` goes to the home NF the target names.
         The target header, if any, is consumed here: delivery is direct (open5gs does the same)."""
         plmn_checks.inbound(req, peer_plmns)
+        restored = self.edge.from_peer(req)
+        req.authority, req.headers, req.body = restored.authority, restored.headers, restored.body
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)
         uri = self.cfg.home_nfs.routes.get(target.host) or self.cfg.home_nfs.default
@@ -441,7 +462,7 @@ class SeppRuntime:
         assert flow.response is not None
         if ctx is None:
             raise N32Error(503, "CONTEXT_NOT_FOUND", "N32-f context ended before the response")
-        rsp = flowconv.to_response(flow.response)
+        rsp = self.edge.to_peer(flowconv.to_response(flow.response))
         sel = self.policy.selection(ctx.peer_fqdn, state["method"], state["path"], "response")
         peer = self.peer(ctx.peer_fqdn)
         ipx = peer.first_hop_ipx.fqdn if peer.first_hop_ipx and state.get("viaIpx") else None
@@ -466,6 +487,18 @@ class SeppRuntime:
         flowconv.apply_request(flow, req, scheme=scheme, host=host, port=port)
         state.update(method=req.method, path=req.path, original={"method": req.method, "path": req.target,
                                                                   "authority": str(target)})
+
+    def tls_mode_response(self, flow: http.HTTPFlow) -> None:
+        """Responses of TLS-mode N32-f: the edge steps only (TLS protects the hop)."""
+        state = flow.metadata["n32"]
+        assert flow.response is not None
+        rsp = flowconv.to_response(flow.response)
+        if state["role"] == "sending":
+            rsp = self.edge.to_own_nf(state["method"], state["path"], rsp)
+        else:
+            rsp = self.edge.to_peer(rsp)
+        flow.response = flowconv.response_from(rsp, flow.response.http_version)
+        state["status"] = rsp.status
 
     async def tls_mode_inbound(self, flow: http.HTTPFlow, peer: Any) -> None:
         """N32-f in TLS mode from ``peer`` (already authenticated by its certificate)."""

@@ -50,7 +50,9 @@ class Sepp:
                                                  status=lambda: ctx.options.sepp_status)
             except Exception as e:  # ConfigError carries "<file>: <key>: <problem>"
                 raise exceptions.OptionsError(str(e)) from None
-            ctx.options.update(mode=self.rt.modes(), connection_strategy="lazy")
+            # keep_host_header: mitmproxy's reverse mode would otherwise replace :authority by the
+            # placeholder upstream, and the SEPP routes on it (telescopic FQDNs, TS 29.500 §6.1).
+            ctx.options.update(mode=self.rt.modes(), connection_strategy="lazy", keep_host_header=True)
             log.info("SEPP %s (%s) configured: PLMN %s, %d peer(s)", self.rt.cfg.name, self.rt.cfg.fqdn,
                      ",".join(map(str, self.rt.cfg.plmn_ids)), len(self.rt.cfg.peers))
 
@@ -153,6 +155,8 @@ class Sepp:
                 self.rt.restore_response(flow)
             elif state["role"] == "receiving":
                 self.rt.protect_response(flow)
+            elif state["role"] in ("sending", "tls-receiving") and state.get("method"):
+                self.rt.tls_mode_response(flow)
         except N32Error as e:
             self._fail(flow, e)
 
@@ -199,6 +203,8 @@ class Sepp:
     async def _sbi_request(self, flow: http.HTTPFlow) -> None:
         rt = self.rt
         assert rt is not None
+        if rt.answer_mapping(flow):
+            return
         await rt.send_outbound(flow, wait=ctx.options.sepp_handshake_wait)
 
     def _fail(self, flow: http.HTTPFlow, err: N32Error) -> None:

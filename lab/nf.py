@@ -78,6 +78,10 @@ class HomeNfs:
             ("GET", re.compile(r"/nudm-sdm/v2/(?P<ue>[^/]+)"), "UDM", self.sdm_datasets),
             ("POST", re.compile(r"/nudm-sdm/v2/(?P<ue>[^/]+)/sdm-subscriptions"), "UDM", self.sdm_subscribe),
             ("POST", re.compile(r"/nsmf-pdusession/v1/pdu-sessions"), "SMF", self.smf_create),
+            ("GET", re.compile(r"/nnrf-disc/v1/nf-instances"), "NRF", self.nrf_discover),
+            # the visited side runs this module too (--plmn 001-01): its AMF / V-SMF callbacks
+            ("POST", re.compile(r"/namf-callback/v1/(?P<rest>.+)"), "AMF", self.callback),
+            ("POST", re.compile(r"/nsmf-pdusession/v1/pdu-sessions/(?P<rest>.+)"), "SMF", self.callback),
         ]
         self.reset()
 
@@ -237,6 +241,40 @@ class HomeNfs:
         sub = {**sub, "subscriptionId": sid}
         self.sdm_subs[sid] = sub
         return self._ok(201, sub, f"{self.root('udm')}/nudm-sdm/v2/{s}/sdm-subscriptions/{sid}")
+
+    # ------------------------------------------------------------------ NRF (TS 29.510)
+    NF_TYPES = {"AUSF": ("ausf", "nausf-auth", "v1", "1.2.0", 12),
+                "UDM": ("udm", "nudm-sdm", "v2", "2.2.0", 13),
+                "SMF": ("smf", "nsmf-pdusession", "v1", "1.2.0", 14)}
+
+    def nrf_discover(self, m: re.Match, q: dict, h: Headers, body: bytes) -> Reply:
+        """Nnrf_NFDiscovery NFDiscover (TS 29.510 §5.3.2.2): one profile of the requested type, with
+        its FQDN and an IP address (both for the SEPPs to hide / make telescopic)."""
+        for name in ("target-nf-type", "requester-nf-type"):
+            if not q.get(name):
+                raise ProblemError(400, "MANDATORY_QUERY_PARAM_MISSING", f"{name} is required",
+                                   invalidParams=[{"param": name, "reason": "missing"}])
+        nf_type = q["target-nf-type"][0]
+        if nf_type not in self.NF_TYPES:
+            return self._ok(200, {"validityPeriod": 3600, "nfInstances": []})
+        label, service, ver, full, host = self.NF_TYPES[nf_type]
+        fqdn = f"{label}.5gc.mnc{self.mnc.zfill(3)}.mcc{self.mcc}.3gppnetwork.org"
+        ip = f"10.{int(self.mnc)}.0.{host}"
+        nf_id = str(uuid.uuid5(scenario.LAB_NS, f"{label}.{self.mcc}-{self.mnc}"))
+        profile = {
+            "nfInstanceId": nf_id, "nfType": nf_type, "nfStatus": "REGISTERED",
+            "plmnList": [{"mcc": self.mcc, "mnc": self.mnc}], "fqdn": fqdn, "ipv4Addresses": [ip],
+            "nfServices": [{
+                "serviceInstanceId": f"{service}-1", "serviceName": service,
+                "versions": [{"apiVersionInUri": ver, "apiFullVersion": full}],
+                "scheme": "https", "nfServiceStatus": "REGISTERED", "fqdn": fqdn,
+                "ipEndPoints": [{"ipv4Address": ip, "transport": "TCP", "port": 443}]}],
+        }
+        return self._ok(200, {"validityPeriod": 3600, "nfInstances": [profile]})
+
+    def callback(self, m: re.Match, q: dict, h: Headers, body: bytes) -> Reply:
+        """A notification to one of our callback URIs: recorded (``/_lab/received``), 204."""
+        return 204, [], b""
 
     # ------------------------------------------------------------------ AUSF (TS 29.509)
     def ausf_authenticate(self, m: re.Match, q: dict, h: Headers, body: bytes) -> Reply:

@@ -41,8 +41,12 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False
                                  "--port", str(lab.port("sepp-h.nf")), "--tls-cert", str(home / "nf.crt"),
                                  "--tls-key", str(home / "nf.key"), "--plmn", HOME["plmn"],
                                  "--record", str(out / "nf-home.requests.jsonl")], out=out)
+    visited = lab.pki / f"plmn-{VISITED['plmn']}"
+    nfv = procs.start("nf-visited", [sys.executable, "-m", "lab.nf", "--host", "127.0.0.1",
+                                     "--port", str(lab.port("sepp-v.nf")), "--tls-cert", str(visited / "nf.crt"),
+                                     "--tls-key", str(visited / "nf.key"), "--plmn", VISITED["plmn"]], out=out)
     seppv = None
-    started = []
+    started = [nfv]
     if lab.ipx:
         for fqdn in ("ipx2.ipx.lab", "ipx1.ipx.lab"):
             name = fqdn.split(".")[0]
@@ -63,6 +67,7 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False
         if side is VISITED:
             seppv = p
     P.wait_port(lab.port("sepp-h.nf"), 15, [nf])
+    P.wait_port(lab.port("sepp-v.nf"), 15, [nfv])
     assert seppv is not None
 
     def established() -> dict | None:

@@ -94,6 +94,9 @@ def sepp_config(lab: Lab, me: dict, peer: dict, *, initiate: bool, extra_peer: d
             "default": f"https://127.0.0.1:{lab.port(me['name'] + '.nf')}",
             "trust_anchor": str(mine / "ca.crt"),
         },
+        # telescopic FQDNs under this SEPP's FQDN (default; sepp.crt carries *.sepp...) and
+        # topology hiding of this PLMN's NFs towards the peer (docs/routing.md)
+        "topology_hiding": {"enabled": True},
         "handshake": {"at_start": initiate, "retry_initial": 0.2, "retry_max": 2.0, "timeout": 5.0},
         "peers": [{
             "name": peer["name"],

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,22 @@ class HomeNfs:
 class Contexts:
     lifetime: float = 86400.0
     rekey_margin: int = 1000
+
+
+@dataclass(frozen=True)
+class Telescopic:
+    """Telescopic FQDNs (TS 33.501 §13.1.1.1): ``<label>.<domain>``; the SBI certificate must
+    cover ``*.<domain>``. ``domain`` None: disabled."""
+    domain: str | None = None
+
+
+@dataclass(frozen=True)
+class TopologyHiding:
+    """Topology hiding (TS 33.501 §13.1.2) of our NFs towards peers."""
+    enabled: bool = True
+    pseudonym_domain: str | None = None     # default th.5gc.mnc<MNC>.mcc<MCC>.3gppnetwork.org
+    secret_file: Path | None = None         # HMAC key of the pseudonyms; default: random per start
+    home_networks: tuple[str, ...] | None = None   # IP networks of our NFs; default: every IP literal
 
 
 @dataclass(frozen=True)
@@ -183,6 +200,8 @@ class SeppConfig:
     peers: tuple[Peer, ...]
     ipx_keys: tuple[IpxKeys, ...] = ()
     security_profile: str | None = None
+    telescopic: Telescopic = Telescopic()
+    topology_hiding: TopologyHiding = TopologyHiding(enabled=False)
 
     def peer(self, name_or_fqdn: str) -> Peer | None:
         """The peer with this name or FQDN."""
@@ -523,7 +542,7 @@ def _ipx_keys(m: _Map, name: str) -> tuple[IpxKeys, ...]:
 # ------------------------------------------------------------------------------------- SEPP
 _SEPP_KEYS = ("name", "fqdn", "plmn_ids", "certificate", "private_key", "listeners", "security_capabilities",
               "jwe_cipher_suites", "jws_cipher_suites", "policies", "security_profile", "home_nfs", "contexts",
-              "handshake", "ipx_keys", "peers")
+              "handshake", "ipx_keys", "peers", "telescopic", "topology_hiding")
 _PEER_KEYS = ("name", "fqdn", "n32c_uri", "n32f_uri", "plmn_ids", "trust_anchor", "security_capabilities",
               "initiate", "first_hop_ipx", "ipx_keys", "options")
 
@@ -633,6 +652,8 @@ def load_sepp_config(file: Path | str) -> SeppConfig:
             sm.fail(f"must be at least retry_initial ({handshake.retry_initial:g})", "retry_max")
 
     ipx_keys = _ipx_keys(top, "ipx_keys")
+    telescopic = _telescopic(top, fqdn, (sbi.certificate if sbi else None) or cert)
+    hiding = _topology_hiding(top)
 
     peers: list[Peer] = []
     anchors: dict[PlmnId, tuple[bytes, int]] = {}
@@ -663,7 +684,53 @@ def load_sepp_config(file: Path | str) -> SeppConfig:
     return SeppConfig(file=file, name=name, fqdn=fqdn, plmn_ids=plmn_ids, certificate=cert, private_key=key,
                       listeners=Listeners(n32, n32f, sbi), security_capabilities=caps, jwe_cipher_suites=jwe,
                       jws_cipher_suites=jws, policies=policies, home_nfs=home, contexts=contexts,
-                      handshake=handshake, peers=tuple(peers), ipx_keys=ipx_keys, security_profile=profile)
+                      handshake=handshake, peers=tuple(peers), ipx_keys=ipx_keys, security_profile=profile,
+                      telescopic=telescopic, topology_hiding=hiding)
+
+
+def _covers(names: list[str], host: str) -> bool:
+    """RFC 6125 §6.4.3: ``*.`` matches exactly one left-most label."""
+    host = host.lower()
+    return any(n.lower() == host or (n.startswith("*.") and host.partition(".")[2] == n[2:].lower())
+               for n in names)
+
+
+def _telescopic(top: _Map, fqdn: str, sbi_cert: Path) -> Telescopic:
+    tm = top.sub("telescopic", ("enabled", "domain"))
+    enabled = tm.get("enabled", bool, True) if tm is not None else True
+    if not enabled:
+        return Telescopic(None)
+    domain = (tm.fqdn("domain", None) if tm is not None else None) or fqdn
+    leaf = _certificates(top.file, "certificate", sbi_cert)[0]
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
+            .get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if not _covers(names, f"x.{domain}"):
+        raise ConfigError(top.file, "telescopic.domain",
+                          f"the certificate NFs see ({sbi_cert}) does not cover *.{domain}, which telescopic "
+                          "FQDNs need (TS 33.501 §13.1.1.1); add that SAN or set telescopic.enabled: false")
+    return Telescopic(domain)
+
+
+def _topology_hiding(top: _Map) -> TopologyHiding:
+    hm = top.sub("topology_hiding", ("enabled", "pseudonym_domain", "secret_file", "home_networks"))
+    if hm is None:
+        return TopologyHiding(enabled=False)
+    secret = hm.path("secret_file", None)
+    if secret is not None and len(secret.read_bytes()) < 16:
+        hm.fail("must hold at least 16 octets (the pseudonyms' HMAC key)", "secret_file")
+    nets = None
+    if hm.has("home_networks"):
+        nets = []
+        for key, v in hm.items("home_networks"):
+            try:
+                nets.append(str(ipaddress.ip_network(v, strict=False)))
+            except (TypeError, ValueError):
+                raise ConfigError(top.file, key, f"must be an IP network such as 10.0.0.0/8, got {_show(v)}") from None
+        nets = tuple(nets)
+    return TopologyHiding(hm.get("enabled", bool, True), hm.fqdn("pseudonym_domain", None), secret, nets)
 
 
 # -------------------------------------------------------------------------------------- IPX

@@ -1,7 +1,7 @@
 """Topology hiding (TS 33.501 §5.9.3.2, §13.1.2; N32-SPEC §8).
 
 Towards the peer, FQDNs and IP addresses of our own NFs are replaced by stable pseudonyms
-``nf-<16 hex>.<pseudonym_domain>`` (the first 8 octets of HMAC-SHA-256(secret, host)); traffic
+``nf<16 hex>.<pseudonym_domain>`` (the first 8 octets of HMAC-SHA-256(secret, host)); traffic
 that comes back addressed to a pseudonym is given the real name again. Headers that reveal
 internals (``server``, ``via``, ``x-forwarded-*`` ...) are removed.
 
@@ -43,7 +43,9 @@ from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 from .telescopic import ENDPOINT_ADDRESS_MEMBERS, IP_MEMBERS, host_of, is_fqdn, replace_uri_host, split_uri
 
-PSEUDONYM_PREFIX = "nf-"
+# No hyphen: a pseudonym then has a readable direct telescopic label on the peer side ("nf-" would
+# give "nf--...", which RFC 5891 reserves and n32/telescopic.py replaces by a hash label).
+PSEUDONYM_PREFIX = "nf"
 PSEUDONYM_HEX = 16
 # Headers removed towards the peer (exact names) and name prefixes removed.
 STRIP_HEADERS = frozenset({

@@ -19,7 +19,7 @@ CTX = "9f7c6a52-36d5-5c52-b4b1-6b1c0f1a2b3c"
 LOC = f"https://{AUSF}:7443/nausf-auth/v1/ue-authentications/{CTX}"
 SECRET = b"k" * 32
 LAB_OPENAPI = Path(__file__).resolve().parents[1] / "lab" / "openapi"
-PSEUDONYM = re.compile(rf"^nf-[0-9a-f]{{16}}\.{re.escape(PSEUDO)}$")
+PSEUDONYM = re.compile(rf"^nf[0-9a-f]{{16}}\.{re.escape(PSEUDO)}$")
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_hide_ausf_authentication_response(th):
     names = [k for k, _ in out.headers]
     assert names == ["content-type", "content-length", "location", "date"]
     loc = out.header("location")
-    m = re.fullmatch(rf"https://(nf-[0-9a-f]{{16}}\.{re.escape(PSEUDO)}):7443/nausf-auth/v1/ue-authentications/{CTX}", loc)
+    m = re.fullmatch(rf"https://(nf[0-9a-f]{{16}}\.{re.escape(PSEUDO)}):7443/nausf-auth/v1/ue-authentications/{CTX}", loc)
     assert m, loc
     body = json.loads(out.body)
     assert body["_links"]["5g-aka"]["href"] == f"{loc}/5g-aka-confirmation"
@@ -195,7 +195,7 @@ def test_hide_request_headers_and_callbacks(th):
 
 
 def test_restore_request_refuses_unknown_pseudonyms(th):
-    ghost = f"nf-0123456789abcdef.{PSEUDO}"
+    ghost = f"nf0123456789abcdef.{PSEUDO}"
     with pytest.raises(N32Error) as ei:
         th.restore_request(jreq("GET", ghost, "/x"))
     assert (ei.value.status, ei.value.cause) == (403, "TARGET_NOT_ALLOWED")
