@@ -386,3 +386,45 @@ def test_ipx_key_must_be_p256(tmp_path, pki):
     path = write(tmp_path, pki, lambda c: c.update(ipx_keys=[{"fqdn": "ipx1.ipx.lab",
                                                               "public_keys": [str(tmp_path / "p384.pub")]}]))
     assert "ipx_keys[0].public_keys[0]: " in one_line_error(path) and "EC P-256" in one_line_error(path)
+
+
+# ------------------------------------------------------------------- telescopic / topology hiding
+def test_telescopic_and_topology_hiding_defaults(tmp_path, pki):
+    cfg = load_sepp_config(write(tmp_path, pki))        # the lab enables topology_hiding
+    assert cfg.telescopic.domain == cfg.fqdn             # sepp.crt carries *.sepp.5gc...
+    th = cfg.topology_hiding
+    assert th.enabled and th.pseudonym_domain is None and th.secret_file is None and th.home_networks is None
+
+    def plain(c):
+        del c["topology_hiding"]
+    assert not load_sepp_config(write(tmp_path, pki, plain)).topology_hiding.enabled
+
+
+def test_topology_hiding_options(tmp_path, pki):
+    secret = tmp_path / "th.key"
+    secret.write_bytes(b"k" * 32)
+
+    def edit(c):
+        c["topology_hiding"] = {"pseudonym_domain": "hidden.5gc.mnc001.mcc001.3gppnetwork.org",
+                                "secret_file": str(secret), "home_networks": ["10.1.0.0/16", "fd00::/8"]}
+        c["telescopic"] = {"enabled": False}
+    cfg = load_sepp_config(write(tmp_path, pki, edit))
+    assert cfg.telescopic.domain is None
+    th = cfg.topology_hiding
+    assert th.enabled and th.pseudonym_domain.startswith("hidden.") and th.secret_file == secret
+    assert th.home_networks == ("10.1.0.0/16", "fd00::/8")
+
+
+@pytest.mark.parametrize("edit,key,problem", [
+    (lambda c, t: c.update(telescopic={"domain": "tele.example.org"}), "telescopic.domain", "does not cover *.tele.example.org"),
+    (lambda c, t: c.update(telescopic={"domian": "x"}), "telescopic.domian", "did you mean domain"),
+    (lambda c, t: c.update(topology_hiding={"home_networks": ["10.0.0.0/33"]}), "topology_hiding.home_networks[0]",
+     "must be an IP network"),
+    (lambda c, t: (t.joinpath("short.key").write_bytes(b"x"),
+                   c.update(topology_hiding={"secret_file": str(t / "short.key")})), "topology_hiding.secret_file",
+     "at least 16 octets"),
+    (lambda c, t: c.update(topology_hiding={"enabled": "yes"}), "topology_hiding.enabled", "must be"),
+])
+def test_telescopic_and_topology_hiding_mistakes(tmp_path, pki, edit, key, problem):
+    msg = one_line_error(write(tmp_path, pki, lambda c: edit(c, tmp_path)))
+    assert f": {key}: " in msg and problem in msg, msg
