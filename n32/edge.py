@@ -96,13 +96,10 @@ class Edge:
         if tm is None:
             return rsp
         headers = [(k, _telescopic_uri(tm, v) if k in RESOURCE_URI_HEADERS else v) for k, v in rsp.headers]
-        body = rsp.body
+        rsp = dataclasses.replace(rsp, headers=headers)
         if method == "GET" and path.split("?", 1)[0].startswith(DISCOVERY_PREFIX) and 200 <= rsp.status < 300:
-            doc = _json_object(rsp)
-            if doc is not None:
-                body = json.dumps(rewrite_discovery_result(doc, tm), separators=(",", ":")).encode()
-                headers = [(k, str(len(body)) if k == "content-length" else v) for k, v in headers]
-        return dataclasses.replace(rsp, headers=headers, body=body)
+            rsp = _rewrite_json(rsp, lambda d: rewrite_discovery_result(d, tm))
+        return rsp
 
     # ---------------------------------------------------------------- pSEPP
     def from_peer(self, req: HttpRequest) -> HttpRequest:
@@ -110,25 +107,13 @@ class Edge:
         if self.hider is not None:
             req = self.hider.restore_request(req)
         if self.telescopic is not None:
-            doc = _json_object(req)
-            if doc is not None:
-                new = rewrite_callback_uris(doc, self.callback_pointers, self.telescopic)
-                if new != doc:
-                    body = json.dumps(new, separators=(",", ":")).encode()
-                    req = dataclasses.replace(req, body=body, headers=[
-                        (k, str(len(body)) if k == "content-length" else v) for k, v in req.headers])
+            req = _rewrite_json(req, lambda d: rewrite_callback_uris(d, self.callback_pointers, self.telescopic))
         return req
 
     def to_peer(self, rsp: HttpResponse) -> HttpResponse:
         """Our NF's response, as the peer may see it."""
         if self.telescopic is not None:
-            doc = _json_object(rsp)
-            if doc is not None:
-                new = restore_callback_uris(doc, self.callback_pointers, self.telescopic)
-                if new != doc:
-                    body = json.dumps(new, separators=(",", ":")).encode()
-                    rsp = dataclasses.replace(rsp, body=body, headers=[
-                        (k, str(len(body)) if k == "content-length" else v) for k, v in rsp.headers])
+            rsp = _rewrite_json(rsp, lambda d: restore_callback_uris(d, self.callback_pointers, self.telescopic))
         if self.hider is not None:
             rsp = self.hider.hide_response(rsp)
         return rsp
@@ -148,6 +133,20 @@ def _telescopic_uri(tm: TelescopicMapper, value: str) -> str:
         return tm.rewrite_uri(value.strip())
     except N32Error:
         return value          # e.g. an IP literal: left for the NF; routing refuses IP targets anyway
+
+
+def _rewrite_json(msg: Any, fn: Any) -> Any:
+    """``msg`` with its JSON object body replaced by ``fn(body)`` (content-length kept right);
+    ``msg`` itself when the body is not a JSON object or nothing changed."""
+    doc = _json_object(msg)
+    if doc is None:
+        return msg
+    new = fn(doc)
+    if new == doc:
+        return msg
+    body = json.dumps(new, separators=(",", ":")).encode()
+    return dataclasses.replace(msg, body=body, headers=[
+        (k, str(len(body)) if k == "content-length" else v) for k, v in msg.headers])
 
 
 def _json_object(msg: Any) -> dict | None:
