@@ -1,0 +1,93 @@
+"""n32/routing.py: which peer a target belongs to, and which targets are refused (TS 23.003 §28,
+TS 29.500 §6.10; the SSRF class of open5gs #4628)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from n32 import routing
+from n32.errors import N32Error
+from n32.message import HttpRequest
+from n32.plmn import PlmnId
+
+OWN = [PlmnId("001", "01")]
+
+
+@dataclass
+class Peer:
+    fqdn: str
+    plmn_ids: tuple
+
+
+PEERS = [Peer("sepp.5gc.mnc070.mcc999.3gppnetwork.org", (PlmnId("999", "70"),)),
+         Peer("sepp.5gc.mnc123.mcc310.3gppnetwork.org", (PlmnId("310", "123"), PlmnId("311", "480")))]
+
+
+def target(value: str) -> routing.ApiRoot:
+    return routing.parse_api_root(value)
+
+
+@pytest.mark.parametrize("host,peer", [
+    ("udm.5gc.mnc070.mcc999.3gppnetwork.org", 0),          # 2-digit MNC configured, 3-digit in the FQDN
+    ("ausf.5gc.mnc123.mcc310.3gppnetwork.org", 1),
+    ("smf1.region.5gc.mnc480.mcc311.3gppnetwork.org", 1),  # second PLMN of the same peer, deeper name
+    ("UDM.5GC.MNC070.MCC999.3GPPNETWORK.ORG", 0),          # case-insensitive
+])
+def test_the_peer_is_chosen_by_the_plmn_of_the_target(host, peer):
+    assert routing.select_peer(target(f"https://{host}:443"), PEERS, OWN) is PEERS[peer]
+
+
+@pytest.mark.parametrize("value,status", [
+    ("https://127.0.0.1:8080", 400),
+    ("https://[::1]", 400),
+    ("https://localhost", 400),
+    ("https://udm.example.com", 400),
+    ("https://udm.5gc.mnc70.mcc999.3gppnetwork.org", 400),   # 2-digit MNC label: not the TS 23.003 form
+    ("https://udm.5gc.mnc001.mcc001.3gppnetwork.org", 400),  # our own PLMN is not routed over N32
+    ("https://udm.5gc.mnc099.mcc099.3gppnetwork.org", 404),  # no roaming partner
+])
+def test_targets_outside_the_peer_domains_are_refused(value, status):
+    with pytest.raises(N32Error) as e:
+        routing.select_peer(target(value), PEERS, OWN)
+    assert e.value.status == status and e.value.invalid_params[0]["param"] == routing.TARGET_API_ROOT
+
+
+@pytest.mark.parametrize("value", ["ftp://udm.5gc.mnc070.mcc999.3gppnetwork.org", "https://",
+                                   "https://u:p@udm.5gc.mnc070.mcc999.3gppnetwork.org",
+                                   "https://udm.5gc.mnc070.mcc999.3gppnetwork.org/?x=1", "https://h:99999"])
+def test_malformed_api_roots_are_refused(value):
+    with pytest.raises(N32Error) as e:
+        routing.parse_api_root(value)
+    assert e.value.status == 400
+
+
+def test_api_root_keeps_port_and_prefix():
+    r = target("https://udm.5gc.mnc070.mcc999.3gppnetwork.org:8443/pfx/")
+    assert (r.host, r.port, r.prefix, str(r)) == ("udm.5gc.mnc070.mcc999.3gppnetwork.org", 8443, "/pfx",
+                                                  "https://udm.5gc.mnc070.mcc999.3gppnetwork.org:8443/pfx")
+
+
+def test_outbound_target_is_the_header_else_the_authority():
+    with_header = HttpRequest("GET", "https", "sepp:1", "/x", "", [(routing.TARGET_API_ROOT,
+                                                                    "https://udm.5gc.mnc070.mcc999.3gppnetwork.org")])
+    assert routing.outbound_target(with_header).host == "udm.5gc.mnc070.mcc999.3gppnetwork.org"
+    plain = HttpRequest("GET", "https", "ausf.5gc.mnc070.mcc999.3gppnetwork.org:7443", "/x")
+    t = routing.outbound_target(plain)
+    assert (t.host, t.port) == ("ausf.5gc.mnc070.mcc999.3gppnetwork.org", 7443)
+
+
+@pytest.mark.parametrize("host,ok", [
+    ("udm.5gc.mnc001.mcc001.3gppnetwork.org", True),
+    ("udm.5gc.mnc070.mcc999.3gppnetwork.org", False),   # the peer's own NF: not ours to deliver
+    ("127.0.0.1", False),
+    ("metadata.internal", False),
+])
+def test_inbound_targets_must_be_our_own_nfs(host, ok):
+    t = routing.ApiRoot("https", host, None)
+    if ok:
+        routing.check_inbound_target(t, OWN)
+    else:
+        with pytest.raises(N32Error) as e:
+            routing.check_inbound_target(t, OWN)
+        assert e.value.status == 403 and e.value.cause == "TARGET_NOT_ALLOWED"
