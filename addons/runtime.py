@@ -434,17 +434,15 @@ class SeppRuntime:
             ctx.peer_ri_parameters = opened.block[prins.RI_PARAMETERS]
             state["answerRiParameters"] = True
             self.write_status()
-        req = opened.message
-        self._deliver_to_home_nf(flow, req, ctx.peer_plmn_ids)
+        req = self._deliver_to_home_nf(flow, opened.message, ctx.peer_plmn_ids)
         state.update(method=req.method, path=req.path, original={"method": req.method, "authority": req.authority,
                                                                   "path": req.target})
 
-    def _deliver_to_home_nf(self, flow: http.HTTPFlow, req: Any, peer_plmns: Any) -> None:
+    def _deliver_to_home_nf(self, flow: http.HTTPFlow, req: Any, peer_plmns: Any) -> Any:
         """Checks shared by both N32-f modes, then ``flow`` goes to the home NF the target names.
         The target header, if any, is consumed here: delivery is direct (open5gs does the same)."""
         plmn_checks.inbound(req, peer_plmns)
-        restored = self.edge.from_peer(req)
-        req.authority, req.headers, req.body = restored.authority, restored.headers, restored.body
+        req = self.edge.from_peer(req)
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)
         uri = self.cfg.home_nfs.routes.get(target.host) or self.cfg.home_nfs.default
@@ -455,6 +453,7 @@ class SeppRuntime:
             req.authority, req.path = target.authority, target.prefix + req.path
         req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
         flowconv.apply_request(flow, req, scheme=scheme, host=host, port=port)
+        return req
 
     def protect_response(self, flow: http.HTTPFlow) -> None:
         state = flow.metadata["n32"]
@@ -508,8 +507,7 @@ class SeppRuntime:
         if relation is None or relation.capability != "TLS":
             raise N32Error(403, "N32_NOT_ESTABLISHED",
                            f"no TLS-mode N32 relation with {peer.fqdn}; run N32-c exchange-capability first")
-        req = flowconv.to_http_request(flow.request)
-        self._deliver_to_home_nf(flow, req, self.peer(peer.fqdn).plmn_ids)
+        req = self._deliver_to_home_nf(flow, flowconv.to_http_request(flow.request), self.peer(peer.fqdn).plmn_ids)
         state.update(method=req.method, path=req.path)
 
     def ri_parameters(self, ctx: Any) -> dict:

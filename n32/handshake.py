@@ -144,6 +144,21 @@ def _round_of(body: dict) -> int:
     return 3
 
 
+def _policy_members(local: Any, peer_fqdn: str, policy_key: str) -> dict[str, Any]:
+    """The protection-policy members of a round-2 exchange-params body (TS 29.573 §6.1.5.2.3):
+    ``policy_key`` is ``protectionPolicyInfo`` (request) or ``selProtectionPolicyInfo`` (response)."""
+    out: dict[str, Any] = {}
+    wire = _policy_wire(local, peer_fqdn)
+    if wire is not None:
+        out[policy_key] = wire
+    if local.security_profile:
+        out["securityProfile"] = local.security_profile
+    mod = _mod_wire(local, peer_fqdn)
+    if mod:
+        out["modificationPolicy"] = mod
+    return out
+
+
 def _policy_wire(local: LocalSepp, peer: str) -> dict | None:
     return local.policy.to_wire(peer) if local.policy is not None and local.security_profile is None else None
 
@@ -247,15 +262,7 @@ class Responder:
             bad = _mismatches(self.local, conn.peer, ctx.peer_protection_policy, ctx.security_profile)
             if bad:
                 events.append(PolicyMismatch(conn.peer.fqdn, ctx, bad, conn.peer.opt("policy_mismatch", "report") == "report"))
-            rsp = dict(base)
-            wire = _policy_wire(self.local, conn.peer.fqdn)
-            if wire is not None:
-                rsp["selProtectionPolicyInfo"] = wire
-            if self.local.security_profile:
-                rsp["securityProfile"] = self.local.security_profile
-            mod = _mod_wire(self.local, conn.peer.fqdn)
-            if mod:
-                rsp["modificationPolicy"] = mod
+            rsp = {**base, **_policy_members(self.local, conn.peer.fqdn, "selProtectionPolicyInfo")}
             conn.round = 2
             return Outcome(200, rsp, events)
         ctx.peer_ipx_sec_info = list(body.get("ipxProviderSecInfoList") or []) + list(conn.peer.ipx_sec_info)
@@ -332,16 +339,9 @@ class Initiator:
             return "exchange-params", {"n32fContextId": self.own_id, "jweCipherSuiteList": list(self.local.jwe_suites),
                                        "jwsCipherSuiteList": list(self.local.jws_suites), **base}
         if self.state == "round2":
-            body: dict[str, Any] = {"n32fContextId": self.own_id, **base}
-            wire = _policy_wire(self.local, self.peer.fqdn)
-            if wire is not None:
-                body["protectionPolicyInfo"] = wire
-            if self.local.security_profile:
-                body["securityProfile"] = self.local.security_profile
-            mod = _mod_wire(self.local, self.peer.fqdn)
-            if mod:
-                body["modificationPolicy"] = mod
-            if wire is None and not self.local.security_profile:
+            body: dict[str, Any] = {"n32fContextId": self.own_id, **base,
+                                    **_policy_members(self.local, self.peer.fqdn, "protectionPolicyInfo")}
+            if "protectionPolicyInfo" not in body and "securityProfile" not in body:
                 body["securityProfile"] = "none"  # keeps round 2 distinguishable from round 3
             return "exchange-params", body
         if self.state == "round3":

@@ -177,6 +177,18 @@ def _decode_direct(label: str) -> str | None:
     return "".join(out)
 
 
+def remember(table: OrderedDict[str, str], name: str, value: str, max_entries: int, what: str) -> None:
+    """Store ``name -> value`` in a bounded LRU ``table`` (oldest dropped first). A ``name``
+    already bound to another value is a hash collision: refuse rather than misroute."""
+    known = table.get(name)
+    if known is not None and known != value:
+        raise N32Error(500, "SYSTEM_FAILURE", f"{what} collision for {value!r}")
+    table[name] = value
+    table.move_to_end(name)
+    while len(table) > max_entries:
+        table.popitem(last=False)
+
+
 class TelescopicMapper:
     """Maps foreign FQDNs to ``<label>.<sepp_domain>`` and back.
 
@@ -223,13 +235,7 @@ class TelescopicMapper:
         if label is not None:
             return label
         label = HASH_PREFIX + hashlib.sha256(fqdn.encode()).hexdigest()[:HASH_HEX]
-        known = self._table.get(label)
-        if known is not None and known != fqdn:   # 128-bit collision: refuse rather than misroute
-            raise N32Error(500, "SYSTEM_FAILURE", f"telescopic label collision for {fqdn!r}")
-        self._table[label] = fqdn
-        self._table.move_to_end(label)
-        while len(self._table) > self._max:
-            self._table.popitem(last=False)
+        remember(self._table, label, fqdn, self._max, "telescopic label")
         return label
 
     def from_label(self, label: str) -> str | None:

@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterable
 from . import multipart
 from .errors import N32Error
 from .message import HttpRequest, HttpResponse
-from .telescopic import ENDPOINT_ADDRESS_MEMBERS, IP_MEMBERS, host_of, is_fqdn, replace_uri_host, split_uri
+from .telescopic import (ENDPOINT_ADDRESS_MEMBERS, IP_MEMBERS, host_of, is_fqdn, remember, replace_uri_host,
+                         split_uri)
 
 # No hyphen: a pseudonym then has a readable direct telescopic label on the peer side ("nf-" would
 # give "nf--...", which RFC 5891 reserves and n32/telescopic.py replaces by a hash label).
@@ -126,13 +127,7 @@ class TopologyHider:
         key = _canon_ip(h) or h
         digest = hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
         name = f"{PSEUDONYM_PREFIX}{digest}.{self.pseudonym_domain}"
-        known = self._table.get(name)
-        if known is not None and known != key:      # 64-bit collision: refuse rather than misroute
-            raise N32Error(500, "SYSTEM_FAILURE", f"topology-hiding pseudonym collision for {key!r}")
-        self._table[name] = key
-        self._table.move_to_end(name)
-        while len(self._table) > self._max:
-            self._table.popitem(last=False)
+        remember(self._table, name, key, self._max, "topology-hiding pseudonym")
         return name
 
     register = pseudonym
