@@ -195,11 +195,22 @@ class SeppRuntime:
                      ctx.local_context_id, ctx.peer_context_id, ctx.jwe_suite, ctx.jws_suite)
             for ev in init.events:
                 self._on_event(ev)
-            if rekey and old is not None:
-                await self._post(peer, "n32f-terminate", handshake.terminate_request(old))
-                self.store.remove(old)
+            if rekey and old is not None and old is not ctx:
+                self._spawn(self._retire(peer, old))
         else:
             log.info("N32 with %s: %s selected", peer.fqdn, init.selected_capability)
+        self.write_status()
+
+    async def _retire(self, peer: Any, old: Any) -> None:
+        """After a rekey: the new context carries all new messages (``by_peer`` picks the newest);
+        the old one still accepts messages in flight for ``contexts.rekey_grace`` seconds, then
+        both sides drop it (n32f-terminate, TS 29.573 §5.2.2.4)."""
+        await asyncio.sleep(self.cfg.contexts.rekey_grace)
+        if self.store.by_local_id(old.local_context_id) is None:
+            return  # expired or terminated by the peer meanwhile
+        await self._post(peer, "n32f-terminate", handshake.terminate_request(old))
+        self.store.remove(old)
+        log.info("N32-f context %s with %s retired after rekey", old.local_context_id, peer.fqdn)
         self.write_status()
 
     async def terminate(self, peer: Any) -> None:
@@ -273,7 +284,10 @@ class SeppRuntime:
                     "role": ctx.role, "localContextId": ctx.local_context_id,
                     "peerContextId": ctx.peer_context_id, "jweCipherSuite": ctx.jwe_suite,
                     "jwsCipherSuite": ctx.jws_suite,
-                    "peerRiParameters": getattr(ctx, "peer_ri_parameters", None)},
+                    "peerRiParameters": getattr(ctx, "peer_ri_parameters", None),
+                    "messagesLeft": min(c.remaining for c in ctx.counters.values())},
+                # the newest context above carries new messages; older ones only await retirement
+                "contexts": sorted((c.local_context_id for c in self.store.all() if c.peer_fqdn == p.fqdn)),
             }
         return {"sepp": self.cfg.name, "fqdn": self.cfg.fqdn, "peers": relations}
 
@@ -466,8 +480,14 @@ class SeppRuntime:
         peer = self.peer(ctx.peer_fqdn)
         ipx = peer.first_hop_ipx.fqdn if peer.first_hop_ipx and state.get("viaIpx") else None
         extra = {prins.RI_PARAMETERS: self.ri_parameters(ctx)} if state.get("answerRiParameters") else None
-        body, n_enc = prins.protect_response(ctx, rsp, sel, state["messageId"], ipx, peer.options.authorized_ipx_null,
-                                             extra)
+        if ctx.needs_rekey:  # our response counter runs low: this side rekeys (profile 11)
+            self._start_handshake(peer, rekey=True)
+        try:
+            body, n_enc = prins.protect_response(ctx, rsp, sel, state["messageId"], ipx,
+                                                 peer.options.authorized_ipx_null, extra)
+        except jwe.KeyExhausted:
+            self._start_handshake(peer, rekey=True)
+            raise N32Error(503, "N32_REKEY_IN_PROGRESS", f"N32-f keys with {peer.fqdn} exhausted; rekeying") from None
         state.update(status=rsp.status, encryptedResponse=n_enc)
         flow.response = flowconv.json_response(200, body)
         state["answered"] = True

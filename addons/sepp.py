@@ -78,24 +78,31 @@ class Sepp:
     def cmd_handshake(self, peer: str) -> None:
         """Run the N32-c handshake towards PEER (name or FQDN) now."""
         rt = self._need_rt()
-        self._spawn(rt.handshake(rt.peer(peer)))
+        self._spawn(rt.handshake(self._peer(rt, peer)))
 
     @command.command("sepp.rekey")
     def cmd_rekey(self, peer: str) -> None:
         """New N32-c handshake towards PEER: new context IDs and keys; the old context is terminated."""
         rt = self._need_rt()
-        self._spawn(rt.handshake(rt.peer(peer), rekey=True))
+        self._spawn(rt.handshake(self._peer(rt, peer), rekey=True))
 
     @command.command("sepp.terminate")
     def cmd_terminate(self, peer: str) -> None:
         """Terminate the N32-f context (PRINS) or release the TLS relation with PEER."""
         rt = self._need_rt()
-        self._spawn(rt.terminate(rt.peer(peer)))
+        self._spawn(rt.terminate(self._peer(rt, peer)))
 
     @command.command("sepp.contexts")
     def cmd_contexts(self) -> str:
         """The N32 relations and N32-f contexts this SEPP holds (no key material)."""
         return json.dumps(self._need_rt().describe(), indent=2)
+
+    @staticmethod
+    def _peer(rt: SeppRuntime, name: str) -> Any:
+        try:
+            return rt.peer(name)
+        except ValueError as e:
+            raise exceptions.CommandError(f"{e}; configured: {', '.join(p.fqdn for p in rt.cfg.peers)}") from None
 
     def _need_rt(self) -> SeppRuntime:
         if not self.rt:

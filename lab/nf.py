@@ -3,6 +3,9 @@
 * AUSF  Nausf_UEAuthentication (TS 29.509 §5.2.2.2): 5G AKA with real MILENAGE vectors.
 * UDM   Nudm_UEAU (TS 29.503 §5.4), Nudm_UECM (§5.3), Nudm_SDM (§5.2).
 * H-SMF Nsmf_PDUSession Create (TS 29.502 §5.2.2.7), multipart/related with N1 SM parts.
+* AMF   Namf_Communication (TS 29.518 §5.2.2.2): the old AMF of a UE that left its home PLMN,
+        UEContextTransfer by 5G-GUTI (multipart with the REGISTRATION REQUEST, checked against
+        the GUTI) and RegistrationStatusUpdate.
 
 Responses are schema-valid per lab/openapi and deterministic per UE and per server run.
 Errors are ProblemDetails (TS 29.500 §5.2.7). Every response carries a ``server: <NF>-lab-1.0``
@@ -78,6 +81,9 @@ class HomeNfs:
             ("GET", re.compile(r"/nudm-sdm/v2/(?P<ue>[^/]+)"), "UDM", self.sdm_datasets),
             ("POST", re.compile(r"/nudm-sdm/v2/(?P<ue>[^/]+)/sdm-subscriptions"), "UDM", self.sdm_subscribe),
             ("POST", re.compile(r"/nsmf-pdusession/v1/pdu-sessions"), "SMF", self.smf_create),
+            ("POST", re.compile(r"/namf-comm/v1/ue-contexts/(?P<ue>[^/]+)/transfer"), "AMF", self.amf_transfer),
+            ("POST", re.compile(r"/namf-comm/v1/ue-contexts/(?P<ue>[^/]+)/transfer-update"), "AMF",
+             self.amf_transfer_update),
             ("GET", re.compile(r"/nnrf-disc/v1/nf-instances"), "NRF", self.nrf_discover),
             # the visited side runs this module too (--plmn 001-01): its AMF / V-SMF callbacks
             ("POST", re.compile(r"/namf-callback/v1/(?P<rest>.+)"), "AMF", self.callback),
@@ -92,6 +98,7 @@ class HomeNfs:
         self.amf_regs: dict[str, dict] = {}
         self.sdm_subs: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
+        self.transfers: dict[str, str] = {}       # old AMF: GUTI -> SUPI of contexts being transferred
 
     def close(self) -> None:
         if self.record_file:
@@ -302,6 +309,66 @@ class HomeNfs:
             return self._ok(200, {"authResult": "AUTHENTICATION_FAILURE"})
         return self._ok(200, {"authResult": "AUTHENTICATION_SUCCESS", "supi": ctx["supi"],
                               "kseaf": ctx["kseaf"].hex()})
+
+    # ------------------------------------------------------------------ old AMF (TS 29.518)
+    def _guti_supi(self, ue_id: str) -> str:
+        """SUPI of the UE our AMF gave ``ue_id`` (a 5G-GUTI of this PLMN); ProblemError 404 otherwise."""
+        ue_id = urllib.parse.unquote(ue_id)
+        m = re.fullmatch(rf"5g-guti-{self.mcc}{self.mnc}{scenario.OLD_AMF_ID}([0-9a-f]{{8}})", ue_id)
+        if not m:
+            raise ProblemError(404, "CONTEXT_NOT_FOUND", f"no UE context {ue_id} at this AMF")
+        return self.home_supi(scenario.supi(int(m[1], 16), self.mcc, self.mnc))
+
+    def amf_transfer(self, m: re.Match, q: dict, h: Headers, body: bytes) -> Reply:
+        """UEContextTransfer (TS 29.518 §5.2.2.2.2): for INIT_REG the old AMF checks the
+        REGISTRATION REQUEST it gets in ``regRequest`` names the same 5G-GUTI (TS 23.502 4.2.2.2.2
+        step 4), then returns the UE context with the SEAF data (K_AMF) and the NAS security mode."""
+        s = self._guti_supi(m["ue"])
+        ctype = next((v for k, v in h if k == "content-type"), "")
+        parts: dict[str, bytes] = {}
+        if h2server.media_type(ctype)[0] == "multipart/related":
+            try:
+                decoded = h2server.multipart_decode(ctype, body)
+            except ValueError as e:
+                raise ProblemError(400, "INVALID_MSG_FORMAT", f"multipart: {e}") from None
+            data = _json(decoded[0][1])
+            parts = {next((v for k, v in ph if k == "content-id"), "").strip("<>"): c for ph, c in decoded[1:]}
+        else:
+            data = _json(body)
+        _require(data, "reason", "accessType")
+        if data["reason"] == "INIT_REG":
+            ref = (data.get("regRequest") or {}).get("n1MessageContent", {}).get("contentId")
+            if ref not in parts:
+                raise ProblemError(400, "MANDATORY_IE_MISSING", "INIT_REG without the REGISTRATION REQUEST part",
+                                   invalidParams=[{"param": "/regRequest"}])
+            try:
+                named = scenario.guti_of_registration_request(parts[ref])
+            except ValueError as e:
+                raise ProblemError(403, "INTEGRITY_CHECK_FAIL", str(e)) from None
+            if named != urllib.parse.unquote(m["ue"]):
+                raise ProblemError(403, "INTEGRITY_CHECK_FAIL", f"the REGISTRATION REQUEST names {named}")
+        self.transfers[urllib.parse.unquote(m["ue"])] = s
+        ue = int(s[-10:])
+        k_amf = hashlib.sha256(f"mitm-sepp lab K_AMF|{s}".encode()).hexdigest()
+        return self._ok(200, {"ueContext": {
+            "supi": s, "supiUnauthInd": False, "pei": f"imeisv-35{ue:012d}01",
+            "gpsiList": [f"msisdn-{self.mcc}{self.mnc}{s[-8:]}"],
+            "seafData": {"ngKsi": {"tsc": "NATIVE", "ksi": 1}, "keyAmf": {"keyType": "KAMF", "keyVal": k_amf},
+                         "nh": hashlib.sha256(f"mitm-sepp lab NH|{s}".encode()).hexdigest(), "ncc": 1},
+            "mmContextList": [{"accessType": "3GPP_ACCESS",
+                               "nasSecurityMode": {"integrityAlgorithm": "NIA2", "cipheringAlgorithm": "NEA2"},
+                               "nasDownlinkCount": 4, "nasUplinkCount": 7,
+                               "allowedNssai": self._nssai()["singleNssais"]}]}})
+
+    def amf_transfer_update(self, m: re.Match, q: dict, h: Headers, body: bytes) -> Reply:
+        """RegistrationStatusUpdate (TS 29.518 §5.2.2.2.3): the new AMF took the UE; the context
+        transferred to it is released here."""
+        self._guti_supi(m["ue"])
+        req = _json(body)
+        _require(req, "transferStatus")
+        if self.transfers.pop(urllib.parse.unquote(m["ue"]), None) is None:
+            raise ProblemError(404, "CONTEXT_NOT_FOUND", f"no transfer of {m['ue']} in progress")
+        return self._ok(200, {"regStatusTransferComplete": req["transferStatus"] == "TRANSFERRED"})
 
     # ------------------------------------------------------------------ H-SMF (TS 29.502)
     def smf_create(self, m: re.Match, q: dict, h: Headers, body: bytes) -> Reply:

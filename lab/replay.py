@@ -14,7 +14,7 @@ pointing at another cSEPP):
 
 Why live recording instead of building requests offline: the steps depend on earlier responses
 (the 5G-AKA confirmation carries RES* computed from the AUSF's RAND/AUTN and goes to the
-``_links`` href it returned; steps 3-6 use the SUPI it returned). The lab NFs derive RAND and
+``_links`` href it returned; the later steps use the SUPI it returned). The lab NFs derive RAND and
 authCtxId from the SUPI and a per-SUPI counter, so a scenario against a *fresh* lab is
 deterministic, and so is the file: flow, connection and timestamp fields are fixed values
 (``--lab`` always starts a fresh lab). A replay of the file against a fresh lab succeeds end to
@@ -128,7 +128,10 @@ def _record_fresh_lab(out: Path, ues: int) -> list[str]:
     from lab.topology import Lab
 
     with tempfile.TemporaryDirectory(prefix="replay-lab-") as tmp:
-        lab = Lab(out=Path(tmp), pki=ROOT / "certs/out", mode="prins")
+        # topology hiding off: its pseudonyms (in the _links href the confirmation follows) are
+        # keyed by a per-start secret, so a file recorded with them only replays against that lab
+        lab = Lab(out=Path(tmp), pki=ROOT / "certs/out", mode="prins",
+                  overrides={"sepp-h": {"topology_hiding": {"enabled": False}}})
         with P.Procs(lab.out) as procs:
             start_lab(lab, procs)
             flows, problems = asyncio.run(record(f"https://127.0.0.1:{lab.port('sepp-v.sbi')}", ues,

@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from lab import procs as P
 from lab.topology import HOME, ROOT, VISITED, Lab, sepp_fqdn, write_configs
@@ -25,9 +25,19 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False,
+def start_lab(lab: Lab, procs: P.Procs, *, web: Iterable[str] = (), slim: bool = False,
               wait_handshake: bool = True) -> dict[str, Any]:
-    """Start NFs and both SEPPs; wait until N32 is established. Returns what the lab knows."""
+    """Start NFs and both SEPPs; wait until N32 is established. Returns what the lab knows.
+
+    ``web`` names the SEPPs / IPXs (``sepp-v``, ``ipx1``, ...) to run under mitmweb instead of
+    mitmdump: UI and REST API on ``127.0.0.1:lab.port("<name>.web")``, password ``lab.web_token``."""
+    web = set(web)
+
+    def ui(name: str) -> dict[str, Any]:
+        if name not in web:
+            return {}
+        return {"web_host": "127.0.0.1", "web_port": lab.port(f"{name}.web"), "web_password": lab.web_token}
+
     from certs.pki import ensure_lab_pki
 
     ensure_lab_pki(lab.pki)
@@ -51,8 +61,8 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False
         for fqdn in ("ipx2.ipx.lab", "ipx1.ipx.lab"):
             name = fqdn.split(".")[0]
             (out / f"{name}.flows").unlink(missing_ok=True)
-            p = procs.start_mitmdump(name, "addons/ipx.py", {"ipx_config": lab.configs[fqdn]}, web=web, slim=slim,
-                                     out=out)
+            p = procs.start_mitmdump(name, "addons/ipx.py", {"ipx_config": lab.configs[fqdn], **ui(name)},
+                                     web=name in web, slim=slim, out=out)
             started.append(p)
             P.wait_port(lab.port(fqdn), 30, [p])
     for side in (HOME, VISITED):  # the responder listens before the initiator dials
@@ -61,7 +71,8 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: bool = False, slim: bool = False
             "sepp_config": lab.configs[name],
             "n32_keylog": out / f"{name}.keylog.jsonl",
             "sepp_status": out / f"{name}.status.json",
-        }, web=web, slim=slim, out=out)
+            **ui(name),
+        }, web=name in web, slim=slim, out=out)
         started.append(p)
         P.wait_port(lab.port(f"{name}.n32"), 30, [p])
         if side is VISITED:
@@ -203,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             _say(f"lab: starting home NFs, {HOME['name']} (PLMN {HOME['plmn']}) and "
                  f"{VISITED['name']} (PLMN {VISITED['plmn']}) on loopback ...")
-            started = start_lab(lab, procs, web=False)
+            started = start_lab(lab, procs)
             st = started["status"]["visited"]
             ctx = st.get("context") or {}
             report.update(capability=st["capability"], jweCipherSuite=ctx.get("jweCipherSuite"),

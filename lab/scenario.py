@@ -1,10 +1,12 @@
 """The roaming scenario as data: what a visited AMF / V-SMF (PLMN 001/01) asks the home PLMN
-(999/70) for one UE, through the SEPPs (TS 23.502 §4.2.2.2.2 registration with 5G AKA,
-§4.3.2.2.2 home-routed PDU session establishment).
+(999/70) for one UE, through the SEPPs (TS 23.502 §4.2.2.2.2 registration with AMF change and
+5G AKA, §4.3.2.2.2 home-routed PDU session establishment). The UE comes from its home network:
+the new (visited) AMF fetches its context from the old AMF in the home PLMN by 5G-GUTI and
+reports the transfer complete after authenticating the UE.
 
 A scenario is a list of :class:`Step`; each step's ``build(prev)`` gets the responses of the
-earlier steps of the same UE (step 2 PUTs to the ``_links`` href of step 1, steps 3-6 use the
-SUPI the AUSF returned) and returns a :class:`Request` addressed by its target apiRoot
+earlier steps of the same UE (the confirmation PUTs to the ``_links`` href of the authentication,
+the later steps use the SUPI the AUSF returned) and returns a :class:`Request` addressed by its target apiRoot
 (``3gpp-Sbi-Target-apiRoot``, TS 29.500 §5.2.3.2.4): the client sends it to the cSEPP.
 
 Also here: the lab subscribers. Each UE's USIM keys are derived from its SUPI and provisioned
@@ -130,6 +132,46 @@ def usim_res_star(supi_: str, snn: str, rand: bytes, autn: bytes) -> bytes:
     return kdf(f["ck"] + f["ik"], 0x6B, snn.encode(), rand, f["res"])[-16:]
 
 
+OLD_AMF_ID = "cafe00"
+
+
+def guti(ue: int, mcc: str = HOME_MCC, mnc: str = HOME_MNC) -> str:
+    """The 5G-GUTI the old (home) AMF gave UE ``ue``: ``5g-guti-<mcc><mnc><AMF ID><5G-TMSI>``
+    (TS 29.571 ``Guti``, TS 23.003 §2.10.1): AMF region 0xca, set/pointer 0xfe00, TMSI = ``ue``."""
+    return f"5g-guti-{mcc}{mnc}{OLD_AMF_ID}{ue:08x}"
+
+
+def _bcd_plmn(mcc: str, mnc: str) -> bytes:
+    """PLMN identity as 3 BCD octets (TS 24.008 §10.5.1.3): MCC2 MCC1, MNC3 MCC3, MNC2 MNC1."""
+    d = [int(c) for c in mcc]
+    m = [int(c) for c in mnc] + ([0xF] if len(mnc) == 2 else [])
+    return bytes([d[1] << 4 | d[0], m[2] << 4 | d[2], m[1] << 4 | m[0]])
+
+
+def n1_registration_request(ue: int) -> bytes:
+    """A plain 5GMM REGISTRATION REQUEST (TS 24.501 §8.2.6): initial registration, ngKSI 1,
+    5GS mobile identity = the 5G-GUTI of :func:`guti` (§9.11.3.4, type 010)."""
+    g = guti(ue)[len("5g-guti-"):]
+    plmn_len = len(HOME_MCC + HOME_MNC)
+    identity = (b"\xF2" + _bcd_plmn(HOME_MCC, HOME_MNC) + bytes.fromhex(g[plmn_len:plmn_len + 6])
+                + bytes.fromhex(g[plmn_len + 6:]))
+    return bytes([0x7E, 0x00, 0x41, 0x11]) + len(identity).to_bytes(2, "big") + identity
+
+
+def guti_of_registration_request(n1: bytes) -> str:
+    """The 5G-GUTI in a REGISTRATION REQUEST built like :func:`n1_registration_request`."""
+    if len(n1) < 6 or n1[:3] != b"\x7E\x00\x41":
+        raise ValueError("not a plain 5GMM REGISTRATION REQUEST")
+    n = int.from_bytes(n1[4:6], "big")
+    ident = n1[6:6 + n]
+    if n != 11 or len(ident) != 11 or ident[0] & 0x07 != 0x02:
+        raise ValueError("the 5GS mobile identity is not a 5G-GUTI")
+    b = ident[1:4]
+    mcc = f"{b[0] & 0xF}{b[0] >> 4}{b[1] & 0xF}"
+    mnc = f"{b[2] & 0xF}{b[2] >> 4}" + ("" if b[1] >> 4 == 0xF else f"{b[1] >> 4}")
+    return f"5g-guti-{mcc}{mnc}{ident[4:].hex()}"
+
+
 # --------------------------------------------------------------------------- N1 SM (TS 24.501)
 def n1_establishment_request(ue: int, psi: int) -> bytes:
     """A PDU SESSION ESTABLISHMENT REQUEST (TS 24.501 §8.3.1) with an extended PCO whose
@@ -223,26 +265,41 @@ def _request(method: str, nf: str, path: str, *, scope: str, body: Any = None, q
     return Request(method, root, path, query, tuple(headers), data)
 
 
+# positions of the responses the later steps read (see ue_steps)
+_AUTH, _CONFIRM = 1, 2
+
+
 def _supi_from_auth(prev: list[Response]) -> str:
-    s = prev[1].json().get("supi") if len(prev) > 1 else None
+    s = prev[_CONFIRM].json().get("supi") if len(prev) > _CONFIRM else None
     if not s:
         raise ValueError("the AUSF did not return a SUPI in the 5G-AKA confirmation")
     return s
 
 
 def ue_steps(ue: int) -> list[Step]:
-    """The six steps of UE number ``ue`` (1-based)."""
+    """The eight steps of UE number ``ue`` (1-based)."""
     snn = serving_network_name()
     plmn = {"mcc": VISITED_MCC, "mnc": VISITED_MNC}
     amf_cb = f"{api_root('amf', VISITED_MCC, VISITED_MNC)}/namf-callback/v1/{supi(ue)}"
     psi, pti = 5, 1
+
+    def context_transfer(prev: list[Response]) -> Request:  # TS 29.518 §5.2.2.2.2, TS 23.502 4.2.2.2.2 step 4
+        data = {"reason": "INIT_REG", "accessType": "3GPP_ACCESS", "plmnId": plmn,
+                "regRequest": {"n1MessageClass": "5GMM", "n1MessageContent": {"contentId": "regRequest"}}}
+        ctype, body = multipart_encode([
+            ([("content-type", "application/json")], json.dumps(data).encode()),
+            ([("content-type", "application/vnd.3gpp.5gnas"), ("content-id", "regRequest")],
+             n1_registration_request(ue)),
+        ], boundary=f"lab-boundary-{ue}-reg")
+        return _request("POST", "amf", f"/namf-comm/v1/ue-contexts/{guti(ue)}/transfer", scope="namf-comm",
+                        raw=body, content_type=ctype)
 
     def auth(prev: list[Response]) -> Request:  # TS 29.509 §5.2.2.2.2
         return _request("POST", "ausf", "/nausf-auth/v1/ue-authentications", scope="nausf-auth",
                         body={"supiOrSuci": suci(ue), "servingNetworkName": snn})
 
     def confirm(prev: list[Response]) -> Request:  # TS 29.509 §5.2.2.2.2 step 3, TS 33.501 §6.1.3.2
-        ctx = prev[0].json()
+        ctx = prev[_AUTH].json()
         av = ctx["5gAuthData"]
         res_star = usim_res_star(supi(ue), snn, bytes.fromhex(av["rand"]), bytes.fromhex(av["autn"]))
         if hashlib.sha256(bytes.fromhex(av["rand"]) + res_star).digest()[-16:].hex() != av["hxresStar"].lower():
@@ -250,6 +307,11 @@ def ue_steps(ue: int) -> list[Step]:
         href = urllib.parse.urlsplit(ctx["_links"]["5g-aka"]["href"])  # as the SEPP may have rewritten it
         return _request("PUT", "ausf", href.path, scope="nausf-auth", body={"resStar": res_star.hex()},
                         root=f"{href.scheme}://{href.netloc}")
+
+    def transfer_update(prev: list[Response]) -> Request:  # TS 29.518 §5.2.2.2.3, TS 23.502 step 10
+        _supi_from_auth(prev)  # only once the UE is authenticated
+        return _request("POST", "amf", f"/namf-comm/v1/ue-contexts/{guti(ue)}/transfer-update",
+                        scope="namf-comm", body={"transferStatus": "TRANSFERRED"})
 
     def register(prev: list[Response]) -> Request:  # TS 29.503 §5.3.2.2.2
         s = _supi_from_auth(prev)
@@ -294,8 +356,10 @@ def ue_steps(ue: int) -> list[Step]:
                         raw=body, content_type=ctype, user_agent="SMF")
 
     return [
+        Step("ue-context-transfer", "Namf_Communication", 200, context_transfer),
         Step("ue-authentication", "Nausf_UEAuthentication", 201, auth),
         Step("5g-aka-confirmation", "Nausf_UEAuthentication", 200, confirm),
+        Step("registration-status-update", "Namf_Communication", 200, transfer_update),
         Step("amf-registration", "Nudm_UECM", 201, register, frozenset({200})),
         Step("am-data", "Nudm_SDM", 200, am_data),
         Step("sdm-subscribe", "Nudm_SDM", 201, subscribe),

@@ -7,6 +7,7 @@ runs can coexist on one machine.
 """
 from __future__ import annotations
 
+import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class Lab:
     overrides: dict[str, dict] = field(default_factory=dict)       # sepp name -> top-level keys
     peer_overrides: dict[str, dict] = field(default_factory=dict)  # sepp name -> keys of its peer entry
     ipx_rules: dict[str, list] = field(default_factory=dict)       # IPX fqdn -> modification rules
+    web_token: str = field(default_factory=lambda: secrets.token_hex(16))  # mitmweb password of the lab
 
     def port(self, name: str) -> int:
         if name not in self.ports:

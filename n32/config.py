@@ -97,6 +97,12 @@ class HomeNfs:
 class Contexts:
     lifetime: float = 86400.0
     rekey_margin: int = 1000
+    # JWE messages per key before the SEPP must rekey: at most the 2**32 SEQ values of profile 11;
+    # an operator may set fewer to bound how much traffic one key protects.
+    max_messages: int = 2 ** 32
+    # after a rekey the old context still accepts messages in flight for this long, then it is
+    # terminated with n32f-terminate (TS 29.573 §5.2.2.4)
+    rekey_grace: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -638,9 +644,13 @@ def load_sepp_config(file: Path | str) -> SeppConfig:
         home = HomeNfs(hm.uri("default", None, ("http", "https")), routes, anchor)
 
     contexts = Contexts()
-    cm = top.sub("contexts", ("lifetime", "rekey_margin"))
+    cm = top.sub("contexts", ("lifetime", "rekey_margin", "max_messages", "rekey_grace"))
     if cm is not None:
-        contexts = Contexts(cm.number("lifetime", 86400.0, positive=True), cm.integer("rekey_margin", 1000, minimum=0))
+        contexts = Contexts(cm.number("lifetime", 86400.0, positive=True), cm.integer("rekey_margin", 1000, minimum=0),
+                            cm.integer("max_messages", 2 ** 32, minimum=1, maximum=2 ** 32),  # profile 11: 32-bit SEQ
+                            cm.number("rekey_grace", 5.0, minimum=0))
+        if contexts.rekey_margin >= contexts.max_messages:
+            cm.fail("must be less than contexts.max_messages", "rekey_margin")
 
     handshake = Handshake()
     sm = top.sub("handshake", ("at_start", "retry_initial", "retry_max", "timeout", "attempts"))

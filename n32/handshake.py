@@ -43,13 +43,15 @@ class LocalSepp:
     lifetime: float = 86400.0
     rekey_margin: int = 1000
     supported_features: str = "1"
+    max_messages: int = 2 ** 32
 
     @classmethod
     def from_config(cls, cfg: Any, policy: Any) -> "LocalSepp":
         n32f = cfg.listeners.n32f or cfg.listeners.n32
         return cls(cfg.fqdn, list(cfg.plmn_ids), tuple(cfg.security_capabilities), tuple(cfg.jwe_cipher_suites),
                    tuple(cfg.jws_cipher_suites), policy, [k.sec_info() for k in cfg.ipx_keys],
-                   cfg.security_profile, cfg.fqdn, n32f.port, cfg.contexts.lifetime, cfg.contexts.rekey_margin)
+                   cfg.security_profile, cfg.fqdn, n32f.port, cfg.contexts.lifetime, cfg.contexts.rekey_margin,
+                   max_messages=cfg.contexts.max_messages)
 
     def plmn_wire(self) -> list[dict]:
         return [p.to_wire() if hasattr(p, "to_wire") else p for p in self.plmn_ids]
@@ -185,7 +187,7 @@ def _derive(local: LocalSepp, peer: PeerSettings, master: bytes, role: str, own_
     kctx, khash = peer.opt("kdf_context", "default"), peer.opt("kdf_hash", "sha256")
     keys = kdf.derive_session_keys(master, init_id, resp_id, jwe, kctx, khash)
     return N32fContext(own_id, peer_id, role, peer.fqdn, tuple(plmns), jwe, jws, keys, master, kctx, khash,
-                       lifetime=local.lifetime, rekey_margin=local.rekey_margin)
+                       lifetime=local.lifetime, rekey_margin=local.rekey_margin, counter_limit=local.max_messages)
 
 
 # --------------------------------------------------------------------------- responder

@@ -61,6 +61,7 @@ def test_lab_config_loads(tmp_path, pki):
     assert len(cfg.policies.placement) >= 6 and all(p.suffix == ".yaml" for p in cfg.policies.placement)
     assert cfg.home_nfs.default.startswith("https://127.0.0.1:") and cfg.home_nfs.trust_anchor is not None
     assert cfg.contexts.lifetime == 86400.0 and cfg.contexts.rekey_margin == 1000
+    assert cfg.contexts.max_messages == 2 ** 32 and cfg.contexts.rekey_grace == 5.0
     assert cfg.handshake.at_start and cfg.handshake.retry_max == 2.0 and cfg.handshake.attempts is None
     peer = cfg.peers[0]
     assert peer.name == "sepp-h" and peer.fqdn == "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
@@ -190,6 +191,10 @@ CASES = [
      "home_nfs.routes.ausf.5gc.mnc001.mcc001.3gppnetwork.org", "URI"),
     (lambda c: c.update(contexts={"lifetime": 0}), "contexts.lifetime", "greater than 0"),
     (lambda c: c.update(contexts={"rekey_margin": -1}), "contexts.rekey_margin", "at least 0"),
+    (lambda c: c.update(contexts={"max_messages": 2 ** 32 + 1}), "contexts.max_messages", "1-4294967296"),
+    (lambda c: c.update(contexts={"max_messages": 100, "rekey_margin": 100}), "contexts.rekey_margin",
+     "less than contexts.max_messages"),
+    (lambda c: c.update(contexts={"rekey_grace": -1}), "contexts.rekey_grace", "at least 0"),
     (lambda c: c["handshake"].update(retry_max=0.1), "handshake.retry_max", "at least retry_initial"),
     (lambda c: c["handshake"].update(attempts=0), "handshake.attempts", "at least 1"),
     (lambda c: c["handshake"].update(timeout="10s"), "handshake.timeout", "must be a number"),

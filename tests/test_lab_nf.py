@@ -40,10 +40,13 @@ BASE = "https://lab.invalid/openapi/"
 AUSF, UEAU = "TS29509_Nausf_UEAuthentication.yaml", "TS29503_Nudm_UEAU.yaml"
 UECM, SDM = "TS29503_Nudm_UECM.yaml", "TS29503_Nudm_SDM.yaml"
 SMF, COMMON = "TS29502_Nsmf_PDUSession.yaml", "TS29571_CommonData.yaml"
+AMF = "TS29518_Namf_Communication.yaml"
 # step -> (request schema, response schema)
 SCHEMAS = {
+    "ue-context-transfer": ((AMF, "UeContextTransferReqData"), (AMF, "UeContextTransferRspData")),
     "ue-authentication": ((AUSF, "AuthenticationInfo"), (AUSF, "UEAuthenticationCtx")),
     "5g-aka-confirmation": ((AUSF, "ConfirmationData"), (AUSF, "ConfirmationDataResponse")),
+    "registration-status-update": ((AMF, "UeRegStatusUpdateReqData"), (AMF, "UeRegStatusUpdateRspData")),
     "amf-registration": ((UECM, "Amf3GppAccessRegistration"), (UECM, "Amf3GppAccessRegistration")),
     "am-data": (None, (SDM, "AccessAndMobilitySubscriptionData")),
     "sdm-subscribe": ((SDM, "SdmSubscription"), (SDM, "SdmSubscription")),
@@ -128,6 +131,10 @@ async def scenario_run(cert: tuple[Path, Path] | None, http: str, ues: int = 3,
     return nfs, results
 
 
+def step(ue: int, name: str) -> scenario.Step:
+    return next(s for s in scenario.ue_steps(ue) if s.name == name)
+
+
 def json_part(content_type: str, body: bytes) -> dict:
     if content_type.startswith("multipart/"):
         return json.loads(h2server.multipart_decode(content_type, body)[0][1])
@@ -139,30 +146,34 @@ def json_part(content_type: str, body: bytes) -> dict:
                                             ("tls", "http/1.1")])
 def test_scenario_runs_schema_valid_over(cert, transport, http):
     nfs, results = asyncio.run(scenario_run(cert if transport == "tls" else None, http))
-    assert len(results) == 3 * 6
+    steps = len(SCHEMAS)
+    assert len(results) == 3 * steps
     bad = [(r.ue, r.step, r.status, r.error) for r in results if not r.ok]
     assert not bad
-    assert [r.step for r in results[:6]] == list(SCHEMAS)
+    assert [r.step for r in results[:steps]] == list(SCHEMAS)
     for r in results:
         h = dict(r.response_headers)
-        assert re.fullmatch(r"(AUSF|UDM|SMF)-lab-1\.0", h["server"])
+        assert re.fullmatch(r"(AUSF|UDM|SMF|AMF)-lab-1\.0", h["server"])
         _, (file, schema) = SCHEMAS[r.step]
         validate(file, schema, json_part(h["content-type"], r.response_body))
         if r.expected_status == 201:
             assert h["location"].startswith("https://") and ".5gc.mnc070.mcc999.3gppnetwork.org/" in h["location"]
-    ctx = json.loads(results[0].response_body)
-    assert results[0].response_headers and dict(results[0].response_headers)["content-type"] == "application/3gppHal+json"
-    assert ctx["_links"]["5g-aka"]["href"] == dict(results[0].response_headers)["location"] + "/5g-aka-confirmation"
-    confirmed = json.loads(results[1].response_body)
+    moved = json.loads(results[0].response_body)["ueContext"]
+    assert moved["supi"] == "imsi-999700000000001" and moved["seafData"]["keyAmf"]["keyType"] == "KAMF"
+    ctx = json.loads(results[1].response_body)
+    assert results[1].response_headers and dict(results[1].response_headers)["content-type"] == "application/3gppHal+json"
+    assert ctx["_links"]["5g-aka"]["href"] == dict(results[1].response_headers)["location"] + "/5g-aka-confirmation"
+    confirmed = json.loads(results[2].response_body)
     assert confirmed["authResult"] == "AUTHENTICATION_SUCCESS" and confirmed["supi"] == "imsi-999700000000001"
+    assert json.loads(results[3].response_body) == {"regStatusTransferComplete": True}
 
     received = list(nfs.received)
-    assert len(received) == 18
+    assert len(received) == 3 * steps
     for rec in received:
         headers = dict(rec["headers"])
         assert headers["user-agent"] in ("AMF", "SMF")
         assert headers["authorization"].startswith("Bearer ey")
-        assert re.fullmatch(r"https://(ausf|udm|smf)\.5gc\.mnc070\.mcc999\.3gppnetwork\.org",
+        assert re.fullmatch(r"https://(ausf|udm|smf|amf)\.5gc\.mnc070\.mcc999\.3gppnetwork\.org",
                             headers["3gpp-sbi-target-apiroot"])
         assert "3gpp-sbi-originating-network-id" not in headers
         if http == "h2":
@@ -273,7 +284,7 @@ def test_usim_and_home_network_agree_and_a_wrong_res_star_fails():
         async with running(nfs.handle, None) as (url, port):
             c = await H2Client.connect("127.0.0.1", port, None)
             try:
-                req = scenario.ue_steps(1)[0].build([])
+                req = step(1, "ue-authentication").build([])
                 rsp = await c.request(req.method, req.path, list(req.headers), req.body)
                 href = rsp.json()["_links"]["5g-aka"]["href"]
                 bad = await c.request("PUT", href.split(".org", 1)[1], [("content-type", "application/json")],
@@ -284,6 +295,48 @@ def test_usim_and_home_network_agree_and_a_wrong_res_star_fails():
     status, doc = asyncio.run(go())
     assert status == 200 and doc == {"authResult": "AUTHENTICATION_FAILURE"}
     validate(AUSF, "ConfirmationDataResponse", doc)
+
+
+def test_old_amf_checks_the_registration_request_and_the_transfer_order():
+    """TS 29.518 §5.2.2.2.2: the REGISTRATION REQUEST part must name the GUTI of the URI;
+    §5.2.2.2.3: a status update needs a transfer in progress; unknown GUTIs are 404."""
+    async def go() -> list[tuple[int, dict]]:
+        nfs = HomeNfs()
+        async with running(nfs.handle, None) as (url, port):
+            c = await H2Client.connect("127.0.0.1", port, None)
+            out = []
+            try:
+                good = step(1, "ue-context-transfer").build([])
+                other = step(2, "ue-context-transfer").build([])
+                update = step(1, "registration-status-update")
+                for method, path, headers, body in [
+                    (good.method, other.path, good.headers, good.body),    # UE 1's NAS, UE 2's GUTI
+                    ("POST", good.path.replace("cafe00", "beef00"), good.headers, good.body),
+                    (good.method, good.path + "-update", [("content-type", "application/json")],
+                     b'{"transferStatus": "TRANSFERRED"}'),                 # no transfer yet
+                    (good.method, good.path, good.headers, good.body),
+                ]:
+                    r = await c.request(method, path, list(headers), body)
+                    out.append((r.status, r.json()))
+                confirmed = scenario.Response(200, [("content-type", "application/json")],
+                                              b'{"supi": "imsi-999700000000001"}')
+                req = update.build([None, None, confirmed])
+                r = await c.request(req.method, req.path, list(req.headers), req.body)
+                out.append((r.status, r.json()))
+            finally:
+                await c.close()
+            return out
+    (mismatch, mism), (unknown, unk), (early, ear), (ok, moved), (done, upd) = asyncio.run(go())
+    assert mismatch == 403 and mism["cause"] == "INTEGRITY_CHECK_FAIL" and "5g-guti-99970cafe0000000001" in mism["detail"]
+    assert unknown == 404 and unk["cause"] == "CONTEXT_NOT_FOUND"
+    assert early == 404 and ear["cause"] == "CONTEXT_NOT_FOUND"
+    assert ok == 200 and moved["ueContext"]["supi"] == "imsi-999700000000001"
+    validate(AMF, "UeContextTransferRspData", moved)
+    assert done == 200 and upd == {"regStatusTransferComplete": True}
+    reg = scenario.n1_registration_request(3)
+    assert scenario.guti_of_registration_request(reg) == scenario.guti(3) == "5g-guti-99970cafe0000000003"
+    with pytest.raises(ValueError):
+        scenario.guti_of_registration_request(reg[:8])
 
 
 def test_udm_generate_auth_data():
@@ -353,7 +406,7 @@ def test_confirmation_follows_the_href_it_was_given():
                                                 "hxresStar": av["hxres_star"].hex()},
            "_links": {"5g-aka": {"href": href}}}
     first = scenario.Response(201, [("content-type", "application/3gppHal+json")], json.dumps(ctx).encode())
-    req = scenario.ue_steps(1)[1].build([first])
+    req = step(1, "5g-aka-confirmation").build([None, first])
     assert req.path == "/nausf-auth/v1/ue-authentications/abc/5g-aka-confirmation"
     assert dict(req.headers)["3gpp-sbi-target-apiroot"] == href.split("/nausf")[0]
     assert json.loads(req.body) == {"resStar": av["xres_star"].hex()}
@@ -375,8 +428,8 @@ def test_lab_received_reset_and_record_file(tmp_path):
             return got, reset, after
     got, reset, after = asyncio.run(go())
     recs = got.json()
-    assert [r["method"] for r in recs] == ["POST", "PUT", "PUT", "GET", "POST", "POST"]
-    assert base64.b64decode(recs[1]["body"]).startswith(b'{"resStar"')
+    assert [r["method"] for r in recs] == ["POST", "POST", "PUT", "POST", "PUT", "GET", "POST", "POST"]
+    assert base64.b64decode(recs[2]["body"]).startswith(b'{"resStar"')
     assert reset.status == 204 and after.json() == []
     lines = [json.loads(x) for x in (tmp_path / "rec.jsonl").read_text().splitlines()]
     assert lines == recs
@@ -444,9 +497,9 @@ def test_cli_nf_over_tls_and_traffic_cli(cert, tmp_path):
                               "--ues", "2", "--cafile", str(cert[0])], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
-        assert "total: 12 steps, 0 failed" in out.stdout
-        assert "Nsmf_PDUSession" in out.stdout
-        assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 12
+        assert f"total: {2 * len(SCHEMAS)} steps, 0 failed" in out.stdout
+        assert "Nsmf_PDUSession" in out.stdout and "Namf_Communication" in out.stdout
+        assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 2 * len(SCHEMAS)
     finally:
         nf.terminate()
         nf.wait(10)

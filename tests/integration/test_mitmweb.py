@@ -130,7 +130,8 @@ def test_mitmweb_in_chromium_shows_decrypted_supi_and_ipx_patch(web, tmp_path: P
     # the 5G AKA confirmation: its response carries the SUPI (encrypted on N32-f) and ipx2's patch;
     # mitmweb's "auto" view picks "N32-f PRINS" for N32-f bodies (render_priority)
     confirm = next(f for f in flows if f["request"]["path"].endswith("n32f-process")
-                   and f.get("response", {}).get("status_code") == 200)
+                   and f.get("response", {}).get("status_code") == 200
+                   and "AUTHENTICATION_SUCCESS" in _get(port, token, f"/flows/{f['id']}/response/content/{VIEW}.json")["text"])
     url = f"http://127.0.0.1:{port}/?token={token}#/flows/{confirm['id']}/response"
     dom = _chromium(tmp_path, "--dump-dom", url)
     text = _page_text(dom.stdout)

@@ -10,14 +10,17 @@ import os
 import re
 import ssl
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 from jwcrypto import jwe as jjwe, jwk
 
 from lab import procs as P
 from lab.run import client_ssl, flow_stats, start_lab
 from lab.topology import HOME, VISITED, Lab, sepp_fqdn
 from lab.h2server import multipart_decode
+from lab.scenario import ue_steps
 from lab.traffic import H2Client, run_scenario
 from n32 import jwe
 from n32.keylog import keys_from_keylog, read_keylog
@@ -26,6 +29,8 @@ from n32io.h2client import H2TlsClient
 from .conftest import peer_client_ctx, run
 
 UES = 2
+STEPS = len(ue_steps(1))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def b64(data: bytes) -> str:
@@ -69,7 +74,10 @@ def _json(body: str | bytes | None):
 def test_requests_and_responses_arrive_unchanged(exchanged):
     lab, (d_res, d_rcv), (v_res, v_rcv) = exchanged
     assert all(r.ok for r in v_res), [(r.api, r.status, r.error) for r in v_res if not r.ok]
-    assert len(v_res) == len(d_res) == 6 * UES
+    assert len(v_res) == len(d_res) == STEPS * UES
+    # every shipped NF API mapping is exercised end to end (Nudm_UEAU in test_n32f_variants)
+    shipped = {yaml.safe_load(p.read_text())["api"] for p in (ROOT / "policies/placement").glob("*.yaml")}
+    assert {r.api for r in v_res} | {"Nudm_UEAU"} == shipped - {"any"}
     for a, b in zip(d_res, v_res):
         assert (a.api, a.status) == (b.api, b.status)
         ctype = dict(b.response_headers).get("content-type", "")
@@ -117,9 +125,13 @@ def _secrets(results) -> set[str]:
     for r in results:
         body = _json(r.response_body) if r.response_body.startswith(b"{") else None
         if isinstance(body, dict):
-            for k in ("supi", "kseaf"):
-                if isinstance(body.get(k), str):
-                    out.add(body[k])
+            ue_context = body.get("ueContext") or {}  # Namf_Communication UEContextTransfer
+            seaf = ue_context.get("seafData") or {}
+            for k, v in [("supi", body.get("supi")), ("kseaf", body.get("kseaf")), ("supi", ue_context.get("supi")),
+                         ("pei", ue_context.get("pei")), ("keyAmf", (seaf.get("keyAmf") or {}).get("keyVal")),
+                         ("nh", seaf.get("nh"))]:
+                if isinstance(v, str):
+                    out.add(v)
             av = body.get("5gAuthData") or {}
             out |= {v for k, v in av.items() if k in ("rand", "autn", "hxresStar")}
     return out
@@ -147,7 +159,7 @@ def test_no_encrypted_ie_in_clear_on_the_wire(exchanged):
     assert supis and len(secrets) > len(supis)
     tokens = {dict(r["headers"]).get("authorization") for r in v_rcv} - {None}
     wire = wire_messages(lab)
-    assert len(wire) >= 2 * 6 * UES
+    assert len(wire) >= 2 * STEPS * UES
     for msg in wire:
         text = json.dumps(msg)
         clear = base64.urlsafe_b64decode(msg["reformattedData"]["aad"] + "==").decode()
@@ -161,13 +173,20 @@ def test_an_independent_jwe_library_decrypts_what_we_send(exchanged):
     lab, _, _ = exchanged
     record = read_keylog(lab.out / "sepp-v.keylog.jsonl")[0]
     keys = keys_from_keylog(record)
-    first = wire_messages(lab)[0]["reformattedData"]
-    token = jjwe.JWE()
-    token.deserialize(json.dumps(first), key=jwk.JWK(kty="oct", k=b64(keys.parallel_request_key)))
-    plain = json.loads(token.payload)
-    assert any(str(v).startswith(("suci-", "imsi-")) for v in plain["dataToEncrypt"])
-    assert json.loads(base64.urlsafe_b64decode(first["aad"] + "==")) == json.loads(token.objects["aad"]) \
-        if isinstance(token.objects.get("aad"), (bytes, str)) else True
+    key = jwk.JWK(kty="oct", k=b64(keys.parallel_request_key))
+    requests = [m["reformattedData"] for m in wire_messages(lab)
+                if json.loads(base64.urlsafe_b64decode(m["reformattedData"]["aad"] + "==")).get("requestLine")]
+    assert len(requests) >= STEPS * UES
+    encrypted = []
+    for rd in requests:
+        token = jjwe.JWE()
+        token.deserialize(json.dumps(rd), key=key)  # raises on any RFC 7516 / AEAD mismatch
+        assert token.objects["aad"] == base64.urlsafe_b64decode(rd["aad"] + "==")
+        encrypted += json.loads(token.payload)["dataToEncrypt"]
+    values = [str(v) for v in encrypted]
+    # the SUCI of the authentication, the 5G-GUTI in the Namf_Communication URI, SUPIs in UDM URIs
+    for prefix in ("suci-", "5g-guti-", "imsi-", "Bearer "):
+        assert any(v.startswith(prefix) for v in values), prefix
 
 
 async def post_n32f(lab: Lab, body: dict):
