@@ -80,6 +80,24 @@ def _hs256(lab: Lab, body: dict) -> dict:
     return {**body, "modificationsBlock": [json.loads(s.serialize())]}
 
 
+def _alg_none(lab: Lab, body: dict) -> dict:
+    """cIPX's entry with ``alg: none`` and an empty signature (RFC 7515 §A.5), before ipx2's valid one."""
+    payload = json.dumps({"identity": C_IPX, "operations": None, "tag": body["reformattedData"]["tag"]})
+    unsigned = {"protected": b64(b'{"alg":"none"}'), "payload": b64(payload.encode()), "signature": ""}
+    return ipx.modify({**body, "modificationsBlock": [unsigned]}, P_IPX, _key(P_IPX, lab), [], "request").body
+
+
+def _embedded_jwk(lab: Lab, body: dict) -> dict:
+    """cIPX's entry signed by an attacker's key that the JWS header itself carries (SCAS 4.2.2.7)."""
+    attacker = jwk.JWK.from_pem(_rogue())
+    payload = json.dumps({"identity": C_IPX, "operations": None, "tag": body["reformattedData"]["tag"]})
+    s = jjws.JWS(payload.encode())
+    s.add_signature(attacker, alg="ES256",
+                    protected=json.dumps({"alg": "ES256", "jwk": json.loads(attacker.export_public())}))
+    return ipx.modify({**body, "modificationsBlock": [json.loads(s.serialize())]}, P_IPX, _key(P_IPX, lab), [],
+                      "request").body
+
+
 def _both(lab, body, c_rules=(), c_key=None, c_id=C_IPX):
     first = ipx.modify(body, c_id, c_key or _key(C_IPX, lab), list(c_rules), "request").body
     return ipx.modify(first, P_IPX, _key(P_IPX, lab), [], "request").body
@@ -91,6 +109,8 @@ CASES = {
     "unknown key": lambda lab, b: _both(lab, b, c_key=_rogue()),
     "right key, wrong identity": lambda lab, b: _both(lab, b, c_key=_key(P_IPX, lab)),
     "HS256": _hs256,
+    "alg none": _alg_none,
+    "embedded jwk": _embedded_jwk,
     "reordered": lambda lab, b: {**_both(lab, b), "modificationsBlock": _both(lab, b)["modificationsBlock"][::-1]},
     "dropped": lambda lab, b: {**_both(lab, b), "modificationsBlock": _both(lab, b)["modificationsBlock"][1:]},
     "copied from another message": lambda lab, b: {**b, "modificationsBlock":
