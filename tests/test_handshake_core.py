@@ -128,3 +128,42 @@ def test_terminate_by_either_id_and_unknown(policy):
     with pytest.raises(N32Error) as ei:
         resp.handle(conn, "n32f-terminate", hs.terminate_request(ctx_v))
     assert ei.value.status == 404
+
+
+def test_an_expired_context_is_gone_from_every_lookup(policy):
+    """TS 33.501 §13.2.2.4: a context has a validity; once over, no lookup finds it, ``expire``
+    drops it and the PRINS relation with it (so the next message triggers a new handshake)."""
+    now = [1000.0]
+    init, resp, conn, store_h, master = pair(policy)
+    store_h.clock = lambda: now[0]
+    run(init, resp, conn)
+    ctx = store_h.by_peer(V)
+    assert ctx is not None and store_h.relation(V) is not None
+    ctx.created, ctx.lifetime = now[0], 60.0
+    assert store_h.by_local_id(ctx.local_context_id) is ctx
+    assert store_h.by_either_id(ctx.peer_context_id) is ctx and store_h.expire() == []
+    now[0] += 60.0
+    assert store_h.by_local_id(ctx.local_context_id) is None and store_h.by_peer(V) is None
+    assert store_h.expire() == [ctx]
+    assert store_h.all() == [] and store_h.by_either_id(ctx.peer_context_id) is None
+    assert store_h.relation(V) is None
+
+
+def test_after_a_rekey_the_newest_context_sends_and_the_old_one_still_receives(policy):
+    """A second handshake with the same responder (a rekey): new IDs and keys; ``by_peer`` (what
+    senders use) gives the new context, the old one is still found by its ID for messages in
+    flight until it is removed; removing it keeps the relation."""
+    init, resp, conn, store_h, master = pair(policy)
+    run(init, resp, conn)
+    old = store_h.by_peer(V)
+    old.created -= 1  # the clock may not tick between the two handshakes
+    master2 = os.urandom(64)
+    init2 = hs.Initiator(init.local, init.peer)
+    run(init2, resp, hs.ConnectionState(resp.peers[V], lambda: master2))
+    new_v, new_h = init2.finish(master2), store_h.by_peer(V)
+    assert new_h is not old and new_h.keys == new_v.keys and new_h.keys != old.keys
+    assert {new_h.local_context_id, new_h.peer_context_id}.isdisjoint({old.local_context_id, old.peer_context_id})
+    assert store_h.by_local_id(old.local_context_id) is old
+    store_h.remove(old)
+    assert store_h.by_peer(V) is new_h and store_h.relation(V) is not None
+    assert store_h.by_local_id(old.local_context_id) is None
