@@ -60,6 +60,23 @@ def _require(doc: dict, *names: str) -> None:
                            invalidParams=[{"param": f"/{n}", "reason": "mandatory IE missing"} for n in missing])
 
 
+def _json_and_parts(h: Headers, body: bytes) -> tuple[dict, dict[str, bytes]]:
+    """The JSON object of an ``application/json`` body or of the root part of a
+    ``multipart/related`` one (TS 29.500 §6.1.2.4), and the binary parts by Content-ID."""
+    ctype = next((v for k, v in h if k == "content-type"), "")
+    media = h2server.media_type(ctype)[0]
+    if media == "application/json":
+        return _json(body), {}
+    if media != "multipart/related":
+        raise ProblemError(415, "UNSUPPORTED_MEDIA_TYPE", f"content-type {ctype!r}")
+    try:
+        decoded = h2server.multipart_decode(ctype, body)
+    except ValueError as e:
+        raise ProblemError(400, "INVALID_MSG_FORMAT", f"multipart: {e}") from None
+    parts = {next((v for k, v in ph if k == "content-id"), "").strip("<>"): c for ph, c in decoded[1:]}
+    return _json(decoded[0][1]), parts
+
+
 class HomeNfs:
     """State and handlers of the home AUSF, UDM and H-SMF. ``handle`` is an h2server handler."""
 
@@ -324,17 +341,7 @@ class HomeNfs:
         REGISTRATION REQUEST it gets in ``regRequest`` names the same 5G-GUTI (TS 23.502 4.2.2.2.2
         step 4), then returns the UE context with the SEAF data (K_AMF) and the NAS security mode."""
         s = self._guti_supi(m["ue"])
-        ctype = next((v for k, v in h if k == "content-type"), "")
-        parts: dict[str, bytes] = {}
-        if h2server.media_type(ctype)[0] == "multipart/related":
-            try:
-                decoded = h2server.multipart_decode(ctype, body)
-            except ValueError as e:
-                raise ProblemError(400, "INVALID_MSG_FORMAT", f"multipart: {e}") from None
-            data = _json(decoded[0][1])
-            parts = {next((v for k, v in ph if k == "content-id"), "").strip("<>"): c for ph, c in decoded[1:]}
-        else:
-            data = _json(body)
+        data, parts = _json_and_parts(h, body)
         _require(data, "reason", "accessType")
         if data["reason"] == "INIT_REG":
             ref = (data.get("regRequest") or {}).get("n1MessageContent", {}).get("contentId")
@@ -372,21 +379,7 @@ class HomeNfs:
 
     # ------------------------------------------------------------------ H-SMF (TS 29.502)
     def smf_create(self, m: re.Match, q: dict, h: Headers, body: bytes) -> Reply:
-        ctype = next((v for k, v in h if k == "content-type"), "")
-        parts: dict[str, bytes] = {}
-        if h2server.media_type(ctype)[0] == "multipart/related":
-            try:
-                decoded = h2server.multipart_decode(ctype, body)
-            except ValueError as e:
-                raise ProblemError(400, "INVALID_MSG_FORMAT", f"multipart: {e}") from None
-            data = _json(decoded[0][1])
-            for ph, content in decoded[1:]:
-                cid = next((v for k, v in ph if k == "content-id"), "").strip("<>")
-                parts[cid] = content
-        elif h2server.media_type(ctype)[0] == "application/json":
-            data = _json(body)
-        else:
-            raise ProblemError(415, "UNSUPPORTED_MEDIA_TYPE", f"content-type {ctype!r}")
+        data, parts = _json_and_parts(h, body)
         _require(data, "dnn", "servingNetwork", "anType")
         s = self.home_supi(str(data.get("supi", "")))
         ref = data.get("n1SmInfoFromUe", {}).get("contentId")
