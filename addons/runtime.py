@@ -17,7 +17,7 @@ from mitmproxy import http
 from OpenSSL import SSL
 
 from addons import flowconv
-from n32 import config, edge, handshake, jwe, keylog, modifications, plmn_checks, prins, rh_error, routing, trust
+from n32 import config, edge, handshake, jwe, keylog, modifications, origin, prins, rh_error, routing, trust
 from n32.context import ContextStore
 from n32.errors import N32Error
 from n32.policy import PolicySet
@@ -352,7 +352,7 @@ class SeppRuntime:
         # and the header is removed (TS 33.501 §13.1.1.2; SCAS TS 33.517 4.2.2.10).
         req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
         req.scheme, req.authority, req.path = target.scheme, target.authority, target.prefix + req.path
-        plmn_checks.outbound(req, self.cfg.plmn_ids, self.cfg.fqdn)
+        req = origin.outbound(req, self.cfg.plmn_ids, self.cfg.fqdn)
         sel = self.policy.selection(peer.fqdn, req.method, req.path, "request")
         message_id = prins.new_message_id()
         ipx = peer.first_hop_ipx.fqdn if peer.first_hop_ipx else None
@@ -455,7 +455,8 @@ class SeppRuntime:
     def _deliver_to_home_nf(self, flow: http.HTTPFlow, req: Any, peer_plmns: Any) -> Any:
         """Checks shared by both N32-f modes, then ``flow`` goes to the home NF the target names.
         The target header, if any, is consumed here: delivery is direct (open5gs does the same)."""
-        plmn_checks.inbound(req, peer_plmns)
+        origin.inbound(req, peer_plmns)
+        origin.check_plmn_consistency(req, peer_plmns)
         req = self.edge.from_peer(req)
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)
@@ -498,7 +499,7 @@ class SeppRuntime:
         """TS 33.501 §13.1.1.2: :authority becomes the receiving SEPP, the target header stays."""
         if not req.header(TARGET_HEADER):
             req.headers.append((TARGET_HEADER, str(target)))
-        plmn_checks.outbound(req, self.cfg.plmn_ids, self.cfg.fqdn)
+        req = origin.outbound(req, self.cfg.plmn_ids, self.cfg.fqdn)
         dest = n32f_dest(peer, relation)
         scheme, host, port = self._route_upstream(dest, peer.fqdn, self._peer_client[peer.fqdn], "peer")
         req.authority = peer.fqdn if port == 443 else f"{peer.fqdn}:{port}"

@@ -93,7 +93,7 @@ def test_requests_and_responses_arrive_unchanged(exchanged):
         # SCAS TS 33.517 4.2.2.10: the target header is consumed by the sending SEPP
         assert "3gpp-sbi-target-apiroot" not in hb
         # TS 33.501 §5.9.3.2: the sending SEPP inserts the originating network
-        assert hb.get("3gpp-sbi-originating-network-id") == "001-01;src:SEPP-sepp.5gc.mnc001.mcc001.3gppnetwork.org"
+        assert hb.get("3gpp-sbi-originating-network-id") == "001-01; src: SEPP-sepp.5gc.mnc001.mcc001.3gppnetwork.org"
         assert hb.get(":authority", "").split(":")[0].endswith(".5gc.mnc070.mcc999.3gppnetwork.org")
         body_a, body_b = base64.b64decode(a.get("body") or ""), base64.b64decode(b.get("body") or "")
         assert _uris(_parts(ha.get("content-type", ""), body_a)) == _uris(_parts(hb.get("content-type", ""), body_b))
