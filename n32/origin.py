@@ -45,12 +45,14 @@ PLMN_ID_MEMBERS = ("plmnId", "servingPlmnId", "servingNetwork")     # PlmnId / P
 SERVING_NETWORK_NAME_MEMBERS = ("servingNetworkName",)               # "5G:mnc<MNC>.mcc<MCC>.3gppnetwork.org[:<NID>]"
 PLMN_QUERY_PARAMS = ("plmn-id",)                                     # JSON PlmnId in the query (Nudm_SDM)
 
+# ASCII digits only and \Z, not $: "٠٠١" is \d to Python and "$" matches before a final newline
 _ORIGIN = re.compile(
     r"^[ \t]*(?P<mcc>\d{3})-(?P<mnc>\d{2,3})(?:-(?P<nid>[0-9A-Fa-f]{11}))?"
-    r"(?:[ \t]*;[ \t]*src:[ \t]*(?P<type>SCP|SEPP)-(?P<fqdn>[A-Za-z0-9.-]{4,}))?[ \t]*$", re.IGNORECASE)
-_SNN = re.compile(r"^5G:mnc(?P<mnc>\d{3})\.mcc(?P<mcc>\d{3})\.3gppnetwork\.org(?::(?P<nid>[0-9A-Fa-f]{11}))?$",
-                  re.IGNORECASE)
-_MCC, _MNC, _NID = re.compile(r"^\d{3}$"), re.compile(r"^\d{2,3}$"), re.compile(r"^[0-9A-Fa-f]{11}$")
+    r"(?:[ \t]*;[ \t]*src:[ \t]*(?P<type>SCP|SEPP)-(?P<fqdn>[A-Za-z0-9.-]{4,}))?[ \t]*\Z", re.IGNORECASE | re.ASCII)
+_SNN = re.compile(r"^5G:mnc(?P<mnc>\d{3})\.mcc(?P<mcc>\d{3})\.3gppnetwork\.org(?::(?P<nid>[0-9A-Fa-f]{11}))?\Z",
+                  re.IGNORECASE | re.ASCII)
+_MCC, _MNC, _NID = (re.compile(r"^\d{3}\Z", re.ASCII), re.compile(r"^\d{2,3}\Z", re.ASCII),
+                    re.compile(r"^[0-9A-Fa-f]{11}\Z"))
 
 NetworkKey = tuple[str, str, str | None]     # (MCC, 3-digit MNC, lower-case NID or None)
 

@@ -1,4 +1,4 @@
-"""PLMN identities: the value type, its text/wire/FQDN forms and the originating-network header.
+"""PLMN identities: the value type and its text/wire/FQDN forms.
 
 * ``PlmnId(mcc, mnc)``: MCC 3 digits, MNC 2 or 3 digits (TS 29.571 ``PlmnId``). Text form
   ``"001-01"``, wire form ``{"mcc": "001", "mnc": "01"}``; both keep the MNC digits as given.
@@ -14,42 +14,25 @@ TS 23.003 forces when the FQDN is the only source). A ``PlmnId`` parsed from an 
 digits it saw (``str()`` gives ``999-070``); compare, do not print, such values against
 configured ones. ``matches_fqdn_mnc`` states the rule for a bare 3-digit MNC.
 
-**Originating network ID** (TS 29.500 §5.2.3.2.15, ABNF of ``3gpp-Sbi-Originating-Network-Id``)::
-
-    MCC "-" MNC [ "-" NID ] [ ";" OWS "src" ":" RWS ("SCP" / "SEPP") "-" fqdn ]
-
-Parsing is lenient (case-insensitive literals, optional whitespace after ``src:``); formatting
-writes the canonical ``001-01; src: SEPP-<fqdn>``.
-``parse_originating_network_id`` returns ``(PlmnId, nid | None, Source | None)`` and raises
-``N32Error`` 400 ``MANDATORY_IE_INCORRECT`` for a malformed value.
+The originating-network header (TS 29.500 §5.2.3.2.15) is parsed, formatted and checked in
+``n32/origin.py``.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from .errors import N32Error
-
-ORIGINATING_NETWORK_ID = "3gpp-Sbi-Originating-Network-Id"
 _MCC = re.compile(r"^\d{3}\Z", re.ASCII)
 _MNC = re.compile(r"^\d{2,3}\Z", re.ASCII)
 _TEXT = re.compile(r"^\s*(\d{3})-(\d{2,3})\s*\Z", re.ASCII)
-# ABNF (TS29500_CustomHeaders.abnf): OWS 3DIGIT "-" 2*3DIGIT [ "-" 11HEXDIG ] [ ";" OWS srcinfo ] OWS
-# srcinfo = "src" ":" RWS srctype "-" srcfqdn; srctype = "SCP" / "SEPP"; srcfqdn = 4*( ALPHA / DIGIT / "-" / "." )
-# Parsed leniently: ABNF literals are case-insensitive; the RWS after "src:" may be missing.
-_ORIGIN = re.compile(
-    r"^[ \t]*(?P<mcc>\d{3})-(?P<mnc>\d{2,3})(?:-(?P<nid>[0-9A-Fa-f]{11}))?"
-    r"(?:[ \t]*;[ \t]*src[ \t]*:[ \t]*(?P<kind>SCP|SEPP)-(?P<fqdn>[A-Za-z0-9.-]{4,}))?[ \t]*\Z",
-    re.IGNORECASE | re.ASCII)
 _MNC_LABEL = re.compile(r"^mnc\d{3}\Z", re.ASCII)
 _MCC_LABEL = re.compile(r"^mcc\d{3}\Z", re.ASCII)
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 _3GPP_TAILS = (("3gppnetwork", "org"), ("pub", "3gppnetwork", "org"))
-SOURCE_KINDS = ("SCP", "SEPP")
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,45 +150,3 @@ def plmns_from_certificate(cert: x509.Certificate) -> set[PlmnId]:
         pass
     names += [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
     return {p for p in map(plmn_from_fqdn, names) if p is not None}
-
-
-class Source(NamedTuple):
-    """The ``src`` part of the originating network ID: who inserted it."""
-
-    kind: str   # "SCP" | "SEPP"
-    fqdn: str
-
-
-def _bad_origin(value: str, reason: str) -> N32Error:
-    return N32Error(400, "MANDATORY_IE_INCORRECT", f"malformed {ORIGINATING_NETWORK_ID}: {value!r}: {reason}",
-                    invalid_params=[{"param": ORIGINATING_NETWORK_ID, "reason": reason}])
-
-
-def parse_originating_network_id(value: str) -> tuple[PlmnId, str | None, Source | None]:
-    """``"001-01;src:SEPP-sepp.example.org"`` -> ``(PlmnId("001","01"), None, Source("SEPP", ...))``."""
-    if not isinstance(value, str):
-        raise _bad_origin(repr(value), "not a string")
-    m = _ORIGIN.match(value)
-    if not m:
-        raise _bad_origin(value, 'expected MCC "-" MNC ["-" NID] [";src:" SCP|SEPP "-" fqdn]')
-    src = Source(m.group("kind").upper(), m.group("fqdn")) if m.group("kind") else None
-    return PlmnId(m.group("mcc"), m.group("mnc")), m.group("nid"), src
-
-
-def format_originating_network_id(plmn: Any, src_fqdn: str | None = None, src_kind: str = "SEPP",
-                                  nid: str | None = None) -> str:
-    """The header value: ``001-01``, ``001-01; src: SEPP-<fqdn>`` (the ABNF wants whitespace after
-    ``src:``), with ``-<NID>`` after the MNC for an SNPN. The MNC is written as given."""
-    p = PlmnId.parse(plmn)
-    out = str(p)
-    if nid is not None:
-        if not re.fullmatch(r"[0-9A-Fa-f]{11}", nid):
-            raise ValueError(f"NID must be 11 hex digits, got {nid!r}")
-        out += f"-{nid}"
-    if src_fqdn:
-        if src_kind not in SOURCE_KINDS:
-            raise ValueError(f"src kind must be SCP or SEPP, got {src_kind!r}")
-        if not re.fullmatch(r"[A-Za-z0-9.-]{4,}", src_fqdn):
-            raise ValueError(f"src FQDN must be 4+ characters of letters, digits, '-', '.', got {src_fqdn!r}")
-        out += f"; src: {src_kind}-{src_fqdn}"
-    return out

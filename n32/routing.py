@@ -17,7 +17,7 @@ from .message import HttpRequest
 
 TARGET_API_ROOT = "3gpp-sbi-target-apiroot"
 _NF_FQDN = re.compile(
-    r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+5gc\.mnc(\d{3})\.mcc(\d{3})\.3gppnetwork\.org$")
+    r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+5gc\.mnc(\d{3})\.mcc(\d{3})\.3gppnetwork\.org\Z", re.ASCII)
 
 
 @dataclass(frozen=True)

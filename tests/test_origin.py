@@ -43,7 +43,9 @@ def test_parse(value, expected):
 
 @pytest.mark.parametrize("value", ["", "1-01", "001-1", "001-0001", "0x1-01", "001-01-12345", "001-01-00000000000x",
                                    "001-01; src: SMF-smf.example.org", "001-01; src: SEPP-a.b", "001-01; SEPP-x.org",
-                                   "001-01; src: SEPP-sepp.example.org:443", "001-01,002-02", None])
+                                   "001-01; src: SEPP-sepp.example.org:443", "001-01,002-02", None,
+                                   "001", "001-01;src:SEPP-", "001-01;src:SEPP-a b", "001-01;nid=5", "001-01\n",
+                                   "\u0660\u0660\u0661-\u0660\u0661"])  # Arabic-Indic digits are \d to Python
 def test_parse_refuses_malformed(value):
     with pytest.raises(N32Error) as ei:
         o.parse(value)

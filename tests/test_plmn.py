@@ -10,9 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from n32.errors import N32Error
-from n32.plmn import (PlmnId, Source, format_originating_network_id, home_domain, parse_originating_network_id,
-                      plmn_from_fqdn, plmns_from_certificate, sepp_fqdn)
+from n32.plmn import PlmnId, home_domain, plmn_from_fqdn, plmns_from_certificate, sepp_fqdn
 
 
 @pytest.mark.parametrize("value", ["001-01", " 999-070 ", {"mcc": "001", "mnc": "01"},
@@ -117,45 +115,3 @@ def test_plmns_from_certificate():
     assert plmns_from_certificate(c) == {PlmnId("001", "01"), PlmnId("001", "02")}
     assert plmns_from_certificate(_cert([], "5gc.mnc070.mcc999.3gppnetwork.org")) == {PlmnId("999", "70")}  # subject O
     assert plmns_from_certificate(_cert(["localhost"], "Example Corp")) == set()
-
-
-@pytest.mark.parametrize("value,expected", [
-    ("001-01", (PlmnId("001", "01"), None, None)),
-    ("999-070", (PlmnId("999", "70"), None, None)),
-    ("001-01; src: SEPP-sepp.5gc.mnc001.mcc001.3gppnetwork.org",
-     (PlmnId("001", "01"), None, Source("SEPP", "sepp.5gc.mnc001.mcc001.3gppnetwork.org"))),
-    ("001-01;src:SCP-scp1.example.org", (PlmnId("001", "01"), None, ("SCP", "scp1.example.org"))),
-    (" 001-01-000007ED9D5 ; src:  sepp-s.example.org ",
-     (PlmnId("001", "01"), "000007ED9D5", Source("SEPP", "s.example.org"))),
-])
-def test_parse_originating_network_id(value, expected):
-    plmn, nid, src = parse_originating_network_id(value)
-    assert (plmn, nid, src) == expected
-    if src:
-        assert src.kind in ("SCP", "SEPP")
-
-
-@pytest.mark.parametrize("value", ["", "001", "001-1", "1-01", "001-01-12345", "001-01;src:NF-a.example.org",
-                                   "001-01;src:SEPP-", "001-01;src:SEPP-a b", "001-01;nid=5", "001-01,002-01",
-                                   "001-01\n", "٠٠١-٠١"])
-def test_parse_originating_network_id_rejects(value):
-    with pytest.raises(N32Error) as ei:
-        parse_originating_network_id(value)
-    e = ei.value
-    assert e.status == 400 and e.cause == "MANDATORY_IE_INCORRECT"
-    assert e.invalid_params[0]["param"] == "3gpp-Sbi-Originating-Network-Id"
-
-
-def test_format_originating_network_id_round_trips():
-    fqdn = "sepp.5gc.mnc001.mcc001.3gppnetwork.org"
-    assert format_originating_network_id("001-01") == "001-01"
-    value = format_originating_network_id(PlmnId("001", "01"), fqdn)
-    assert value == f"001-01; src: SEPP-{fqdn}"
-    assert parse_originating_network_id(value) == (PlmnId("001", "01"), None, ("SEPP", fqdn))
-    value = format_originating_network_id("999-70", "scp.example.org", "SCP", nid="000007ED9D5")
-    assert value == "999-70-000007ED9D5; src: SCP-scp.example.org"
-    assert parse_originating_network_id(value) == (PlmnId("999", "70"), "000007ED9D5", ("SCP", "scp.example.org"))
-    with pytest.raises(ValueError):
-        format_originating_network_id("001-01", fqdn, "NF")
-    with pytest.raises(ValueError):
-        format_originating_network_id("001-01", nid="xyz")
