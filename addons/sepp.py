@@ -82,7 +82,8 @@ class Sepp:
 
     @command.command("sepp.rekey")
     def cmd_rekey(self, peer: str) -> None:
-        """New N32-c handshake towards PEER: new context IDs and keys; the old context is terminated."""
+        """New N32-c handshake towards PEER: new context IDs and keys; the old context is terminated
+        after contexts.rekey_grace seconds."""
         rt = self._need_rt()
         self._spawn(rt.handshake(self._peer(rt, peer), rekey=True))
 
