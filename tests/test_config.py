@@ -277,14 +277,13 @@ def test_missing_config_file(tmp_path):
     assert one_line_error(p) == f"{p}: (file): file not found"
 
 
-def test_expired_certificate(tmp_path, pki, monkeypatch):
+def test_expired_certificate(tmp_path, pki):
     import datetime
 
-    from n32 import config
     later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=400)
-    monkeypatch.setattr(config, "_now", lambda: later)
     path = write(tmp_path, pki)
-    assert "certificate: certificate " in one_line_error(path) and "expired on" in one_line_error(path)
+    msg = one_line_error(path, lambda p: load_sepp_config(p, now=later))
+    assert "certificate: certificate " in msg and "expired on" in msg
 
 
 # ------------------------------------------------------------------------------------- IPX
