@@ -12,6 +12,7 @@ MODE ?= prins
 SUITE ?= A128GCM
 IPX ?= 0
 KEEP ?= 0
+OUT ?= lab/out
 
 .PHONY: venv test lab certs bench clean system-deps
 
@@ -43,7 +44,7 @@ certs: venv
 	$(PY) -m certs.pki --out certs/out
 
 lab: venv
-	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --keep $(KEEP)
+	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --keep $(KEEP) --out $(OUT)
 
 bench: venv
 	@command -v h2load >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nghttp2-client; }

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,23 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _child_setup(main_thread: bool) -> None:
+    """In the child before exec: SIGINT handled (the runner stops children with it, and a runner
+    started in the background inherits it ignored), and on Linux die with the runner (even a
+    SIGKILLed one), so nothing is left behind. The parent-death signal is tied to the forking
+    thread, so only a child forked by the main thread asks for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if not main_thread or sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass
@@ -45,9 +63,13 @@ class Procs:
         out.mkdir(parents=True, exist_ok=True)
         log = out / f"{name}.log"
         fh = open(log, "wb")
+        # umask 077: flow files hold restored authentication vectors and keys, like the key log;
+        # own session: a terminal's Ctrl-C reaches the runner only, which stops these in order
+        main = threading.current_thread() is threading.main_thread()
         popen = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
                                  env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                                 start_new_session=True)
+                                 start_new_session=True, umask=0o077,
+                                 preexec_fn=lambda: _child_setup(main))
         fh.close()
         proc = Proc(name, popen, log)
         self.procs.append(proc)
@@ -68,13 +90,28 @@ class Procs:
         if slim:
             return self.start(name, argv, out=out)
         if flows:
-            argv += ["--set", f"save_stream_file={out / (name + '.flows')}"]
+            argv += ["-s", str(ROOT / "lab/flowflush.py"),
+                     "--set", f"save_stream_file={out / (name + '.flows')}"]
         argv += ["--set", "flow_detail=0", "--set", "termlog_verbosity=info"]
         if web:
             argv += ["--set", "web_open_browser=false"]
         return self.start(name, argv, out=out)
 
     def stop(self, timeout: float = 5.0) -> None:
+        # a second Ctrl-C/SIGTERM/SIGHUP (closing the terminal after Ctrl-C) must not cut the
+        # clean-up short: the stop signals are ignored until every process is gone
+        held = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+                    held[sig] = signal.signal(sig, signal.SIG_IGN)
+        try:
+            self._stop(timeout)
+        finally:
+            for sig, handler in held.items():
+                signal.signal(sig, handler)
+
+    def _stop(self, timeout: float) -> None:
         for p in self.procs:
             if p.alive():
                 try:

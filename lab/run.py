@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import ssl
 import statistics
 import sys
@@ -195,6 +196,60 @@ def print_table(per: dict[str, dict]) -> None:
         _say(f"{api:28} " + " ".join(f"{str(a[c]):>16}" for c in cols))
 
 
+class Stop(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a CI cancel, ``timeout``, a closed terminal): stop like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise Stop(signum)
+
+
+def _install_stop_handlers() -> dict[int, Any]:
+    """SIGTERM/SIGHUP raise :class:`Stop`; returns the previous handlers to restore.
+
+    A signal ignored on entry (``nohup``) stays ignored. When our parent dies (``make`` killed
+    with SIGHUP does not pass it on), Linux sends us SIGHUP so the lab still cleans up."""
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, _raise_stop)
+    if signal.SIGHUP in previous and sys.platform == "linux":
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(P.PR_SET_PDEATHSIG, signal.SIGHUP)
+        except (OSError, AttributeError):
+            pass
+    return previous
+
+
+# What a lab run leaves in its output directory; each run starts without the previous run's
+# files (a run without IPX must not show the IPX flows of an earlier one).
+_OUT_FILES = ("*.flows", "*.log", "*.keylog.jsonl", "*.status.json", "*.yaml", "*.requests.jsonl",
+              "report.json", "report.html", "*.pcapng", "*.tlskeys.txt")
+
+
+def clean_out(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for pattern in _OUT_FILES:
+        for f in out.glob(pattern):
+            if f.is_file():
+                f.unlink()
+
+
+def _wait_while_running(procs: list[P.Proc]) -> str | None:
+    """KEEP=1: block until a signal stops us or a process exits (returns its name)."""
+    while True:
+        for p in procs:
+            if not p.alive():
+                return p.name
+        time.sleep(0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--ues", type=int, default=3)
@@ -205,10 +260,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "lab/out")
     ap.add_argument("--handshake-only", action="store_true")
     args = ap.parse_args(argv)
+    previous = _install_stop_handlers()
+    try:
+        return _run(args)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
+
+def _report(args: argparse.Namespace, report: dict[str, Any], results: list[Any], failed: bool,
+            t0: float) -> bool:
+    """Print the table, write report.json; returns whether the run failed."""
+    if results:
+        per = summarize(results, args.out)
+        if args.ipx:
+            report["ipx"] = ipx_counts(args.out)
+        report["apis"] = per
+        report["messages"] = sum(a["messages"] for a in per.values())
+        report["failed"] = sum(a["failed"] for a in per.values())
+        failed |= report["failed"] > 0
+        print_table(per)
+        for r in results:
+            if not r.ok:
+                _say(f"  FAILED ue={r.ue} {r.api} {r.method} {r.path}: {r.status} {r.error or ''}")
+    report["ok"] = not failed
+    report["seconds"] = round(time.monotonic() - t0, 2)
+    (args.out / "report.json").write_text(json.dumps(report, indent=2))
+    _say(f"lab: report in {args.out / 'report.json'}; key logs and flows in {args.out}/")
+    _say("lab: OK" if not failed else "lab: FAILED")
+    return failed
+
+
+def _run(args: argparse.Namespace) -> int:
+    clean_out(args.out)
     lab = Lab(out=args.out, pki=ROOT / "certs/out", mode=args.mode, suite=args.suite, ipx=bool(args.ipx))
     report: dict[str, Any] = {"mode": args.mode, "ues": args.ues}
     failed = False
+    reported = False
     t0 = time.monotonic()
     with P.Procs(args.out) as procs:
         try:
@@ -229,42 +317,32 @@ def main(argv: list[str] | None = None) -> int:
                  + (f", JWE {ctx.get('jweCipherSuite')}, JWS {ctx.get('jwsCipherSuite')}, contexts "
                     f"{ctx.get('localContextId')}/{ctx.get('peerContextId')}, master keys equal: "
                     f"{report.get('keysMatch')}" if ctx else ""))
+            results = []
             if not args.handshake_only:
                 _say(f"lab: running the roaming scenario for {args.ues} UE(s) ...")
                 results = run_traffic(lab, args.ues)
-                if args.keep:
-                    _say("lab: KEEP=1: processes stay up; Ctrl-C stops them. Ports: "
-                         + json.dumps(lab.ports))
-                    while all(p.alive() for p in started["procs"]):
-                        time.sleep(0.5)
-            else:
-                results = []
-        except KeyboardInterrupt:
-            _say("lab: interrupted, stopping")
-            return 130
+            if args.keep:
+                failed = _report(args, report, results, failed, t0)
+                reported = True
+                _say("lab: KEEP=1: processes stay up; Ctrl-C stops them. Ports: " + json.dumps(lab.ports))
+                gone = _wait_while_running(started["procs"])
+                _say(f"lab: {gone} exited, stopping")
+                failed = True
+        except KeyboardInterrupt as e:
+            # Ctrl-C, SIGTERM or SIGHUP: the with-block stops every process; a user stopping a
+            # KEEP=1 lab whose run succeeded is a normal end (exit 0), anything earlier is not
+            _say(f"lab: {'interrupted' if not isinstance(e, Stop) else e.args[0]}, stopping")
+            if not reported:
+                return 128 + (e.signum if isinstance(e, Stop) else signal.SIGINT)
+            return 1 if failed else 0
         except Exception as e:
             _say(f"lab: FAILED: {e}")
             report["error"] = str(e)
             failed = True
             results = []
-    if results:
-        per = summarize(results, args.out)
-        if args.ipx:
-            report["ipx"] = ipx_counts(args.out)
-        report["apis"] = per
-        report["messages"] = sum(a["messages"] for a in per.values())
-        report["failed"] = sum(a["failed"] for a in per.values())
-        failed |= report["failed"] > 0
-        print_table(per)
-        for r in results:
-            if not r.ok:
-                _say(f"  FAILED ue={r.ue} {r.api} {r.method} {r.path}: {r.status} {r.error or ''}")
-    report["ok"] = not failed
-    report["seconds"] = round(time.monotonic() - t0, 2)
-    (args.out / "report.json").write_text(json.dumps(report, indent=2))
-    _say(f"lab: report in {args.out / 'report.json'}; key logs and flows in {args.out}/")
-    _say("lab: OK" if not failed else "lab: FAILED")
-    return 1 if failed else 0
+    if reported:
+        return 1 if failed else 0
+    return 1 if _report(args, report, results, failed, t0) else 0
 
 
 if __name__ == "__main__":
