@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http, tls
 
-from addons import flowconv
+from addons import flowconv, listeners
 from n32 import config, ipx, rh_error
 from n32.errors import N32Error
 from n32io import tls as n32tls
@@ -124,4 +124,4 @@ class Ipx:
         raise N32Error(404, "NEXT_HOP_NOT_FOUND", f"no next hop towards {target_host or 'an unnamed SEPP'}")
 
 
-addons = [Ipx()]
+addons = [_ipx := Ipx(), listeners.Listeners(lambda spec: ("listeners.n32f", True) if _ipx.cfg and spec == _ipx._mode else None)]

@@ -97,6 +97,13 @@ class SeppRuntime:
     def listener_role(self, full_spec: str) -> str | None:
         return self._mode_roles.get(full_spec)
 
+    def listener_transport(self, full_spec: str) -> tuple[str, bool] | None:
+        """(``listeners.<role>``, TLS required) of one of our listeners (addons/listeners.py)."""
+        role = self._mode_roles.get(full_spec)
+        if role is None:
+            return None
+        return f"listeners.{role}", role != "sbi" or self._sbi_server is not None
+
     def server_tls(self, full_spec: str) -> SSL.Connection | None:
         role = self.listener_role(full_spec)
         if role in ("n32", "n32f"):

@@ -16,7 +16,7 @@ from typing import Any
 from mitmproxy import command, ctx, exceptions, http, tls
 from mitmproxy.connection import Client
 
-from addons import flowconv
+from addons import flowconv, listeners
 from addons.runtime import SeppRuntime
 from n32 import errors
 from n32.errors import N32Error
@@ -242,4 +242,4 @@ def _json_body(req: http.Request, limit: int) -> Any:
         raise errors.bad_request(f"body is not valid JSON: {e}", cause="INVALID_MSG_FORMAT") from None
 
 
-addons = [Sepp()]
+addons = [_sepp := Sepp(), listeners.Listeners(lambda spec: _sepp.rt.listener_transport(spec) if _sepp.rt else None)]

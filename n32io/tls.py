@@ -5,9 +5,14 @@
   anchor that issued it (TS 33.501 §13.1: a PLMN ID maps to one anchor only). That check runs
   inside the handshake (verify callback), so a wrong certificate fails the TLS handshake itself.
 * N32 client side: the peer's anchor only, hostname verification against the peer FQDN, SNI.
+* Every context made here writes its TLS secrets in the NSS key log format when a key log file
+  is set (``set_keylog`` / ``SSLKEYLOGFILE``), so Wireshark can decrypt N32-c, N32-f and the NF
+  side of a capture. Lab and debugging use only: the file decrypts every connection.
 """
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +24,54 @@ N32_EXPORTER_LABEL = b"EXPORTER_3GPP_N32_MASTER"  # TS 33.501 §13.2.4.4.1
 
 # X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS: wildcards only as a whole left-most label (RFC 6125).
 _HOSTFLAGS = 0x4
+
+
+class _KeyLog:
+    """Where TLS secrets go: the file set by ``set_keylog`` (the ``tls_keylog`` option), else the
+    ``SSLKEYLOGFILE`` environment variable, else nowhere. Read at each write so that an option set
+    after the contexts were built still applies."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self._lock = threading.Lock()
+
+    def target(self) -> str | None:
+        return self.path or os.environ.get("SSLKEYLOGFILE") or None
+
+    def __call__(self, conn: SSL.Connection, line: bytes) -> None:
+        path = self.target()
+        if not path:
+            return
+        with self._lock:  # 0600: the lines decrypt every connection
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line + b"\n")
+            finally:
+                os.close(fd)
+
+
+_keylog = _KeyLog()
+
+
+def set_keylog(path: str | None) -> None:
+    """Write the secrets of every TLS connection of this process to ``path`` (None: back to
+    ``SSLKEYLOGFILE``)."""
+    _keylog.path = path or None
+
+
+def keylog_target() -> str | None:
+    return _keylog.target()
+
+
+def keylog_callback(conn: SSL.Connection, line: bytes) -> None:
+    """The key log writer, for TLS contexts made elsewhere (``Context.set_keylog_callback``)."""
+    _keylog(conn, line)
+
+
+def _new_context(method: int) -> SSL.Context:
+    ctx = SSL.Context(method)
+    ctx.set_keylog_callback(_keylog)
+    return ctx
 
 
 @dataclass
@@ -65,7 +118,7 @@ def server_context(
     ``identify(chain)`` runs once the chain is verified by OpenSSL; it returns the peer object
     (kept in the connection's ConnInfo) or raises to fail the handshake.
     """
-    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx = _new_context(SSL.TLS_SERVER_METHOD)
     _versions(ctx, allow_tls12)
     ctx.use_certificate_chain_file(str(certificate))
     ctx.use_privatekey_file(str(private_key))
@@ -108,7 +161,7 @@ def client_context(
     allow_tls12: bool = False,
 ) -> SSL.Context:
     """A TLS client context trusting only ``anchors`` (the peer's own trust anchor)."""
-    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    ctx = _new_context(SSL.TLS_CLIENT_METHOD)
     _versions(ctx, allow_tls12)
     if certificate and private_key:
         ctx.use_certificate_chain_file(str(certificate))
