@@ -62,7 +62,8 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: Iterable[str] = (), slim: bool =
         for fqdn in ("ipx2.ipx.lab", "ipx1.ipx.lab"):
             name = fqdn.split(".")[0]
             (out / f"{name}.flows").unlink(missing_ok=True)
-            p = procs.start_mitmdump(name, "addons/ipx.py", {"ipx_config": lab.configs[fqdn], **ui(name)},
+            p = procs.start_mitmdump(name, "addons/ipx.py", {"ipx_config": lab.configs[fqdn], **ui(name),
+                                                             **lab.options.get(name, {})},
                                      web=name in web, slim=slim, out=out)
             started.append(p)
             P.wait_port(lab.port(fqdn), 30, [p])
@@ -73,6 +74,7 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: Iterable[str] = (), slim: bool =
             "n32_keylog": out / f"{name}.keylog.jsonl",
             "sepp_status": out / f"{name}.status.json",
             **ui(name),
+            **lab.options.get(name, {}),
         }, web=name in web, slim=slim, out=out)
         started.append(p)
         P.wait_port(lab.port(f"{name}.n32"), 30, [p])

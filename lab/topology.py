@@ -57,6 +57,7 @@ class Lab:
     peer_overrides: dict[str, dict] = field(default_factory=dict)  # sepp name -> keys of its peer entry
     ipx_rules: dict[str, list] = field(default_factory=dict)       # IPX fqdn -> modification rules
     web_token: str = field(default_factory=lambda: secrets.token_hex(16))  # mitmweb password of the lab
+    options: dict[str, dict] = field(default_factory=dict)       # process name -> extra mitmproxy options
 
     def port(self, name: str) -> int:
         if name not in self.ports:

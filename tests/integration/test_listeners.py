@@ -1,0 +1,193 @@
+"""What each real SEPP listener accepts on the wire, and the TLS key log (issues 13.1, 17.1, 15).
+
+One lab: the visited SEPP has a cleartext NF-facing listener (``tls: false``) and a separate
+N32-f listener; the home SEPP keeps its TLS NF-facing listener. Both write their TLS secrets to a
+key log file of their own (option ``tls_keylog``). The loopback traffic of the whole lab is
+captured with dumpcap from before the first handshake, and tshark decrypts it afterwards.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lab import procs as P
+from lab.run import start_lab
+from lab.scenario import supi
+from lab.topology import HOME, Lab
+from lab.traffic import H1Client, H2Client, run_scenario
+
+from .conftest import run
+
+UDM = "https://udm.5gc.mnc070.mcc999.3gppnetwork.org"
+AM_DATA = f"/nudm-sdm/v2/{supi(1)}/am-data"
+TLS_PORTS = ("sepp-h.sbi", "sepp-h.n32", "sepp-v.n32", "sepp-v.n32f")
+TOOLS = all(shutil.which(t) for t in ("dumpcap", "tshark", "nghttp", "h2load"))
+pytestmark = pytest.mark.skipif(not TOOLS, reason="needs dumpcap, tshark, nghttp, h2load (make system-deps)")
+
+
+@pytest.fixture(scope="module")
+def lab(pki: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("listeners")
+    lab = Lab(out=out, pki=pki, mode="prins")
+    lab.overrides["sepp-v"] = {"listeners": {
+        "n32": {"host": "127.0.0.1", "port": lab.port("sepp-v.n32")},
+        "n32f": {"host": "127.0.0.1", "port": lab.port("sepp-v.n32f")},
+        "sbi": {"host": "127.0.0.1", "port": lab.port("sepp-v.sbi"), "tls": False},
+    }}
+    for name in ("sepp-v", "sepp-h"):
+        lab.options[name] = {"tls_keylog": out / f"{name}.tls-keys"}
+    ports = [lab.port(n) for n in (*TLS_PORTS, "sepp-v.sbi", "sepp-h.nf", "sepp-v.nf")]
+    pcap = out / "lab.pcapng"
+    cap = subprocess.Popen(["dumpcap", "-q", "-i", "lo", "-f", " or ".join(f"tcp port {p}" for p in ports),
+                            "-w", str(pcap)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    try:
+        P.wait_for(lambda: pcap.exists() and pcap.stat().st_size > 0, 15, "dumpcap to start")
+        with P.Procs(out) as procs:
+            start_lab(lab, procs)
+            yield lab, cap
+    finally:
+        if cap.poll() is None:
+            os.killpg(cap.pid, signal.SIGINT)
+            cap.wait(10)
+
+
+def _raw_exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a fresh connection; what comes back before the server closes (3 s max)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(data)
+        got = b""
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            got += chunk
+        else:
+            pytest.fail(f"port {port}: connection still open after 3 s")
+        return got
+
+
+HTTP1 = (f"GET {AM_DATA} HTTP/1.1\r\nhost: 127.0.0.1\r\n3gpp-sbi-target-apiroot: {UDM}\r\n\r\n").encode()
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+@pytest.mark.parametrize("listener", TLS_PORTS)
+@pytest.mark.parametrize("hello", [HTTP1, H2_PREFACE], ids=["http1", "h2-preface"])
+def test_tls_listener_refuses_cleartext(lab, listener: str, hello: bytes) -> None:
+    lab, _ = lab
+    assert _raw_exchange(lab.port(listener), hello) == b""  # closed, nothing served
+    role = listener.split(".")[1]
+    log = (lab.out / f"{listener.split('.')[0]}.log").read_text()
+    assert f"listeners.{role}: connection from 127.0.0.1:" in log
+
+
+def test_curl_cleartext_on_tls_sbi_gets_nothing(lab) -> None:
+    """The reported case: curl --http1.1 to the TLS NF-facing listener got subscriber data."""
+    lab, _ = lab
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--http1.1",
+                        "-H", f"3gpp-Sbi-Target-apiRoot: {UDM}", f"http://127.0.0.1:{lab.port('sepp-h.sbi')}{AM_DATA}"],
+                       capture_output=True, text=True, timeout=15)
+    assert r.stdout == "000" and r.returncode == 52, (r.returncode, r.stdout)  # 52: empty reply
+
+
+def test_cleartext_listener_refuses_tls(lab) -> None:
+    lab, _ = lab
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=3) as s:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            ctx.wrap_socket(s).do_handshake()
+    assert "listeners.sbi: connection from 127.0.0.1:" in (lab.out / "sepp-v.log").read_text()
+
+
+def test_h2c_prior_knowledge_python_h2(lab) -> None:
+    """The roaming scenario over cleartext HTTP/2 (python h2, prior knowledge) and over HTTP/1.1."""
+    lab, _ = lab
+    base = f"http://127.0.0.1:{lab.port('sepp-v.sbi')}"
+    for http in ("h2", "http/1.1"):
+        results = run(run_scenario(base, 1, 1, None, http=http))
+        assert results and all(r.ok for r in results), [(r.step, r.status, r.error) for r in results if not r.ok]
+
+
+def test_h2c_nghttp_and_h2load(lab) -> None:
+    lab, _ = lab
+    url = f"http://127.0.0.1:{lab.port('sepp-v.sbi')}{AM_DATA}"
+    r = subprocess.run(["nghttp", "-s", "-H", f"3gpp-sbi-target-apiroot: {UDM}", "-t", "10", url],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["nghttp", "-v", "-H", f"3gpp-sbi-target-apiroot: {UDM}", "-t", "10", url],
+                       capture_output=True, text=True, timeout=30)
+    assert ":status: 200" in r.stdout and '"subscribedUeAmbr"' in r.stdout, r.stdout[-2000:]
+    r = subprocess.run(["h2load", "-n", "40", "-c", "2", "-m", "4", "-H", f"3gpp-sbi-target-apiroot: {UDM}", url],
+                       capture_output=True, text=True, timeout=60)
+    assert "40 succeeded, 0 failed, 0 errored" in r.stdout and "status codes: 40 2xx" in r.stdout, r.stdout
+
+
+def test_http1_curl_on_cleartext_listener(lab) -> None:
+    lab, _ = lab
+    r = subprocess.run(["curl", "-s", "--max-time", "10", "--http1.1", "-H", f"3gpp-Sbi-Target-apiRoot: {UDM}",
+                        "-w", "\n%{http_code}", f"http://127.0.0.1:{lab.port('sepp-v.sbi')}{AM_DATA}"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.stdout.endswith("\n200"), r.stdout
+
+
+def test_tshark_decrypts_with_the_key_logs(lab) -> None:
+    """Wireshark workflow: the capture plus each SEPP's key log show N32-c, N32-f and the NF side
+    in clear HTTP/2; each key log alone decrypts the connections its SEPP took part in."""
+    lab, cap = lab
+    # one request to the home SEPP's TLS NF-facing listener (server side of the NF-facing TLS)
+    ctx = ssl.create_default_context(cafile=str(lab.pki / f"plmn-{HOME['plmn']}" / "ca.crt"))
+
+    async def one() -> int:
+        c = await H2Client.connect("127.0.0.1", lab.port("sepp-h.sbi"), ctx, server_name="127.0.0.1")
+        try:
+            return (await c.request("GET", "/nausf-auth/v1/keylog-probe", [], b"")).status
+        finally:
+            await c.close()
+
+    assert run(one()) >= 200
+    run(run_scenario(f"http://127.0.0.1:{lab.port('sepp-v.sbi')}", 1, 1, None))  # N32-f and the home NF side
+    time.sleep(0.5)  # let dumpcap write the last segments
+    os.killpg(cap.pid, signal.SIGINT)
+    cap.wait(10)
+    pcap = lab.out / "lab.pcapng"
+    for name in ("sepp-v", "sepp-h"):
+        keys = lab.out / f"{name}.tls-keys"
+        assert keys.stat().st_mode & 0o077 == 0
+        assert b"CLIENT_TRAFFIC_SECRET_0 " in keys.read_bytes()
+
+    def paths(keys: str) -> set[tuple[int, str]]:
+        decode = [a for n in TLS_PORTS + ("sepp-h.nf",) for a in ("-d", f"tcp.port=={lab.port(n)},tls")]
+        r = subprocess.run(["tshark", "-n", "-r", str(pcap), "-o", f"tls.keylog_file:{keys}", *decode,
+                            "-Y", "http2.headers.path", "-T", "fields", "-e", "tcp.dstport", "-e", "http2.headers.path"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        found = set()
+        for line in r.stdout.splitlines():
+            port, _, ps = line.partition("\t")
+            found |= {(int(port), p) for p in ps.split(",") if p}
+        return found
+
+    hn32, hnf, hsbi = lab.port("sepp-h.n32"), lab.port("sepp-h.nf"), lab.port("sepp-h.sbi")
+    exchange = "/n32c-handshake/v1/exchange-capability"
+    process = "/n32f-forward/v1/n32f-process"
+    by_v = paths(str(lab.out / "sepp-v.tls-keys"))   # the visited SEPP's client contexts
+    assert (hn32, exchange) in by_v and (hn32, process) in by_v
+    by_h = paths(str(lab.out / "sepp-h.tls-keys"))   # the home SEPP's server and NF-side contexts
+    assert (hn32, exchange) in by_h and (hn32, process) in by_h
+    assert (hsbi, "/nausf-auth/v1/keylog-probe") in by_h
+    assert any(port == hnf and p.startswith("/nausf-auth/") for port, p in by_h)
+    assert not any(port == hn32 for port, _ in paths("/dev/null"))  # without keys: nothing in clear
