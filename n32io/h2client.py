@@ -1,8 +1,10 @@
-"""A small asyncio HTTP/2 client over pyOpenSSL (memory BIOs).
+"""A small asyncio HTTP/2 client (RFC 9113) over ``n32io.transport``: TLS with ALPN ``h2`` or
+cleartext with prior knowledge (RFC 9113 §3.3, how open5gs NFs speak the SBI, TS 29.500 §5.2).
 
-Used for N32-c (the initiator needs the TLS exporter of *its* connection, which neither the
-stdlib ssl module nor httpx exposes) and for out-of-band reports such as ``n32f-error``.
-Everything is non-blocking, so it runs inside mitmproxy's event loop.
+Used for N32-c (the initiator needs the TLS exporter of *its* connection), for out-of-band
+reports such as ``n32f-error`` and, through ``n32io.upstream``, for every forwarded request.
+Many requests share one connection (one stream each). Everything is non-blocking, so it runs
+inside mitmproxy's event loop.
 """
 from __future__ import annotations
 
@@ -13,11 +15,15 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
+from n32 import upstream_errors as ue
 from OpenSSL import SSL
 
-from . import tls
+from .transport import Transport, UpstreamError
+
+H2Error = UpstreamError  # the name callers have used since N32-c
 
 
 @dataclass
@@ -33,167 +39,198 @@ class Response:
         return next((v for k, v in self.headers if k == name), None)
 
 
-class H2Error(Exception):
-    pass
+class _Stream:
+    __slots__ = ("headers", "body", "done")
+
+    def __init__(self, done: asyncio.Future) -> None:
+        self.headers: list[tuple[str, str]] = []
+        self.body = bytearray()
+        self.done = done
 
 
-class H2TlsClient:
-    """One mutually authenticated TLS connection with HTTP/2 on top."""
+class H2Client:
+    """One HTTP/2 connection; ``request`` may be called concurrently (one stream per call)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 conn: SSL.Connection, authority: str) -> None:
-        self._reader, self._writer, self.tls, self.authority = reader, writer, conn, authority
-        self._h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        self._streams: dict[int, dict[str, Any]] = {}
+    def __init__(self, transport: Transport, authority: str, scheme: str) -> None:
+        self.transport, self.authority, self.scheme = transport, authority, scheme
+        self._h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self._streams: dict[int, _Stream] = {}
+        self._window = asyncio.Event()
         self._reader_task: asyncio.Task | None = None
-        self._closed = False
+        self.closed = False        # no new streams (closed, failed or GOAWAY received)
+        self.last_used = asyncio.get_running_loop().time()
+
+    @property
+    def tls(self) -> SSL.Connection | None:
+        return self.transport.tls
 
     @classmethod
-    async def connect(cls, host: str, port: int, ctx: SSL.Context, server_name: str,
-                      timeout: float = 10.0, authority: str | None = None) -> "H2TlsClient":
-        async def _open() -> "H2TlsClient":
-            reader, writer = await asyncio.open_connection(host, port)
-            conn = tls.client_connection(ctx, server_name)
-            client = cls(reader, writer, conn, authority or f"{server_name}:{port}")
-            try:
-                await client._handshake()
-            except BaseException:
-                writer.close()
-                raise
-            return client
+    async def connect(cls, host: str, port: int, ctx: SSL.Context | None = None, server_name: str = "",
+                      timeout: float | None = 10.0, authority: str | None = None) -> "H2Client":
+        """TLS with ALPN h2 when ``ctx`` is given, else cleartext HTTP/2 with prior knowledge."""
+        async def _open() -> Transport:
+            return await Transport.open(host, port, ctx, server_name or host, alpn=(b"h2",))
 
-        client = await asyncio.wait_for(_open(), timeout)
-        if client.tls.get_alpn_proto_negotiated() != b"h2":
-            await client.close()
-            raise H2Error("peer did not negotiate HTTP/2 (ALPN h2)")
+        try:
+            transport = await (_open() if timeout is None else asyncio.wait_for(_open(), timeout))
+        except asyncio.TimeoutError:
+            raise UpstreamError(ue.TIMEOUT, f"no connection to {host}:{port} within {timeout:g} s",
+                                sent=False) from None
+        if ctx is not None and transport.alpn != b"h2":
+            await transport.close()
+            raise UpstreamError(ue.PROTOCOL, "server did not negotiate HTTP/2 (ALPN h2)", sent=False)
+        client = cls(transport, authority or f"{server_name or host}:{port}", "https" if ctx else "http")
         client._h2.initiate_connection()
-        await client._flush()
-        client._reader_task = asyncio.create_task(client._read_loop())
+        client._flush()
+        client._reader_task = asyncio.get_running_loop().create_task(client._read_loop())
         return client
 
-    async def _flush(self) -> None:
-        data = self._h2.data_to_send()
-        if data:
-            self.tls.sendall(data)
-        out = b""
-        while True:
-            try:
-                chunk = self.tls.bio_read(65536)
-            except SSL.WantReadError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        if out:
-            self._writer.write(out)
-            await self._writer.drain()
-
-    async def _handshake(self) -> None:
-        while True:
-            try:
-                self.tls.do_handshake()
-                break
-            except SSL.WantReadError:
-                await self._flush()
-                data = await self._reader.read(65536)
-                if not data:
-                    info = self.tls.get_app_data()
-                    raise H2Error("TLS handshake failed: connection closed by peer"
-                                  + (f" ({info.error})" if info and info.error else ""))
-                self.tls.bio_write(data)
-            except SSL.Error as e:
-                raise H2Error(f"TLS handshake failed: {e}") from e
-        await self._flush()
-
     def export_n32_master(self) -> bytes:
-        return tls.export_n32_master(self.tls)
+        return self.transport.export_n32_master()
 
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                data = await self._reader.read(65536)
-                if not data:
-                    break
-                self.tls.bio_write(data)
-                while True:
-                    try:
-                        plain = self.tls.recv(65536)
-                    except SSL.WantReadError:
-                        break
-                    except SSL.ZeroReturnError:
-                        plain = b""
-                    if not plain:
-                        break
-                    for event in self._h2.receive_data(plain):
-                        self._on_event(event)
-                await self._flush()
-        except (SSL.Error, ConnectionError, h2.exceptions.ProtocolError) as e:
-            self._fail_all(H2Error(f"connection failed: {e}"))
-            return
-        self._fail_all(H2Error("connection closed by peer"))
+    # ------------------------------------------------------------------ streams
+    @property
+    def free_streams(self) -> int:
+        if self.closed:
+            return 0
+        return self._h2.remote_settings.max_concurrent_streams - len(self._streams)
 
-    def _on_event(self, event: h2.events.Event) -> None:
-        sid = getattr(event, "stream_id", None)
-        st = self._streams.get(sid) if sid else None
-        if isinstance(event, h2.events.ResponseReceived) and st is not None:
-            st["headers"] = [(k.decode() if isinstance(k, bytes) else k,
-                              v.decode() if isinstance(v, bytes) else v) for k, v in event.headers]
-        elif isinstance(event, h2.events.DataReceived) and st is not None:
-            st["body"] += event.data
-            self._h2.acknowledge_received_data(event.flow_controlled_length, sid)
-        elif isinstance(event, h2.events.StreamEnded) and st is not None:
-            if not st["done"].done():
-                st["done"].set_result(None)
-        elif isinstance(event, h2.events.StreamReset) and st is not None:
-            if not st["done"].done():
-                st["done"].set_exception(H2Error(f"stream reset by peer (error {event.error_code})"))
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self._fail_all(H2Error(f"peer sent GOAWAY (error {event.error_code})"))
-
-    def _fail_all(self, exc: Exception) -> None:
-        self._closed = True
-        for st in self._streams.values():
-            if not st["done"].done():
-                st["done"].set_exception(exc)
+    @property
+    def idle(self) -> bool:
+        return not self._streams
 
     async def request(self, method: str, path: str, *, body: bytes = b"",
-                      headers: list[tuple[str, str]] | None = None,
-                      timeout: float = 10.0) -> Response:
-        if self._closed:
-            raise H2Error("connection is closed")
+                      headers: list[tuple[str, str]] | None = None, timeout: float | None = None,
+                      authority: str | None = None, scheme: str | None = None) -> Response:
+        """One exchange. ``headers`` exclude pseudo-headers; connection-specific ones are the
+        caller's to leave out (RFC 9113 §8.2.2)."""
+        if self.closed:
+            raise UpstreamError(ue.RESET, "connection is closed", sent=False)
+        loop = asyncio.get_running_loop()
         sid = self._h2.get_next_available_stream_id()
-        hdrs = [(":method", method), (":scheme", "https"), (":authority", self.authority),
-                (":path", path)] + list(headers or [])
+        hdrs = [(":method", method), (":scheme", scheme or self.scheme),
+                (":authority", authority or self.authority), (":path", path), *(headers or [])]
         if body:
             hdrs.append(("content-length", str(len(body))))
-        st = {"headers": [], "body": b"", "done": asyncio.get_running_loop().create_future()}
-        self._streams[sid] = st
+        st = self._streams[sid] = _Stream(loop.create_future())
+        self.last_used = loop.time()
         try:
-            self._h2.send_headers(sid, hdrs, end_stream=not body)
+            try:
+                self._h2.send_headers(sid, hdrs, end_stream=not body)
+            except h2.exceptions.ProtocolError as e:
+                raise UpstreamError(ue.PROTOCOL, f"cannot send request: {e}", sent=False) from None
             if body:
                 await self._send_body(sid, body)
-            await self._flush()
-            await asyncio.wait_for(st["done"], timeout)
-        except (ConnectionError, OSError, SSL.Error) as e:
-            # TLS 1.3: a server that rejects our certificate does so after our handshake completed
-            raise H2Error(f"connection failed: {e or type(e).__name__}") from e
+            self._flush()
+            await self.transport.drain()
+            if timeout is None:
+                await st.done
+            else:
+                await asyncio.wait_for(st.done, timeout)
+        except asyncio.CancelledError:
+            self._reset(sid)
+            raise
+        except asyncio.TimeoutError:
+            self._reset(sid)
+            raise UpstreamError(ue.TIMEOUT, f"no answer within {timeout:g} s") from None
         finally:
             self._streams.pop(sid, None)
-        status = next((int(v) for k, v in st["headers"] if k == ":status"), 0)
-        return Response(status, [(k, v) for k, v in st["headers"] if not k.startswith(":")], st["body"])
+            self.last_used = loop.time()
+        status = next((int(v) for k, v in st.headers if k == ":status"), 0)
+        return Response(status, [(k, v) for k, v in st.headers if not k.startswith(":")], bytes(st.body))
+
+    def _reset(self, sid: int) -> None:
+        """Our caller gave up: tell the server (RST_STREAM CANCEL) so it frees the stream."""
+        if self.closed:
+            return
+        try:
+            self._h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            self._flush()
+        except (h2.exceptions.ProtocolError, UpstreamError):
+            pass
 
     async def _send_body(self, sid: int, body: bytes) -> None:
         view = memoryview(body)
         while view:
             window = min(self._h2.local_flow_control_window(sid), self._h2.max_outbound_frame_size)
             if window <= 0:
-                await self._flush()
-                await asyncio.sleep(0.01)
+                self._window.clear()
+                self._flush()
+                await self.transport.drain()
+                await self._window.wait()
+                if self.closed:
+                    raise UpstreamError(ue.RESET, "connection closed while sending the body")
                 continue
             chunk, view = view[:window], view[window:]
             self._h2.send_data(sid, bytes(chunk), end_stream=not view)
-        await self._flush()
 
+    def _flush(self) -> None:
+        data = self._h2.data_to_send()
+        if data:
+            self.transport.write(data)
+
+    # ------------------------------------------------------------------ receiving
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                data = await self.transport.read()
+                if not data:
+                    break
+                for event in self._h2.receive_data(data):
+                    self._on_event(event)
+                self._flush()
+        except UpstreamError as e:
+            self._fail_all(e)
+            return
+        except h2.exceptions.ProtocolError as e:
+            self._fail_all(UpstreamError(ue.PROTOCOL, f"HTTP/2 protocol error from server: {e}"))
+            return
+        except asyncio.CancelledError:
+            self._fail_all(UpstreamError(ue.RESET, "connection closed"))
+            raise
+        self._fail_all(UpstreamError(ue.RESET, "connection closed by server"))
+
+    def _on_event(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.DataReceived):
+            if event.flow_controlled_length:
+                self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            st = self._streams.get(event.stream_id)
+            if st is not None:
+                st.body += event.data
+        elif isinstance(event, h2.events.ResponseReceived):
+            st = self._streams.get(event.stream_id)
+            if st is not None:
+                st.headers = list(event.headers)
+        elif isinstance(event, h2.events.StreamEnded):
+            st = self._streams.get(event.stream_id)
+            if st is not None and not st.done.done():
+                st.done.set_result(None)
+        elif isinstance(event, h2.events.StreamReset):
+            st = self._streams.get(event.stream_id)
+            if st is not None and not st.done.done():
+                refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM  # RFC 9113 §8.7
+                st.done.set_exception(UpstreamError(ue.RESET, f"stream reset by server ({event.error_code!s})",
+                                                    sent=not refused))
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._window.set()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            # GOAWAY: streams above last_stream_id were never processed (RFC 9113 §6.8)
+            self.closed = True
+            last = event.last_stream_id or 0
+            for sid, st in self._streams.items():
+                if sid > last and not st.done.done():
+                    st.done.set_exception(UpstreamError(ue.RESET, f"server sent GOAWAY ({event.error_code!s})",
+                                                        sent=False))
+
+    def _fail_all(self, exc: UpstreamError) -> None:
+        self.closed = True
+        self._window.set()
+        for st in self._streams.values():
+            if not st.done.done():
+                st.done.set_exception(UpstreamError(exc.kind, str(exc), exc.sent))
+
+    # ------------------------------------------------------------------ convenience and closing
     async def post_json(self, path: str, obj: Any, timeout: float = 10.0,
                         extra_headers: list[tuple[str, str]] | None = None) -> Response:
         body = json.dumps(obj, separators=(",", ":")).encode()
@@ -206,23 +243,20 @@ class H2TlsClient:
     async def close(self) -> None:
         if self._reader_task:
             self._reader_task.cancel()
-        try:
-            if not self._closed:
+        if not self.closed:
+            self.closed = True
+            try:
                 self._h2.close_connection()
-                await self._flush()
-                self.tls.shutdown()
-                await self._flush()
-        except Exception:
-            pass
-        self._closed = True
-        self._writer.close()
-        try:
-            await self._writer.wait_closed()
-        except Exception:
-            pass
+                self._flush()
+            except (h2.exceptions.ProtocolError, UpstreamError):
+                pass
+        await self.transport.close()
 
-    async def __aenter__(self) -> "H2TlsClient":
+    async def __aenter__(self) -> "H2Client":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+H2TlsClient = H2Client  # N32-c and the tests open it with a TLS context

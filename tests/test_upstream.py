@@ -1,0 +1,340 @@
+"""n32io.upstream against real servers on loopback: nghttpd (h2c and TLS), the lab's h2 server
+(HTTP/1.1, mutual TLS), a server that never answers, one that resets mid-body, a closed port."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+
+from lab import h2server
+from n32 import upstream_errors as ue
+from n32.message import HttpRequest
+from n32io import tls
+from n32io.transport import UpstreamError
+from n32io.upstream import Hop, Upstream
+
+HOME_FQDN = "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from certs.pki import ensure_lab_pki
+
+    d = tmp_path_factory.mktemp("pki")
+    ensure_lab_pki(d)
+    return d
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def req(method: str = "GET", path: str = "/hello", body: bytes = b"", authority: str = "nf.example",
+        scheme: str = "http") -> HttpRequest:
+    return HttpRequest(method, scheme, authority, path, "", [("content-type", "application/json")] if body else [],
+                       body)
+
+
+async def echo(method, path, query, headers, body):
+    return 200, [("content-type", "application/json")], b'{"method":"%s","len":%d}' % (method.encode(), len(body))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def _with_server(handler, fn, ssl_context=None):
+    server = await h2server.serve(handler, "127.0.0.1", 0, ssl_context)
+    up = Upstream(idle_timeout=30)
+    try:
+        return await fn(up, h2server.bound_port(server))
+    finally:
+        await up.close()
+        await h2server.stop(server)
+
+
+# ------------------------------------------------------------------ nghttpd, a C server
+@pytest.fixture
+def nghttpd(tmp_path: Path, pki: Path):
+    if not shutil.which("nghttpd"):
+        pytest.skip("nghttpd (Debian nghttp2-server) not installed")
+    (tmp_path / "hello").write_text('{"hello":"world"}')
+    procs = []
+
+    def start(tls_on: bool) -> int:
+        port = free_port()
+        d = pki / "plmn-999-70"
+        args = ["nghttpd", "-a", "127.0.0.1", "-d", str(tmp_path), "--echo-upload", str(port)]
+        args += [str(d / "sepp.key"), str(d / "sepp.crt")] if tls_on else ["--no-tls"]
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(p)
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return port
+            time.sleep(0.05)
+        raise RuntimeError("nghttpd did not start")
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(5)
+
+
+def test_h2c_prior_knowledge_to_nghttpd_multiplexes_on_one_connection(nghttpd):
+    port = nghttpd(False)
+
+    async def go():
+        up = Upstream()
+        hop = Hop("127.0.0.1", port, "h2c")
+        rsps = await asyncio.gather(*(up.send(hop, req(), 5) for _ in range(40)))
+        post = await up.send(hop, req("POST", "/hello", b'{"a":1}'), 5)
+        n = up.connections()
+        await up.close()
+        return rsps, post, n
+
+    rsps, post, n = run(go())
+    assert {r.status for r in rsps} == {200} and rsps[0].body == b'{"hello":"world"}'
+    assert post.status == 200 and post.body == b'{"a":1}'   # --echo-upload
+    assert n == 1
+
+
+def test_h2_over_tls_to_nghttpd_checks_the_server_name(nghttpd, pki):
+    port = nghttpd(True)
+    ctx = tls.client_context(certificate=None, private_key=None, anchors=[pki / "plmn-999-70" / "ca.crt"])
+
+    async def go(name):
+        up = Upstream()
+        try:
+            return await up.send(Hop("127.0.0.1", port, "h2", ctx, name), req(scheme="https"), 5)
+        finally:
+            await up.close()
+
+    assert run(go(HOME_FQDN)).status == 200
+    with pytest.raises(UpstreamError) as e:
+        run(go("sepp.other.example"))
+    assert e.value.kind == ue.TLS
+
+
+# ------------------------------------------------------------------ the lab's server: h1, mutual TLS
+def test_h1_when_asked_keeps_the_connection_alive():
+    async def fn(up, port):
+        hop = Hop("127.0.0.1", port, "h1")
+        a = await up.send(hop, req("POST", "/x", b"{}"), 5)
+        b = await up.send(hop, req(), 5)
+        return a, b, up.connections()
+
+    a, b, n = run(_with_server(echo, fn))
+    assert (a.status, a.body, b.body, n) == (200, b'{"method":"POST","len":2}', b'{"method":"GET","len":0}', 1)
+
+
+def _mtls_server_ctx(pki: Path) -> ssl.SSLContext:
+    d = pki / "plmn-999-70"
+    ctx = h2server.server_ssl_context(str(d / "nf.crt"), str(d / "nf.key"))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(str(pki / "plmn-001-01" / "ca.crt"))
+    return ctx
+
+
+@pytest.mark.parametrize("with_cert", [True, False])
+def test_mutual_tls_presents_the_client_certificate(pki, with_cert):
+    d = pki / "plmn-001-01"
+    ctx = tls.client_context(certificate=d / "sepp.crt" if with_cert else None,
+                             private_key=d / "sepp.key" if with_cert else None,
+                             anchors=[pki / "plmn-999-70" / "ca.crt"])
+
+    async def fn(up, port):
+        return await up.send(Hop("127.0.0.1", port, "h2", ctx, "udm.5gc.mnc070.mcc999.3gppnetwork.org"),
+                             req(scheme="https"), 5)
+
+    if with_cert:
+        assert run(_with_server(echo, fn, _mtls_server_ctx(pki))).status == 200
+    else:
+        with pytest.raises(UpstreamError) as e:
+            run(_with_server(echo, fn, _mtls_server_ctx(pki)))
+        assert e.value.kind in (ue.TLS, ue.RESET)
+
+
+# ------------------------------------------------------------------ failures
+def test_closed_port_is_unreachable():
+    async def go():
+        up = Upstream()
+        try:
+            await up.send(Hop("127.0.0.1", free_port(), "h2c"), req(), 5)
+        finally:
+            await up.close()
+
+    with pytest.raises(UpstreamError) as e:
+        run(go())
+    assert e.value.kind == ue.UNREACHABLE and not e.value.sent
+
+
+def test_server_that_never_answers_hits_the_deadline_and_the_stream_is_cancelled():
+    seen = []
+
+    async def stall(method, path, query, headers, body):
+        seen.append(path)
+        await asyncio.sleep(60)
+        return 200, [], b""
+
+    async def fn(up, port):
+        t0 = time.monotonic()
+        with pytest.raises(UpstreamError) as e:
+            await up.send(Hop("127.0.0.1", port, "h2c"), req(), 0.5)
+        elapsed = time.monotonic() - t0
+        # the connection stays usable for the next request
+        return e.value.kind, elapsed, up.connections()
+
+    kind, elapsed, n = run(_with_server(stall, fn))
+    assert kind == ue.TIMEOUT and 0.45 <= elapsed < 2 and seen == ["/hello"] and n == 1
+
+
+def test_a_silent_tcp_server_hits_the_deadline_too():
+    """Accepts the connection, never speaks HTTP/2 (no SETTINGS)."""
+    async def go():
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        up = Upstream()
+        try:
+            await up.send(Hop("127.0.0.1", port, "h2c"), req(), 0.3)
+        finally:
+            await up.close()
+            server.close()
+
+    with pytest.raises(UpstreamError) as e:
+        run(go())
+    assert e.value.kind == ue.TIMEOUT
+
+
+async def _resetting_server(after_bytes: int) -> asyncio.Server:
+    """Answers HEADERS and part of the body, then resets the TCP connection (SO_LINGER 0)."""
+    async def on_conn(reader, writer):
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        while data := await reader.read(65536):
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    conn.send_headers(ev.stream_id, [(":status", "200"), ("content-length", "1000")])
+                    conn.send_data(ev.stream_id, b"x" * after_bytes)
+                    writer.write(conn.data_to_send())
+                    await writer.drain()
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    writer.transport.abort()
+                    return
+            writer.write(conn.data_to_send())
+
+    return await asyncio.start_server(on_conn, "127.0.0.1", 0)
+
+
+def test_reset_mid_body_is_a_reset():
+    async def go():
+        server = await _resetting_server(100)
+        up = Upstream()
+        try:
+            await up.send(Hop("127.0.0.1", server.sockets[0].getsockname()[1], "h2c"), req(), 5)
+        finally:
+            await up.close()
+            server.close()
+
+    with pytest.raises(UpstreamError) as e:
+        run(go())
+    assert e.value.kind == ue.RESET and e.value.sent
+
+
+def test_h2c_to_an_h1_only_server_is_a_protocol_failure_not_a_hang():
+    async def go():
+        async def h1_only(reader, writer):
+            await reader.read(65536)
+            writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(h1_only, "127.0.0.1", 0)
+        up = Upstream()
+        try:
+            await up.send(Hop("127.0.0.1", server.sockets[0].getsockname()[1], "h2c"), req(), 5)
+        finally:
+            await up.close()
+            server.close()
+
+    with pytest.raises(UpstreamError) as e:
+        run(go())
+    assert e.value.kind in (ue.PROTOCOL, ue.RESET)
+
+
+def test_idle_connections_are_closed():
+    async def fn(up, port):
+        up.idle_timeout = 0.2
+        await up.send(Hop("127.0.0.1", port, "h2c"), req(), 5)
+        before = up.connections()
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if up.connections() == 0:
+                break
+        return before, up.connections()
+
+    assert run(_with_server(echo, fn)) == (1, 0)
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced():
+    """The server closed our idle connection (restart, idle timeout): the next request opens a new
+    one instead of failing."""
+    async def go():
+        server = await h2server.serve(echo, "127.0.0.1", 0)
+        port = h2server.bound_port(server)
+        up = Upstream()
+        hop = Hop("127.0.0.1", port, "h2c")
+        try:
+            assert (await up.send(hop, req(), 5)).status == 200
+            await h2server.stop(server)
+            server = await h2server.serve(echo, "127.0.0.1", port)
+            await asyncio.sleep(0.1)
+            return (await up.send(hop, req(), 5)).status
+        finally:
+            await up.close()
+            await h2server.stop(server)
+
+    assert run(go()) == 200
+
+
+# ------------------------------------------------------------------ the core mapping
+@pytest.mark.parametrize("hop,kind,status,cause", [
+    (ue.NF, ue.UNREACHABLE, 504, "TARGET_NF_NOT_REACHABLE"),
+    (ue.NF, ue.TLS, 504, "TARGET_NF_NOT_REACHABLE"),
+    (ue.NF, ue.RESET, 504, "TARGET_NF_NOT_REACHABLE"),
+    (ue.NF, ue.PROTOCOL, 504, "TARGET_NF_NOT_REACHABLE"),
+    (ue.NF, ue.TIMEOUT, 504, "TIMED_OUT_REQUEST"),
+    (ue.PEER, ue.UNREACHABLE, 502, "N32_PEER_NOT_REACHABLE"),
+    (ue.PEER, ue.TLS, 502, "N32_PEER_NOT_REACHABLE"),
+    (ue.IPX, ue.UNREACHABLE, 502, "N32_PEER_NOT_REACHABLE"),
+    (ue.PEER, ue.RESET, 502, "N32F_FORWARDING_FAILED"),
+    (ue.IPX, ue.PROTOCOL, 502, "N32F_FORWARDING_FAILED"),
+    (ue.PEER, ue.TIMEOUT, 504, "TIMED_OUT_REQUEST"),
+])
+def test_failure_mapping(hop, kind, status, cause):
+    err = ue.upstream_failure(hop, kind, deadline=2.5)
+    pd = err.problem_details()
+    assert (pd["status"], pd["cause"]) == (status, cause)
+    assert "127.0.0.1" not in pd["detail"] and ":" not in pd["detail"]
+    if kind == ue.TIMEOUT:
+        assert "2.5 s" in pd["detail"]
+
+
+def test_unknown_hop_or_kind_is_a_programming_error():
+    with pytest.raises(ValueError):
+        ue.upstream_failure("nrf", ue.RESET)
+    with pytest.raises(ValueError):
+        ue.upstream_failure(ue.NF, "weird")
