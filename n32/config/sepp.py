@@ -15,7 +15,10 @@ JWE_SUITES = ("A128GCM", "A256GCM")
 JWS_SUITES = ("ES256",)  # TS 33.501 §13.2.4.9
 SEPP_KEYS = ("name", "fqdn", "plmn_ids", "certificate", "private_key", "listeners", "security_capabilities",
              "jwe_cipher_suites", "jws_cipher_suites", "policies", "security_profile", "home_nfs", "contexts",
-             "handshake", "ipx_keys", "peers", "telescopic", "topology_hiding")
+             "handshake", "ipx_keys", "peers", "telescopic", "topology_hiding", "timeouts")
+# How the SEPP speaks to a home NF: HTTP/2 over TLS (ALPN h2), HTTP/2 cleartext with prior knowledge
+# (RFC 9113 §3.3; the SBI is HTTP/2, TS 29.500 §5.2) or HTTP/1.1 when a route asks for it.
+NF_PROTOCOLS = ("h2", "h2c", "h1")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,30 @@ class HomeNfs:
     default: str | None = None
     routes: dict[str, str] = field(default_factory=dict)
     trust_anchor: Path | None = None
+    protocol: str | None = None                               # for every route without its own
+    protocols: dict[str, str] = field(default_factory=dict)   # route host -> protocol
+
+    def route(self, host: str) -> tuple[str, str] | None:
+        """(apiRoot, protocol) of the home NF ``host``; None when no route and no default."""
+        uri = self.routes.get(host)
+        proto = self.protocols.get(host) if uri else None
+        uri = uri or self.default
+        if not uri:
+            return None
+        return uri, proto or self.protocol or derive_protocol(uri)
+
+
+def derive_protocol(uri: str) -> str:
+    """http:// → h2c (prior knowledge), https:// → h2 (TS 29.500 §5.2: the SBI is HTTP/2)."""
+    return "h2" if uri.startswith("https:") else "h2c"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Deadlines per hop (seconds): past them the NF gets 504 ProblemDetails (TS 29.500 §5.2.7)."""
+    n32f: float = 10.0       # N32-f to the peer SEPP or the first-hop IPX, answer included
+    home_nf: float = 8.0     # delivery to the home NF; below the peer's n32f so its cause arrives first
+    idle: float = 60.0       # idle upstream connections are closed after this long
 
 
 @dataclass(frozen=True)
@@ -90,6 +117,7 @@ class SeppConfig:
     security_profile: str | None = None
     telescopic: Telescopic = Telescopic()
     topology_hiding: TopologyHiding = TopologyHiding(enabled=False)
+    timeouts: Timeouts = Timeouts()
 
     def peer(self, name_or_fqdn: str) -> Peer | None:
         """The peer with this name or FQDN."""
@@ -126,17 +154,43 @@ def policies(top: Section) -> Policies:
 
 
 def home_nfs(top: Section) -> HomeNfs:
-    hm = top.sub("home_nfs", ("default", "routes", "trust_anchor"))
+    hm = top.sub("home_nfs", ("default", "routes", "trust_anchor", "protocol"))
     if hm is None:
         return HomeNfs()
+    default = hm.uri("default", None, ("http", "https"))
+    protocol = hm.get("protocol", str, None, NF_PROTOCOLS)
     routes: dict[str, str] = {}
-    for host, uri in (hm.get("routes", dict, {}) or {}).items():
+    protocols: dict[str, str] = {}
+    for host, spec in (hm.get("routes", dict, {}) or {}).items():
         rkey = hm.k(f"routes.{host}")
-        routes[check_fqdn(top.file, rkey, host)] = check_uri(top.file, rkey, uri, ("http", "https"))
+        name = check_fqdn(top.file, rkey, host)
+        if isinstance(spec, dict):  # {uri, protocol}
+            rm = hm.child(spec, rkey, ("uri", "protocol"))
+            routes[name] = rm.uri("uri", schemes=("http", "https"))
+            if rm.has("protocol"):
+                protocols[name] = rm.get("protocol", str, None, NF_PROTOCOLS)
+        else:
+            routes[name] = check_uri(top.file, rkey, spec, ("http", "https"))
     anchor = hm.path("trust_anchor", None)
     if anchor is not None:
         top.files.certificates(hm.k("trust_anchor"), anchor, "trust anchor")
-    return HomeNfs(hm.uri("default", None, ("http", "https")), routes, anchor)
+    checks = [("default", default, protocol)] if default else []
+    checks += [(f"routes.{h}", uri, protocols.get(h) or protocol) for h, uri in routes.items()]
+    for where, uri, proto in checks:
+        proto = proto or derive_protocol(uri)
+        if proto == "h2" and not uri.startswith("https:"):
+            hm.fail(f"protocol h2 is HTTP/2 over TLS: needs an https:// URI, got {uri} (h2c for cleartext)", where)
+        if proto == "h2c" and not uri.startswith("http:"):
+            hm.fail(f"protocol h2c is cleartext HTTP/2: needs an http:// URI, got {uri}", where)
+    return HomeNfs(default, routes, anchor, protocol, protocols)
+
+
+def timeouts(top: Section) -> Timeouts:
+    tm = top.sub("timeouts", ("n32f", "home_nf", "idle"))
+    if tm is None:
+        return Timeouts()
+    return Timeouts(tm.number("n32f", 10.0, positive=True), tm.number("home_nf", 8.0, positive=True),
+                    tm.number("idle", 60.0, positive=True))
 
 
 def contexts(top: Section) -> Contexts:
@@ -257,4 +311,4 @@ def sepp_config(top: Section) -> SeppConfig:
                       listeners=listeners, security_capabilities=caps, jwe_cipher_suites=jwe,
                       jws_cipher_suites=jws, policies=pol, home_nfs=home, contexts=ctxs,
                       handshake=hs, peers=peers(top, fqdn, plmn_ids, caps, ipx), ipx_keys=ipx,
-                      security_profile=profile, telescopic=tele, topology_hiding=hiding)
+                      security_profile=profile, telescopic=tele, topology_hiding=hiding, timeouts=timeouts(top))
