@@ -77,7 +77,8 @@ class SeppRuntime:
         self._sbi_server = tls.server_context(sbi.certificate or cfg.certificate, sbi.private_key or cfg.private_key,
                                               allow_tls12=True) if sbi and sbi.tls else None
         self._peer_client = {p.fqdn: tls.client_context(certificate=cfg.certificate, private_key=cfg.private_key,
-                                                        anchors=[p.trust_anchor], allow_tls12=p.options.tls12)
+                                                        anchors=[p.trust_anchor], allow_tls12=p.options.tls12,
+                                                        peer_plmns=list(p.plmn_ids))
                              for p in cfg.peers}
         self._ipx_client = {i.fqdn: tls.client_context(certificate=cfg.certificate, private_key=cfg.private_key,
                                                        anchors=i.anchors) for i in self._ipx_trust}

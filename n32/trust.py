@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from cryptography import x509
 from cryptography.x509 import verification
@@ -91,6 +91,16 @@ def identify_client_peer(chain: list[x509.Certificate], peers: list[PeerTrust]) 
                        f"certificate for PLMN {sorted('-'.join(p) for p in plmns)} is not issued by the anchor of "
                        f"{peer.fqdn}: {e}") from None
     return peer
+
+
+def check_server_plmns(cert: x509.Certificate, plmn_ids: Iterable[Any]) -> None:
+    """Client role (we dial the peer): its server certificate must name its PLMNs and no other, so
+    that one anchor answers for every PLMN it names (TS 33.501 §13.1; SCAS TS 33.517 4.2.5, C4)."""
+    plmns, allowed = cert_plmns(cert), {_norm(p) for p in plmn_ids}
+    if not plmns or not plmns <= allowed:
+        raise N32Error(403, "CERTIFICATE_PLMN_MISMATCH",
+                       f"server certificate PLMNs {sorted('-'.join(p) for p in plmns)} are not all the peer's "
+                       f"{sorted('-'.join(p) for p in allowed)}")
 
 
 def check_sender(sender: str, peer_fqdn: str) -> None:

@@ -20,6 +20,9 @@ from typing import Any, Callable
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
+from n32.errors import N32Error
+from n32.trust import check_server_plmns
+
 N32_EXPORTER_LABEL = b"EXPORTER_3GPP_N32_MASTER"  # TS 33.501 §13.2.4.4.1
 
 # X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS: wildcards only as a whole left-most label (RFC 6125).
@@ -159,8 +162,10 @@ def client_context(
     private_key: Path | None,
     anchors: list[Path],
     allow_tls12: bool = False,
+    peer_plmns: list | None = None,
 ) -> SSL.Context:
-    """A TLS client context trusting only ``anchors`` (the peer's own trust anchor)."""
+    """A TLS client context trusting only ``anchors`` (the peer's own trust anchor); with
+    ``peer_plmns`` the server certificate must name those PLMNs only (n32.trust.check_server_plmns)."""
     ctx = _new_context(SSL.TLS_CLIENT_METHOD)
     _versions(ctx, allow_tls12)
     if certificate and private_key:
@@ -168,7 +173,20 @@ def client_context(
         ctx.use_privatekey_file(str(private_key))
         ctx.check_privatekey()
     _load_anchor_store(ctx, anchors)
-    ctx.set_verify(SSL.VERIFY_PEER, lambda *args: bool(args[-1]))
+
+    def verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
+        if not ok or depth != 0 or peer_plmns is None:
+            return bool(ok)
+        try:
+            check_server_plmns(cert.to_cryptography(), peer_plmns)
+        except N32Error as e:  # the verdict is the handshake failure itself
+            info = conn.get_app_data()
+            if isinstance(info, ConnInfo):
+                info.error = e.detail
+            return False
+        return True
+
+    ctx.set_verify(SSL.VERIFY_PEER, verify)
     return ctx
 
 

@@ -64,3 +64,12 @@ def test_no_certificate_is_refused():
 def test_an_ipx_is_identified_by_its_own_anchor(pki):
     ipxs = [trust.IpxTrust("ipx1.ipx.lab", [pki / "plmn-001-01" / "ca.crt"])]
     assert trust.identify_client(chain(pki, "ipx/ipx1.ipx.lab"), peers(pki), ipxs).fqdn == "ipx1.ipx.lab"
+
+
+def test_a_server_certificate_must_name_only_the_peers_plmns(pki):
+    """Client role of SCAS 4.2.5: the server's PLMNs must all be the dialled peer's."""
+    trust.check_server_plmns(chain(pki, "plmn-001-01/sepp")[0], ["001-01"])
+    for name, plmns in (("plmn-001-01/sepp", ["999-70"]), ("ipx/ipx1.ipx.lab", ["001-01"])):
+        with pytest.raises(N32Error) as e:
+            trust.check_server_plmns(chain(pki, name)[0], plmns)
+        assert e.value.cause == "CERTIFICATE_PLMN_MISMATCH"
