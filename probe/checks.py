@@ -12,9 +12,9 @@ from jwcrypto import jwk
 from jwcrypto import jws as jjws
 
 from n32 import jwe
-from n32io.h2client import H2Error, Response
+from n32io.h2client import Response
 
-from .runner import Env, Failed, NotApplicable, Trace
+from .runner import CONNECTION_ERRORS, Env, Failed, NotApplicable, Refused, Trace
 
 
 def supi(env: Env, n: int = 1) -> str:
@@ -31,22 +31,22 @@ def nssai_request(env: Env, n: int = 1, **kw: Any):
     return env.peer.request(f"/nudm-sdm/v2/{supi(env, n)}/nssai", **kw)
 
 
-def refused(rsp: Response | H2Error) -> bool:
+def refused(rsp: Response | Refused) -> bool:
     """Discarded: the connection refused it or a 4xx answer. 2xx forwards; 5xx is no way to treat
     hostile input (issue 13) and is reported as such."""
-    if isinstance(rsp, H2Error):
+    if isinstance(rsp, Refused):
         return True
     return 400 <= rsp.status < 500
 
 
-def require_refused(rsp: Response | H2Error, what: str) -> None:
+def require_refused(rsp: Response | Refused, what: str) -> None:
     if isinstance(rsp, Response) and rsp.status >= 500:
         raise Failed(f"{what}: answered {rsp.status} (a server error, not a 4xx refusal)")
     if not refused(rsp):
         raise Failed(f"{what}: accepted ({getattr(rsp, 'status', '?')})")
 
 
-def require_problem(rsp: Response | H2Error, what: str) -> None:
+def require_problem(rsp: Response | Refused, what: str) -> None:
     """A 4xx TS 29.571 ProblemDetails answer."""
     require_refused(rsp, what)
     if isinstance(rsp, Response) and rsp.header("content-type") != "application/problem+json":
@@ -75,13 +75,13 @@ async def valid_message(env: Env, t: Trace, what: str = "control: a correctly pr
     return rsp
 
 
-async def tls_mode(env: Env, t: Trace, what: str, req: Any, target_api_root: str | None = None) -> Response | H2Error:
+async def tls_mode(env: Env, t: Trace, what: str, req: Any, target_api_root: str | None = None) -> Response | Refused:
     t.sent(what, {"method": req.method, "path": req.target, "headers": req.headers})
     try:
         rsp = await env.peer.send_tls_mode(env._session, req, target_api_root=target_api_root)
-    except (H2Error, OSError, asyncio.TimeoutError) as e:
+    except CONNECTION_ERRORS as e:
         t.got("answer", e)
-        return H2Error(str(e))
+        return Refused(e)
     t.got("answer", rsp)
     return rsp
 

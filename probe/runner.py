@@ -18,6 +18,21 @@ from .peer import PeerSepp, Session
 from .servers import Recorder, n32c_reply
 
 
+CONNECTION_ERRORS = (H2Error, OSError, asyncio.TimeoutError)
+
+
+class Refused:
+    """The target refused a connection or reset it: an answer too (a refusal), not an exception."""
+
+    status = None
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __str__(self) -> str:
+        return f"{type(self.error).__name__}: {self.error}"
+
+
 class Failed(Exception):
     """The target did what the clause forbids (or not what it requires)."""
 
@@ -26,12 +41,12 @@ class NotApplicable(Exception):
     pass
 
 
-def short(rsp: Response | BaseException | None) -> dict:
+def short(rsp: Response | Refused | BaseException | None) -> dict:
     """Evidence form of an answer (or of the failure to get one)."""
     if rsp is None:
         return {"answer": None}
-    if isinstance(rsp, BaseException):
-        return {"refused": f"{type(rsp).__name__}: {rsp}"}
+    if isinstance(rsp, (BaseException, Refused)):
+        return {"refused": str(rsp) if isinstance(rsp, Refused) else f"{type(rsp).__name__}: {rsp}"}
     body = rsp.body[:1500].decode(errors="replace")
     return {"status": rsp.status, "content-type": rsp.header("content-type"), "body": body}
 
@@ -45,7 +60,7 @@ class Trace:
     def sent(self, what: str, detail: Any = None) -> None:
         self.evidence.append({"sent": what, **({"detail": detail} if detail is not None else {})})
 
-    def got(self, what: str, rsp: Response | BaseException | dict | None) -> None:
+    def got(self, what: str, rsp: Response | Refused | BaseException | dict | None) -> None:
         self.evidence.append({"got": what, **(rsp if isinstance(rsp, dict) else short(rsp))})
 
     def note(self, text: str) -> None:
@@ -97,14 +112,14 @@ class Env:
     def adopt(self, session: Session) -> None:
         self._session, self.mode = session, session.capability
 
-    async def send(self, t: Trace, what: str, body: dict, **kw: Any) -> Response | H2Error:
+    async def send(self, t: Trace, what: str, body: dict, **kw: Any) -> Response | Refused:
         """POST an N32-f message; a refused connection is an answer too (returned, not raised)."""
         t.sent(what, _brief_body(body))
         try:
             rsp = await self.peer.post_n32f(self._session, body, **kw)
-        except (H2Error, OSError, asyncio.TimeoutError) as e:
+        except CONNECTION_ERRORS as e:
             t.got("answer", e)
-            return H2Error(str(e))
+            return Refused(e)
         t.got("answer", rsp)
         return rsp
 

@@ -14,14 +14,14 @@ from typing import Any
 import yaml
 
 from n32io import tls
-from n32io.h2client import H2Error, H2TlsClient, Response
+from n32io.h2client import H2TlsClient, Response
 
 from ..checks import (clear_block, count_index, fresh_ec_pem, jws_entry, n32c_report, need_ipx, need_prins,
                      nssai_request, peer_snn, public_pem, refused, require_not_delivered, require_problem,
                      require_refused, supi, valid_message, with_entries)
 from ..config import KeyPair
 from ..peer import ROOT, default_policy
-from ..runner import Env, Failed, NotApplicable, Trace
+from ..runner import CONNECTION_ERRORS, Env, Failed, NotApplicable, Refused, Trace
 from . import case
 
 PRINS = ("PRINS",)
@@ -39,8 +39,8 @@ async def ipx_vs_peer_keys(env: Env, t: Trace) -> None:
         try:
             rsp: Any = await env.peer.n32c_post("exchange-capability", {
                 "sender": env.cfg.peer.fqdn, "supportedSecCapabilityList": list(env.cfg.capabilities)}, keys=ipx.tls)
-        except (H2Error, OSError, asyncio.TimeoutError) as e:
-            rsp = H2Error(str(e))
+        except CONNECTION_ERRORS as e:
+            rsp = Refused(e)
         t.got("answer", rsp)
         if not refused(rsp):
             raise Failed("N32-c with the IPX's TLS certificate was accepted as the peer SEPP")
@@ -266,8 +266,8 @@ async def telescopic_consistency(env: Env, t: Trace) -> None:
                {"path": path})
         try:
             rsp: Any = await _sbi(env, "GET", path, tele, hdrs)
-        except (H2Error, OSError) as e:
-            rsp = H2Error(str(e))
+        except CONNECTION_ERRORS as e:
+            rsp = Refused(e)
         t.got("answer", rsp)
         require_problem(rsp, f"telescopic FQDN vs target apiRoot naming {what}")
 
@@ -304,8 +304,8 @@ async def _capability(env: Env, t: Trace, what: str, keys: KeyPair, sender: str)
     try:
         rsp: Any = await env.peer.n32c_post("exchange-capability", {
             "sender": sender, "supportedSecCapabilityList": [env.mode or "TLS"]}, keys=keys)
-    except (H2Error, OSError, asyncio.TimeoutError) as e:
-        rsp = H2Error(str(e))
+    except CONNECTION_ERRORS as e:
+        rsp = Refused(e)
     t.got("answer", rsp)
     return rsp
 
