@@ -35,6 +35,7 @@ DIRECTIONS = ("request", "response")
 METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")
 ANY = "*"                                # apiSignature / apiMethod of the generic rules on the wire
 MAX_MISMATCHES = 20
+_MAX_CACHED = 4096                       # compiled selections kept (bounded: offsets come from the wire)
 # IE kind in a placement file -> TS 29.573 IeLocation
 _KINDS = {"pointer": "BODY", "header": "HEADER", "path": "URI_PARAM", "query": "URI_PARAM",
           "binary": "MULTIPART_BINARY"}
@@ -102,8 +103,8 @@ class Mapping:
     ies: dict[str, tuple[Ie, ...]]      # direction -> IEs
 
     @property
-    def template(self) -> list[str]:
-        return self.path.split("/")[1:]
+    def template(self) -> tuple[str, ...]:
+        return tuple(self.path.split("/")[1:])
 
     def offset(self, method: str, segments: list[str]) -> int | None:
         """Where the template matches the trailing path segments (after an apiRoot prefix), else None."""
@@ -118,6 +119,48 @@ class Mapping:
         return sum(not t.startswith("{") for t in self.template)
 
 
+class _MappingIndex:
+    """The placement mappings as a trie over their path templates read from the last segment
+    backwards (a template matches the trailing segments of a path, after any apiRoot prefix).
+
+    :meth:`best` gives the mappings ``Mapping.offset`` matches, reduced to those with the most
+    literal segments (``/shared-data`` beats ``/{supi}``), without visiting every mapping."""
+
+    def __init__(self, mappings: list[Mapping]) -> None:
+        self._roots: dict[str, dict] = {}          # method -> node; node: {"lit": {}, "var": node, "end": []}
+        for order, m in enumerate(mappings):
+            node = self._roots.setdefault(m.method, _node())
+            for seg in reversed(m.template):
+                node = node.setdefault("var", _node()) if seg.startswith("{") else \
+                    node["lit"].setdefault(seg, _node())
+            node["end"].append(order)
+
+    def best(self, method: str, segments: list[str]) -> tuple[tuple[int, int], ...]:
+        """(load order, offset) of the matching mappings with the most literal segments, in load order."""
+        root = self._roots.get(method)
+        if root is None:
+            return ()
+        found: list[tuple[int, int, int]] = []              # (literals, order, offset)
+        stack = [(root, len(segments), 0)]
+        while stack:
+            node, i, lits = stack.pop()
+            found += [(lits, order, i) for order in node["end"]]
+            if i == 0:
+                continue
+            if (child := node["lit"].get(segments[i - 1])) is not None:
+                stack.append((child, i - 1, lits + 1))
+            if (child := node.get("var")) is not None:
+                stack.append((child, i - 1, lits))
+        if not found:
+            return ()
+        top = max(f[0] for f in found)
+        return tuple(sorted((order, off) for lits, order, off in found if lits == top))
+
+
+def _node() -> dict:
+    return {"lit": {}, "end": []}
+
+
 class PolicySet:
     """All configured policies of one SEPP (built by :meth:`load`)."""
 
@@ -125,6 +168,8 @@ class PolicySet:
                  generic_ies: dict[str, tuple[Ie, ...]], modification: dict[str, dict[str | None, tuple[str, ...]]]):
         self._generic, self._peers, self._mappings = generic, peers, mappings
         self._generic_ies, self._modification = generic_ies, modification
+        self._index = _MappingIndex(mappings)
+        self._selections: dict[tuple, IeSelection] = {}
 
     @classmethod
     def load(cls, encryption_policy: Path, placement_files: list[Path],
@@ -150,11 +195,24 @@ class PolicySet:
         return self._peers.get((peer or "").lower(), self._generic)
 
     def selection(self, peer: str | None, method: str, path: str, direction: str) -> IeSelection:
-        """What to encrypt in one message to or from ``peer`` (``path``: the request's path)."""
+        """What to encrypt in one message to or from ``peer`` (``path``: the request's path).
+
+        Runs for every request and response: the matching mappings come from a trie built at
+        load, and the IeSelection of each (policy, direction, mappings, offset) is built once."""
         encrypted = self.data_type_policy(peer).encrypted
-        segments = path.split("/")[1:]
-        ies = [(ie, None) for ie in self._generic_ies[direction]]
-        for mapping, off in self._best(method, segments):
+        found = self._index.best(method.upper(), path.split("/")[1:])
+        key = (encrypted, direction, found)
+        sel = self._selections.get(key)
+        if sel is None:
+            if len(self._selections) >= _MAX_CACHED:
+                self._selections.clear()
+            sel = self._selections[key] = self._compile(encrypted, direction, found)
+        return sel
+
+    def _compile(self, encrypted: frozenset[str], direction: str, found: tuple[tuple[int, int], ...]) -> IeSelection:
+        ies: list[tuple[Ie, tuple[Mapping, int] | None]] = [(ie, None) for ie in self._generic_ies[direction]]
+        for order, off in found:
+            mapping = self._mappings[order]
             ies += [(ie, (mapping, off)) for ie in mapping.ies.get(direction, ())]
         body, headers, segs, query, binary = [], [], [], [], False
         for ie, where in ies:
@@ -173,12 +231,6 @@ class PolicySet:
                 segs.append(off + mapping.template.index("{%s}" % ie.name))
         return IeSelection(tuple(dict.fromkeys(body)), tuple(dict.fromkeys(headers)), tuple(sorted(set(segs))),
                            tuple(dict.fromkeys(query)), binary)
-
-    def _best(self, method: str, segments: list[str]) -> list[tuple[Mapping, int]]:
-        """The matching mappings with the most literal segments (``/shared-data`` beats ``/{supi}``)."""
-        found = [(m, off) for m in self._mappings if (off := m.offset(method, segments)) is not None]
-        top = max((m.literals for m, _ in found), default=0)
-        return [(m, off) for m, off in found if m.literals == top]
 
     # ------------------------------------------------------------------ wire form (N32-c)
     def to_wire(self, peer: str | None) -> dict:

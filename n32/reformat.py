@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ class IeSelection:
     path_segments: tuple[int, ...] = ()  # 0-based segment indices after the leading "/"
     query: tuple[str, ...] = ()         # query parameter names
     binary_parts: bool = False          # encrypt multipart binary parts (and non-JSON bodies)
+
+    @functools.cached_property
+    def body_parts(self) -> tuple[tuple[str, ...], ...]:
+        """``body`` as token lists, parsed once per selection (selections are cached by the policy)."""
+        return tuple(tuple(jsonpointer.JsonPointer(p).parts) for p in self.body)
 
 
 def contains_enc_block_index(obj: Any) -> bool:
@@ -145,11 +151,11 @@ def _protect_headers(headers: list[tuple[str, str]], names: tuple[str, ...], enc
 def _protect_body(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypted) -> list[dict]:
     if not body:
         return []
-    mtype = multipart.media_type(ctype)[0]
+    mtype = _media_type(ctype)
     if mtype.startswith("multipart/"):
         return _protect_multipart(ctype, body, sel, enc)
     if _is_json(ctype):
-        return _json_entries(_select(_parse_json(body, "the JSON body"), sel.body, enc))
+        return _json_entries(_select(_parse_json(body, "the JSON body"), sel.body_parts, enc))
     return [{"iePath": "", "ieValueLocation": BODY, "value": {OPAQUE: _binary(body, sel.binary_parts, enc)}}]
 
 
@@ -179,7 +185,7 @@ def _protect_multipart(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypte
         entries.append({"iePath": _pointer([cid]) if cid else "", "ieValueLocation": MULTIPART_BINARY,
                         "value": value})
         if json_root:   # its content: BODY entries right after the part entry
-            entries += _json_entries(_select(_parse_json(content, "the multipart root part"), sel.body, enc))
+            entries += _json_entries(_select(_parse_json(content, "the multipart root part"), sel.body_parts, enc))
     return entries
 
 
@@ -188,7 +194,8 @@ def _parse_json(raw: bytes, where: str) -> Any:
         doc = json.loads(raw, parse_constant=_no_constant)
     except ValueError as e:
         raise N32Error(400, "INVALID_MSG_FORMAT", f"{where} is declared JSON but is not: {e}") from None
-    if contains_enc_block_index(doc):
+    # The member name can only be there literally or written with \u escapes (RFC 8259 §7).
+    if (INDEX.encode() in raw or b"\\u" in raw) and contains_enc_block_index(doc):
         raise _rejected(where)
     return doc
 
@@ -197,20 +204,33 @@ def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def _select(doc: Any, patterns: tuple[str, ...], enc: _Encrypted) -> Any:
-    """``doc`` with every value a pattern selects replaced by an index (outermost match wins)."""
-    return _walk(doc, [jsonpointer.JsonPointer(p).parts for p in patterns], enc)
+def _select(doc: Any, patterns: tuple[tuple[str, ...], ...], enc: _Encrypted) -> Any:
+    """``doc`` with every value a pattern selects replaced by an index (outermost match wins).
+
+    Only the members a pattern names are visited and copied: ``doc`` is freshly parsed and ours."""
+    return _walk(doc, patterns, enc)
 
 
-def _walk(node: Any, patterns: list[list[str]], enc: _Encrypted) -> Any:
+def _walk(node: Any, patterns: tuple[tuple[str, ...], ...], enc: _Encrypted) -> Any:
     if not patterns:
         return node
     if any(not p for p in patterns):
         return enc.put(node)
     if isinstance(node, dict):
-        return {k: _walk(v, [p[1:] for p in patterns if p[0] in ("*", k)], enc) for k, v in node.items()}
+        if any(p[0] == "*" for p in patterns):
+            return {k: _walk(v, tuple(p[1:] for p in patterns if p[0] in ("*", k)), enc) for k, v in node.items()}
+        heads = [k for k in dict.fromkeys(p[0] for p in patterns) if k in node]
+        if not heads:
+            return node
+        if len(heads) > 1:      # indices are numbered in document order
+            position = {k: i for i, k in enumerate(node)}
+            heads.sort(key=position.__getitem__)
+        out = dict(node)
+        for k in heads:
+            out[k] = _walk(node[k], tuple(p[1:] for p in patterns if p[0] == k), enc)
+        return out
     if isinstance(node, list):
-        return [_walk(v, [p[1:] for p in patterns if p[0] in ("*", str(i))], enc) for i, v in enumerate(node)]
+        return [_walk(v, tuple(p[1:] for p in patterns if p[0] in ("*", str(i))), enc) for i, v in enumerate(node)]
     return node
 
 
@@ -443,13 +463,20 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return next((v for k, v in headers if k.lower() == name), None)
 
 
+@functools.lru_cache(maxsize=256)
+def _media_type(ctype: str) -> str:
+    """The media type of a content-type value (a handful of distinct values per SEPP: cached)."""
+    return multipart.media_type(ctype)[0]
+
+
 def _is_json(ctype: str) -> bool:
-    mtype = multipart.media_type(ctype)[0]
+    mtype = _media_type(ctype)
     return mtype == "application/json" or mtype.endswith("+json")
 
 
 def _pointer(tokens: list[str]) -> str:
-    return jsonpointer.JsonPointer.from_parts(tokens).path
+    """RFC 6901 §3: ``~`` -> ``~0``, ``/`` -> ``~1`` in each token."""
+    return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
 
 
 def _parts(pointer: str, where: str) -> list[str]:
