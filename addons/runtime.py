@@ -433,7 +433,8 @@ class SeppRuntime:
 
     # ------------------------------------------------------------------ N32-f: receiving SEPP
     async def open_n32f_request(self, flow: http.HTTPFlow, peer: Any, body: Any, via_ipx: Any = None) -> None:
-        meta = prins.peek_metadata(body)
+        peeked = prins.peek(body)
+        meta = peeked.meta
         if peer is None:  # relayed by a roaming intermediary: the context names the sending SEPP
             ctx0 = self.store.by_local_id(meta["n32fContextId"])
             peer = self.peer_settings.get(ctx0.peer_fqdn) if ctx0 else None
@@ -449,7 +450,7 @@ class SeppRuntime:
             raise N32Error(403, "CONTEXT_NOT_FOUND", f"no N32-f context {meta['n32fContextId']} with {peer.fqdn}",
                            n32f_error_type="CONTEXT_NOT_FOUND", context_id=meta["n32fContextId"])
         state.update(context=ctx.local_context_id, peerContextId=ctx.peer_context_id)
-        opened = prins.open_request(ctx, body, self.modification_check(ctx, "request"))
+        opened = prins.open_request(ctx, body, self.modification_check(ctx, "request"), peeked)
         state["ipxModifications"] = sum(1 for m in opened.modifications if m.get("operations"))
         state["ipxModifiedBy"] = [m["identity"] for m in opened.modifications if m.get("operations")]
         if isinstance(opened.block.get(prins.RI_PARAMETERS), dict):

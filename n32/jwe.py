@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
-import re
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -36,7 +36,6 @@ NONCE_LENGTH = 12  # 96-bit GCM nonce = 8-octet salt || 32-bit SEQ
 TAG_LENGTH = 16  # RFC 7518 §5.3: full 128-bit tag
 _SEQ_SPACE = 2**32
 _PROTECTED_PARAMS = {"alg", "enc", "kid", "typ", "cty"}  # anything else (zip, crit, ...) is refused
-_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 
 class KeyExhausted(Exception):
@@ -50,22 +49,28 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_TO_STD = bytes.maketrans(b"-_", b"+/")
+
+
 def b64url_decode(text: Any) -> bytes:
     """Decode BASE64URL with or without padding; ``ValueError`` if ``text`` is not one."""
-    if not isinstance(text, str) or not _B64URL.fullmatch(text):
+    if not isinstance(text, str):
         raise ValueError("not a base64url string")
-    stripped = text.rstrip("=")
-    if text != stripped and len(text) % 4:
-        raise ValueError("bad base64url padding")
-    try:
-        return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+    raw = text.encode("ascii", "replace")     # a non-ASCII character becomes "?", refused below
+    if b"+" in raw or b"/" in raw or (raw.endswith(b"=") and len(raw) % 4):
+        raise ValueError("not a base64url string or bad padding")
+    try:    # strict: only the alphabet, padding only at the end (RFC 4648 §3.3)
+        return binascii.a2b_base64(raw.translate(_TO_STD) + b"=" * (-len(raw) % 4), strict_mode=True)
     except binascii.Error as exc:
         raise ValueError(f"bad base64url: {exc}") from None
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def json_dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON (RFC 8259; no NaN/Infinity)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
@@ -79,11 +84,13 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
 def json_object(data: bytes) -> dict:
     """Strict decode of UTF-8 JSON that must be an object; ``ValueError`` otherwise."""
     try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates,
-                           parse_constant=_no_constant)
+        value = _DECODER.decode(data.decode("utf-8"))
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     if not isinstance(value, dict):
@@ -124,6 +131,12 @@ class NonceCounter:
 
 # --- JWE ---------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=16)
+def _protected(enc: str) -> str:
+    """The protected header we send with suite ``enc`` (RFC 7516 §7.2.1), encoded once."""
+    return b64url_encode(json_dumps({"alg": "dir", "enc": enc}))
+
+
 def _enc_for_key(key: bytes, expected_enc: str | None) -> str:
     enc = {16: "A128GCM", 32: "A256GCM"}.get(len(key))
     if enc is None or (expected_enc is not None and key_length(expected_enc) != len(key)):
@@ -143,7 +156,7 @@ def encrypt(key: bytes, nonce: bytes, enc: str, aad_block: dict, data_to_encrypt
         raise ValueError(f"nonce must be {NONCE_LENGTH} octets")
     if not isinstance(aad_block, dict) or not isinstance(data_to_encrypt, list):
         raise TypeError("aad_block must be a dict and data_to_encrypt a list")
-    protected = b64url_encode(json_dumps({"alg": "dir", "enc": enc}))
+    protected = _protected(enc)
     aad = b64url_encode(json_dumps(aad_block))
     sealed = AESGCM(key).encrypt(nonce, json_dumps({"dataToEncrypt": data_to_encrypt}),
                                  f"{protected}.{aad}".encode("ascii"))
@@ -185,12 +198,13 @@ def peek_aad(jwe: Any) -> dict:
 
 
 def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
-            expected_enc: str | None = None) -> tuple[dict, list, bytes]:
+            expected_enc: str | None = None, aad_block: dict | None = None) -> tuple[dict, list, bytes]:
     """Verify and open an N32-f JWE: ``(aad_block, data_to_encrypt, nonce)``.
 
     TS 33.501 §13.2.4.7: the AEAD tag covers the protected header, the clear block (``aad``) and
     the ciphertext. ``expected_salt`` is the IV salt of ``key`` (profile 26), ``expected_enc``
     the negotiated JWE suite. The caller checks the SEQ (``nonce[8:]``) for replay afterwards.
+    ``aad_block`` is what :func:`peek_aad` gave for this very ``aad`` text: it is not decoded twice.
     """
     enc = _enc_for_key(key, expected_enc)
     protected_text, protected = _member(jwe, "protected")
@@ -217,15 +231,18 @@ def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
     except InvalidTag:
         raise _integrity("AEAD verification failed (protected header, aad, iv, ciphertext or tag altered, "
                          "or different session key)") from None
-    try:
-        header = json_object(protected)
-    except ValueError as exc:
-        raise _integrity(f"protected header is not a JSON object ({exc})") from None
+    if protected_text == _protected(enc):   # the form we send, verified above: nothing to parse
+        header = {"alg": "dir", "enc": enc}
+    else:
+        try:
+            header = json_object(protected)
+        except ValueError as exc:
+            raise _integrity(f"protected header is not a JSON object ({exc})") from None
     if header.get("alg") != "dir" or header.get("enc") != enc or not header.keys() <= _PROTECTED_PARAMS:
         raise _integrity(f"protected header must be alg dir, enc {enc} (plus optional kid, typ, cty); got "
                          f"alg {header.get('alg')!r}, enc {header.get('enc')!r}, members {sorted(header)}")
     try:
-        block = json_object(aad)
+        block = json_object(aad) if aad_block is None else aad_block
         body = json_object(plaintext)
     except ValueError as exc:
         raise _malformed(f"aad or plaintext is not a UTF-8 JSON object ({exc})") from None

@@ -82,20 +82,42 @@ def _reformatted(body: Any) -> dict:
     return body["reformattedData"]
 
 
-def peek_metadata(body: Any) -> dict:
-    """The metaData of an N32-f message, read without any key (to find the context)."""
-    meta = jwe.peek_aad(_reformatted(body)).get("metaData")
+@dataclass(frozen=True)
+class Peeked:
+    """The clear block of an N32-f message read without any key (nothing authenticated yet)."""
+
+    aad: str                    # the aad text it was decoded from
+    block: dict
+
+    @property
+    def meta(self) -> dict:
+        return self.block["metaData"]
+
+
+def peek(body: Any) -> Peeked:
+    """Read metaData without any key (to find the context); hand the result to :func:`open_request`
+    so that the block is decoded once per hop."""
+    jwe_obj = _reformatted(body)
+    block = jwe.peek_aad(jwe_obj)
+    meta = block.get("metaData")
     if not isinstance(meta, dict) or not isinstance(meta.get("n32fContextId"), str) \
             or not isinstance(meta.get("messageId"), str):
         raise errors.bad_request("metaData with n32fContextId and messageId is required",
                                  cause="INVALID_MSG_FORMAT")
-    return meta
+    return Peeked(jwe_obj["aad"], block)
 
 
-def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None) -> tuple[dict, list, str, list]:
+def peek_metadata(body: Any) -> dict:
+    """The metaData of an N32-f message, read without any key (to find the context)."""
+    return peek(body).meta
+
+
+def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None,
+          peeked: Peeked | None = None) -> tuple[dict, list, str, list]:
     jwe_obj = _reformatted(body)
     key, salt, window, enc = ctx.receive_params(kind)
-    block, data, nonce = jwe.decrypt(key, jwe_obj, expected_salt=salt, expected_enc=enc)
+    known = peeked.block if peeked is not None and peeked.aad is jwe_obj.get("aad") else None
+    block, data, nonce = jwe.decrypt(key, jwe_obj, expected_salt=salt, expected_enc=enc, aad_block=known)
     seq = int.from_bytes(nonce[8:], "big")
     if not window.check(seq):
         raise N32Error(403, "REPLAY_DETECTED", f"nonce sequence {seq} already used or too old")
@@ -110,9 +132,11 @@ def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None) 
     return block, data, str(block["metaData"]["messageId"]), mods
 
 
-def open_request(ctx: Any, body: Any, check_mods: ModificationCheck | None = None) -> Opened:
-    """Verify and restore an N32fReformattedReqMsg addressed to ``ctx`` (TS 33.501 §13.2.4.7)."""
-    block, data, message_id, mods = _open(ctx, "request", body, check_mods)
+def open_request(ctx: Any, body: Any, check_mods: ModificationCheck | None = None,
+                 peeked: Peeked | None = None) -> Opened:
+    """Verify and restore an N32fReformattedReqMsg addressed to ``ctx`` (TS 33.501 §13.2.4.7);
+    ``peeked``: what :func:`peek` gave for ``body``."""
+    block, data, message_id, mods = _open(ctx, "request", body, check_mods, peeked)
     if ctx.message_ids.seen(message_id):
         raise N32Error(403, "REPLAY_DETECTED", f"messageId {message_id} already received")
     req = reformat.restore_request(block, data)

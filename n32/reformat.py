@@ -39,6 +39,12 @@ BODY, URI_PARAM, MULTIPART_BINARY = "BODY", "URI_PARAM", "MULTIPART_BINARY"
 OPAQUE = "contentBase64"        # member of the single payload value of a non-JSON body
 _PLACEHOLDER = re.compile(r"\{encBlockIndex:([0-9]+)\}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")        # RFC 9110 §5.6.2
+MAX_DEPTH = 100                 # nesting the restorer walks (far beyond any SBI body; Python's stack is not)
+_BAD_PSEUDO = re.compile(r"[ \t\r\n\0]")
+_BAD_SEGMENT = re.compile(r"[/?# \t\r\n\0]")
+_BAD_QUERY_VALUE = re.compile(r"[&# \t\r\n\0]")
+_BAD_HEADER_VALUE = re.compile(r"[\r\n\0]")
+_BAD_TILDE = re.compile(r"~(?![01])")
 _CONNECTION_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
 
@@ -191,8 +197,8 @@ def _protect_multipart(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypte
 
 def _parse_json(raw: bytes, where: str) -> Any:
     try:
-        doc = json.loads(raw, parse_constant=_no_constant)
-    except ValueError as e:
+        doc = _JSON_IN.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+    except (ValueError, RecursionError) as e:
         raise N32Error(400, "INVALID_MSG_FORMAT", f"{where} is declared JSON but is not: {e}") from None
     # The member name can only be there literally or written with \u escapes (RFC 8259 §7).
     if (INDEX.encode() in raw or b"\\u" in raw) and contains_enc_block_index(doc):
@@ -202,6 +208,9 @@ def _parse_json(raw: bytes, where: str) -> Any:
 
 def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
+
+
+_JSON_IN = json.JSONDecoder(parse_constant=_no_constant)       # what json.loads does, built once
 
 
 def _select(doc: Any, patterns: tuple[tuple[str, ...], ...], enc: _Encrypted) -> Any:
@@ -275,6 +284,29 @@ def restore_response(block: dict, data_to_encrypt: list) -> HttpResponse:
     return HttpResponse(int(m.group(1)), _with_length(headers, body), body)
 
 
+# Pointer to a place in the block, built lazily: a string, or (parent, member name or index).
+Where = str | tuple
+
+
+def _where(where: Where) -> str:
+    tokens: list[str] = []
+    while isinstance(where, tuple):
+        where, token = where
+        tokens.append(str(token).replace("~", "~0").replace("/", "~1"))
+    return where + "".join("/" + t for t in reversed(tokens))
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A bounded rendering of a hostile value for a detail (never the whole of it)."""
+    if isinstance(value, dict):
+        text = "{" + ", ".join(f"{str(k)[:limit]!r}: {_show(v, limit)}" for k, v in list(value.items())[:3]) + "}"
+    elif isinstance(value, list):
+        text = f"[{len(value)} items]"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _fail(where: str, reason: str, detail: str) -> NoReturn:
     raise N32Error(400, errors.MESSAGE_RECONSTRUCTION_FAILED, f"{where or '/'}: {detail}",
                    n32f_error_type=errors.MESSAGE_RECONSTRUCTION_FAILED,
@@ -291,24 +323,38 @@ class _Restorer:
             _fail("/dataToEncrypt", errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, "dataToEncrypt is not an array")
         self.block, self.data, self.used = block, data, set()
 
-    def take(self, ref: dict, where: str) -> Any:
+    def take(self, ref: dict, where: Where) -> Any:
         n = ref.get(INDEX)
         if len(ref) != 1 or type(n) is not int or not 0 <= n < len(self.data):
-            _fail(where, errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK,
-                  f"{json.dumps(ref)} does not index the {len(self.data)} encrypted values")
+            _fail(_where(where), errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK,
+                  f"{_show(ref)} does not index the {len(self.data)} encrypted values")
         if n in self.used:
-            _fail(where, errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, f"encrypted value {n} is referenced twice")
+            _fail(_where(where), errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, f"encrypted value {n} is referenced twice")
         self.used.add(n)
         return self.data[n]
 
-    def resolve(self, node: Any, where: str) -> Any:
-        if isinstance(node, dict):
+    def resolve(self, node: Any, where: Where, depth: int = 0) -> Any:
+        """``node`` with its index objects replaced by their values; parts without any are the
+        same objects (not copied). ``where`` is built into a pointer only for an error."""
+        if type(node) is dict:
             if INDEX in node:
                 return self.take(node, where)
-            return {k: self.resolve(v, f"{where}/{_pointer([k])[1:]}") for k, v in node.items()}
-        if isinstance(node, list):
-            return [self.resolve(v, f"{where}/{i}") for i, v in enumerate(node)]
-        return node
+            items: Any = node.items()
+        elif type(node) is list:
+            items = enumerate(node)
+        else:
+            return node
+        if depth >= MAX_DEPTH:
+            _fail(_where(where), errors.INVALID_JSON_POINTER, f"nested deeper than {MAX_DEPTH} levels")
+        out = None
+        for k, v in items:
+            if type(v) is dict or type(v) is list:
+                r = self.resolve(v, (where, k), depth + 1)
+                if r is not v:
+                    if out is None:
+                        out = dict(node) if type(node) is dict else list(node)
+                    out[k] = r
+        return node if out is None else out
 
     def done(self) -> None:
         unused = [n for n in range(len(self.data)) if n not in self.used]
@@ -319,7 +365,7 @@ class _Restorer:
     # ---- request line and headers
     def pseudo(self, line: dict, key: str) -> str:
         value = line.get(key)
-        if not isinstance(value, str) or not value or any(c in value for c in " \t\r\n\0"):
+        if type(value) is not str or not value or _BAD_PSEUDO.search(value):
             _fail(f"/requestLine/{key}", errors.INVALID_HTTP_HEADER, f"{key} missing or not a valid value")
         return value
 
@@ -329,12 +375,14 @@ class _Restorer:
             _fail("/headers", errors.INVALID_HTTP_HEADER, "headers is not an array")
         out = []
         for i, h in enumerate(raw):
-            if not isinstance(h, dict) or not isinstance(h.get("header"), str) or "value" not in h:
+            if type(h) is not dict or type(h.get("header")) is not str or "value" not in h:
                 _fail(f"/headers/{i}", errors.INVALID_HTTP_HEADER, "not an HttpHeader")
             value = h["value"]
-            if isinstance(value, dict) and set(value) == {"headerval"}:     # TS 29.573 Annex B form
-                value = value["headerval"]
-            out.append(_checked_header(h["header"], self.resolve(value, f"/headers/{i}/value"), f"/headers/{i}"))
+            if type(value) is dict:
+                if len(value) == 1 and "headerval" in value:                # TS 29.573 Annex B form
+                    value = value["headerval"]
+                value = self.resolve(value, f"/headers/{i}/value")
+            out.append(_checked_header(h["header"], value, f"/headers/{i}"))
         return out
 
     # ---- payload
@@ -343,13 +391,14 @@ class _Restorer:
         if not isinstance(raw, list):
             _fail("/payload", errors.INVALID_JSON_POINTER, "payload is not an array")
         uri, body = [], []
+        allowed = (URI_PARAM, BODY, MULTIPART_BINARY) if allow_uri else (BODY, MULTIPART_BINARY)
         for i, e in enumerate(raw):
-            if not isinstance(e, dict) or not isinstance(e.get("iePath"), str) or "value" not in e:
+            if type(e) is not dict or type(e.get("iePath")) is not str or "value" not in e:
                 _fail(f"/payload/{i}", errors.INVALID_JSON_POINTER, "not an HttpPayload")
             loc = e.get("ieValueLocation")
-            if loc not in ((URI_PARAM,) if allow_uri else ()) + (BODY, MULTIPART_BINARY):
+            if type(loc) is not str or loc not in allowed:
                 _fail(f"/payload/{i}/ieValueLocation", errors.INVALID_JSON_POINTER,
-                      f"ieValueLocation {loc!r} not allowed here")
+                      f"ieValueLocation {_show(loc)} not allowed here")
             (uri if loc == URI_PARAM else body).append((i, e))
         return uri, body
 
@@ -358,6 +407,8 @@ class _Restorer:
             _fail("/requestLine/path", errors.INVALID_HTTP_HEADER, "path must start with /")
         if query is not None and not isinstance(query, str):
             _fail("/requestLine/queryFragment", errors.INVALID_HTTP_HEADER, "queryFragment is not a string")
+        if not entries and "{" not in path and (not query or "{" not in query):
+            return path, query or ""
         segments = path.split("/")
         pieces = query.split("&") if query else []
         holes: dict[tuple[str, str, int], int] = {}     # (kind, segment number | name, n) -> position
@@ -371,14 +422,15 @@ class _Restorer:
         for i, e in entries:
             where = f"/payload/{i}"
             parts, ref = _parts(e["iePath"], where), e["value"]
-            key = (parts[1], parts[2], ref.get(INDEX)) if len(parts) == 3 and isinstance(ref, dict) else None
+            n = ref.get(INDEX) if type(ref) is dict else None
+            key = (parts[1], parts[2], n) if len(parts) == 3 and type(n) is int else None
             if key is None or parts[0] != "requestLine" or key not in holes:
                 _fail(f"{where}/iePath", errors.INVALID_JSON_POINTER,
                       "names no {encBlockIndex:n} of the request line with this entry's index")
             k = holes.pop(key)
             value = self.take(ref, f"{where}/value")
-            forbidden = "/?# \t\r\n\0" if key[0] == "path" else "&# \t\r\n\0"
-            if not isinstance(value, str) or any(c in value for c in forbidden):
+            forbidden = _BAD_SEGMENT if key[0] == "path" else _BAD_QUERY_VALUE
+            if type(value) is not str or forbidden.search(value):
                 _fail(f"{where}/value", errors.INVALID_HTTP_HEADER, f"encrypted {key[0]} value is not valid there")
             if key[0] == "path":
                 segments[k] = value
@@ -397,8 +449,8 @@ class _Restorer:
         if not json_entries:
             return b""
         i, first = json_entries[0]
-        if len(json_entries) == 1 and first["iePath"] == "" and isinstance(first["value"], dict) \
-                and set(first["value"]) == {OPAQUE}:
+        if len(json_entries) == 1 and first["iePath"] == "" and type(first["value"]) is dict \
+                and len(first["value"]) == 1 and OPAQUE in first["value"]:
             return self.binary(first["value"][OPAQUE], f"/payload/{i}/value/{OPAQUE}")
         return _dumps(self.json_document(json_entries), "/payload")
 
@@ -480,24 +532,38 @@ def _pointer(tokens: list[str]) -> str:
 
 
 def _parts(pointer: str, where: str) -> list[str]:
-    try:
-        return jsonpointer.JsonPointer(pointer).parts
-    except jsonpointer.JsonPointerException as e:
-        _fail(f"{where}/iePath", errors.INVALID_JSON_POINTER, str(e))
+    """RFC 6901 reference tokens of ``pointer`` (``~0``/``~1`` unescaped; any other ``~`` refused)."""
+    if pointer == "":
+        return []
+    if pointer[0] != "/" or (("~" in pointer) and _BAD_TILDE.search(pointer)):
+        _fail(f"{where}/iePath", errors.INVALID_JSON_POINTER, f"{_show(pointer)} is not a JSON pointer")
+    tokens = pointer[1:].split("/")
+    return [t.replace("~1", "/").replace("~0", "~") for t in tokens] if "~" in pointer else tokens
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_name(name: str) -> str | None:
+    """``name`` in lower case, or None if it is no RFC 9110 token or a connection-specific header."""
+    lower = name.lower()
+    return lower if _TOKEN.fullmatch(name) and lower not in _CONNECTION_HEADERS else None
 
 
 def _checked_header(name: Any, value: Any, where: str) -> tuple[str, str]:
-    if not isinstance(name, str) or not _TOKEN.fullmatch(name) or name.lower() in _CONNECTION_HEADERS:
-        _fail(where, errors.INVALID_HTTP_HEADER, f"invalid or forbidden header name {name!r}")
-    if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-        _fail(where, errors.INVALID_HTTP_HEADER, f"header {name} has no valid string value")
-    return name.lower(), value
+    lower = _header_name(name) if type(name) is str and len(name) <= 256 else None
+    if lower is None:
+        _fail(where, errors.INVALID_HTTP_HEADER, f"invalid or forbidden header name {_show(name)}")
+    if type(value) is not str or _BAD_HEADER_VALUE.search(value):
+        _fail(where, errors.INVALID_HTTP_HEADER, f"header {lower} has no valid string value")
+    return lower, value
+
+
+_JSON_OUT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _dumps(doc: Any, where: str) -> bytes:
     try:
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-    except ValueError as e:
+        return _JSON_OUT.encode(doc).encode()
+    except (ValueError, RecursionError) as e:
         _fail(where, errors.INVALID_JSON_POINTER, f"restored body is not JSON: {e}")
 
 
