@@ -87,10 +87,16 @@ def _no_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
 
 
-def json_object(data: bytes) -> dict:
-    """Strict decode of UTF-8 JSON that must be an object; ``ValueError`` otherwise."""
+# The encrypted block is read by the two SEPPs only, so duplicate names there cannot make two
+# readers disagree (what RFC 7515 §5.2 guards against in the clear parts): plain dict semantics.
+_DATA_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def json_object(data: bytes, duplicates: bool = False) -> dict:
+    """Strict decode of UTF-8 JSON that must be an object; ``ValueError`` otherwise (also on a
+    duplicate member name unless ``duplicates``)."""
     try:
-        value = _DECODER.decode(data.decode("utf-8"))
+        value = (_DATA_DECODER if duplicates else _DECODER).decode(data.decode("utf-8"))
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     if not isinstance(value, dict):
@@ -243,7 +249,7 @@ def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
                          f"alg {header.get('alg')!r}, enc {header.get('enc')!r}, members {sorted(header)}")
     try:
         block = json_object(aad) if aad_block is None else aad_block
-        body = json_object(plaintext)
+        body = json_object(plaintext, duplicates=True)
     except ValueError as exc:
         raise _malformed(f"aad or plaintext is not a UTF-8 JSON object ({exc})") from None
     data = body.get("dataToEncrypt", [])  # profile 23: a missing member means nothing was encrypted

@@ -40,6 +40,8 @@ OPAQUE = "contentBase64"        # member of the single payload value of a non-JS
 _PLACEHOLDER = re.compile(r"\{encBlockIndex:([0-9]+)\}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")        # RFC 9110 §5.6.2
 MAX_DEPTH = 100                 # nesting the restorer walks (far beyond any SBI body; Python's stack is not)
+_CONTAINERS = (dict, list)
+_STATUS = re.compile(r"(?<![0-9])([1-5][0-9]{2})(?![0-9])")
 _BAD_PSEUDO = re.compile(r"[ \t\r\n\0]")
 _BAD_SEGMENT = re.compile(r"[/?# \t\r\n\0]")
 _BAD_QUERY_VALUE = re.compile(r"[&# \t\r\n\0]")
@@ -274,7 +276,7 @@ def restore_response(block: dict, data_to_encrypt: list) -> HttpResponse:
     """The HTTP response a verified block describes; status = first 3-digit number (profile 21)."""
     r = _Restorer(block, data_to_encrypt)
     line = block.get("statusLine")
-    m = re.search(r"(?<![0-9])([1-5][0-9]{2})(?![0-9])", str(line)) if isinstance(line, (str, int)) else None
+    m = _STATUS.search(str(line)) if type(line) in (str, int) else None
     if m is None:
         _fail("/statusLine", errors.INVALID_HTTP_HEADER, "statusLine without a status code")
     headers = r.headers()
@@ -463,11 +465,16 @@ class _Restorer:
             return self.resolve(entries[0][1]["value"], f"/payload/{whole[0]}/value")
         doc: dict[str, Any] = {}
         for i, e in entries:
-            parts = _parts(e["iePath"], f"/payload/{i}")
-            if len(parts) != 1 or parts[0] in doc:
+            path, value = e["iePath"], e["value"]
+            if "~" in path or path.find("/", 1) >= 0 or path[:1] != "/":
+                parts = _parts(path, f"/payload/{i}")
+                name = parts[0] if len(parts) == 1 else None
+            else:
+                name = path[1:]
+            if name is None or name in doc:
                 _fail(f"/payload/{i}/iePath", errors.INVALID_JSON_POINTER,
                       "iePath must name a top-level member, once")
-            doc[parts[0]] = self.resolve(e["value"], f"/payload/{i}/value")
+            doc[name] = self.resolve(value, (("/payload", i), "value")) if type(value) in _CONTAINERS else value
         return doc
 
     def binary(self, node: Any, where: str) -> bytes:
@@ -528,6 +535,8 @@ def _is_json(ctype: str) -> bool:
 
 def _pointer(tokens: list[str]) -> str:
     """RFC 6901 §3: ``~`` -> ``~0``, ``/`` -> ``~1`` in each token."""
+    if len(tokens) == 1 and "~" not in tokens[0] and "/" not in tokens[0]:
+        return "/" + tokens[0]
     return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
 
 
