@@ -378,3 +378,45 @@ def test_modification_policy_errors(tmp_path, patterns, key):
 ])
 def test_pointer_matches(pattern, pointer, result):
     assert pointer_matches(pattern, pointer) is result
+
+
+def _brute_force(policy: PolicySet, peer, method: str, path: str, direction: str) -> IeSelection:
+    """The selection as the specification reads: every mapping tried, the most literal ones kept."""
+    segments = path.split("/")[1:]
+    found = [(m, off) for m in policy._mappings if (off := m.offset(method, segments)) is not None]
+    top = max((m.literals for m, _ in found), default=0)
+    found = [(m, off) for m, off in found if m.literals == top]
+    encrypted = policy.data_type_policy(peer).encrypted
+    ies = [(ie, None) for ie in policy._generic_ies[direction]]
+    ies += [(ie, (m, off)) for m, off in found for ie in m.ies.get(direction, ())]
+    body = [ie.name for ie, _ in ies if ie.type in encrypted and ie.kind == "pointer"]
+    headers = [ie.name for ie, _ in ies if ie.type in encrypted and ie.kind == "header"]
+    query = [ie.name for ie, _ in ies if ie.type in encrypted and ie.kind == "query"]
+    segs = sorted({w[1] + w[0].template.index("{%s}" % ie.name) for ie, w in ies
+                   if ie.type in encrypted and ie.kind == "path" and w})
+    binary = any(ie.type in encrypted and ie.kind == "binary" for ie, _ in ies)
+    return IeSelection(tuple(dict.fromkeys(body)), tuple(dict.fromkeys(headers)), tuple(segs),
+                       tuple(dict.fromkeys(query)), binary)
+
+
+def test_compiled_selection_equals_trying_every_mapping(shipped):
+    """The trie and the selection cache give what a search over all mappings gives, for every
+    shipped template with random values, apiRoot prefixes, extra and missing segments."""
+    rng = random.Random(14)
+    cases = 0
+    for m in shipped._mappings:
+        for _ in range(4):
+            segs = [s if not s.startswith("{") else rng.choice(["imsi-999700000000001", "x", "sdm-subscriptions",
+                                                                 "shared-data", "am-data"]) for s in m.template]
+            prefix = rng.choice([[], ["prefix"], ["a", "b"]])
+            tail = rng.choice([[], [], ["extra"]])
+            cut = rng.choice([0, 0, 1])
+            path = "/" + "/".join(prefix + segs[cut:] + tail)
+            for method in (m.method, "GET", "post"):
+                for direction in ("request", "response"):
+                    for _ in range(2):   # the second call comes from the cache
+                        assert shipped.selection(None, method, path, direction) == \
+                            _brute_force(shipped, None, method.upper(), path, direction), (method, path)
+                    cases += 1
+    print(f"{cases} selections compared")
+    assert cases > 1000
