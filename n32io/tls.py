@@ -146,7 +146,25 @@ def server_context(
             return True
 
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+        _no_resumption(ctx)
     return ctx
+
+
+def _no_resumption(ctx: SSL.Context) -> None:
+    """Every mutual-TLS connection is a full handshake; a client offering a session to resume
+    (TLS 1.3 ticket, TLS 1.2 session ID: open5gs's libcurl does on parallel N32-f connections)
+    falls back to one instead of being dropped.
+
+    Why not resume: the peer is identified and checked against the current trust anchors inside
+    the handshake (``verify`` above), which OpenSSL skips on resumption, and a ticket outlives
+    changes of anchors and certificate validity. No ticket is issued (SSL_OP_NO_TICKET makes
+    TLS 1.3 tickets stateful, and with the cache off no ticket is ever found again), and the
+    session ID context is set because OpenSSL refuses a verified-peer resumption attempt without
+    one ("session id context uninitialized") instead of ignoring it.
+    """
+    ctx.set_session_id(b"mitm-sepp-mtls")
+    ctx.set_options(SSL.OP_NO_TICKET)
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
 
 
 def server_connection(ctx: SSL.Context, alpn: tuple[bytes, ...] = (b"h2",)) -> SSL.Connection:

@@ -144,6 +144,84 @@ def test_http1_curl_on_cleartext_listener(lab) -> None:
     assert r.stdout.endswith("\n200"), r.stdout
 
 
+def _s_client(port: int, pki: Path, *args: str, until: Path | None = None) -> str:
+    """openssl s_client as our peer; stays connected until ``until`` exists (the session file,
+    written when the server's ticket arrives after the handshake) or 1 s."""
+    me, peer = pki / f"plmn-{HOME['plmn']}", pki / "plmn-001-01"
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-cert", str(me / "sepp.crt"),
+                          "-key", str(me / "sepp.key"), "-CAfile", str(peer / "ca.crt"), "-alpn", "h2", *args],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + (10 if until else 1)
+        while time.monotonic() < deadline and not (until and until.exists()) and p.poll() is None:
+            time.sleep(0.05)
+        out, _ = p.communicate(b"", timeout=10)   # EOF on stdin: s_client closes
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("listener", ["sepp-v.n32", "sepp-v.n32f"])
+def test_resumption_attempt_gets_a_full_handshake_openssl(lab, listener: str, tmp_path: Path) -> None:
+    """openssl s_client -sess_out, then -sess_in (what open5gs's libcurl does): the second
+    connection is a new, fully verified handshake, not a drop (issue 17.3)."""
+    lab, _ = lab
+    sess = tmp_path / "session"
+    first = _s_client(lab.port(listener), lab.pki, "-sess_out", str(sess), until=sess)
+    assert sess.exists(), first
+    second = _s_client(lab.port(listener), lab.pki, "-sess_in", str(sess))
+    assert "New, TLSv1.3" in second and "Reused" not in second and "ALPN protocol: h2" in second, second
+    assert "session id context uninitialized" not in (lab.out / "sepp-v.log").read_text()
+
+
+def _h2_get(sock: ssl.SSLSocket, path: str) -> int:
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "GET"), (":scheme", "https"), (":authority", "sepp.5gc.mnc001.mcc001"
+                                                                      ".3gppnetwork.org"), (":path", path)],
+                      end_stream=True)
+    sock.sendall(conn.data_to_send())
+    for _ in range(50):
+        data = sock.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                return int(dict(ev.headers)[b":status"])
+        sock.sendall(conn.data_to_send())
+    pytest.fail("no HTTP/2 response")
+
+
+@pytest.mark.parametrize("listener", ["sepp-v.n32", "sepp-v.n32f"])
+def test_resuming_python_client_is_still_identified(lab, listener: str) -> None:
+    """A Python client offers the session of its first connection on the second; the SEPP does
+    a full handshake and still knows the peer (405 for GET, not 403 PEER_NOT_AUTHENTICATED)."""
+    lab, _ = lab
+    me = lab.pki / f"plmn-{HOME['plmn']}"
+    ctx = ssl.create_default_context(cafile=str(lab.pki / "plmn-001-01" / "ca.crt"))
+    ctx.load_cert_chain(me / "sepp.crt", me / "sepp.key")
+    ctx.set_alpn_protocols(["h2"])
+    name = "sepp.5gc.mnc001.mcc001.3gppnetwork.org"
+    session = None
+    statuses = []
+    for attempt in range(2):
+        with socket.create_connection(("127.0.0.1", lab.port(listener)), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=name, session=session) as s:
+                statuses.append(_h2_get(s, "/n32c-handshake/v1/exchange-capability"))
+                if attempt == 0:
+                    session = s.session   # TLS 1.3: known once the ticket arrived with the response
+                    assert session is not None and session.has_ticket
+                else:
+                    assert not s.session_reused
+    expected = 405 if listener.endswith("n32") else 404   # N32-c is not served on the N32-f listener
+    assert statuses == [expected, expected]
+
+
 def test_tshark_decrypts_with_the_key_logs(lab) -> None:
     """Wireshark workflow: the capture plus each SEPP's key log show N32-c, N32-f and the NF side
     in clear HTTP/2; each key log alone decrypts the connections its SEPP took part in."""
