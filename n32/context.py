@@ -16,13 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .jwe import NonceCounter
+from .kdf import RECEIVE_LABELS as _RECV
+from .kdf import SEND_LABELS as _SEND
 from .kdf import SessionKeys
 from .replay import MessageIdCache, ReplayWindow
-
-_SEND = {("initiator", "request"): "parallel_request", ("initiator", "response"): "reverse_response",
-         ("responder", "request"): "reverse_request", ("responder", "response"): "parallel_response"}
-_RECV = {("initiator", "request"): "reverse_request", ("initiator", "response"): "parallel_response",
-         ("responder", "request"): "parallel_request", ("responder", "response"): "reverse_response"}
 
 
 @dataclass(eq=False)

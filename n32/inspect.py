@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import jwe, keylog
+from .kdf import RECEIVE_LABELS
 from .errors import N32Error
 
 
@@ -35,10 +36,8 @@ class Decoded:
 
 
 def key_label(record: dict, receiver_context_id: str, kind: str) -> str:
-    to_responder = receiver_context_id == record["responderContextId"]
-    if kind == "request":
-        return "parallel_request" if to_responder else "reverse_request"
-    return "reverse_response" if to_responder else "parallel_response"
+    receiver = "responder" if receiver_context_id == record["responderContextId"] else "initiator"
+    return RECEIVE_LABELS[(receiver, kind)]
 
 
 def find_record(records: Iterable[dict], context_id: str) -> dict | None:
@@ -70,7 +69,8 @@ def decode(body: Any, records: Iterable[dict]) -> Decoded:
                        modifications=mods)
     key, salt = getattr(keys, f"{label}_key"), getattr(keys, f"{label}_iv_salt")
     try:
-        block, data, _nonce = jwe.decrypt(key, reformatted, expected_salt=salt)
+        block, data, _nonce = jwe.decrypt(key, reformatted, expected_salt=salt,
+                                          expected_enc=record.get("jweCipherSuite"))
     except N32Error as e:
         return Decoded(kind, block, None, label, record, error=f"{e.cause}: {e.detail}", modifications=mods)
     return Decoded(kind, block, data, label, record, modifications=mods)

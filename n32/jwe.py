@@ -1,4 +1,4 @@
-"""N32-f JWE: flattened JWE JSON with ``dir`` + A128GCM/A256GCM (TS 33.501 §13.2.4.4, TS 29.573
+"""N32-f JWE: flattened JWE JSON with ``dir`` + a registered suite (A128GCM/A256GCM, TS 33.501 §13.2.4.4, TS 29.573
 Annex B.2, RFC 7516 §7.2.2; N32-SPEC §3.4; profile points 11, 12, 23, 26).
 
 The object is built by hand because the IV must be the nonce salt || SEQ (TS 33.501
@@ -7,11 +7,11 @@ The object is built by hand because the IV must be the nonce salt || SEQ (TS 33.
     protected  = BASE64URL(UTF8({"alg":"dir","enc":ENC}))
     aad        = BASE64URL(UTF8(JSON(DataToIntegrityProtectBlock)))
     iv         = BASE64URL(salt || SEQ)                       (12 octets)
-    ciphertext = BASE64URL(AES-GCM(UTF8(JSON({"dataToEncrypt": [...]}))))  (without the tag)
+    ciphertext = BASE64URL(AEAD(UTF8(JSON({"dataToEncrypt": [...]}))))  (without the tag)
     tag        = BASE64URL(16-octet GCM tag)
     AEAD additional data = ASCII(protected || "." || aad)     (RFC 7516 §5.1 step 14)
 
-On receipt the AES variant is fixed by the local key (never by the header), the AEAD check runs
+On receipt the suite is the negotiated one (never chosen by the header), the AEAD check runs
 over the members exactly as transmitted, and only then are the authenticated header and the
 decoded JSON interpreted. Structural problems are 400 ``INVALID_MSG_FORMAT``; anything that fails
 or contradicts the authenticated content is 403 ``INTEGRITY_CHECK_FAILED``; an IV outside the
@@ -26,14 +26,12 @@ import json
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from . import errors
+from . import errors, suites
 from .errors import N32Error
-from .kdf import SALT_LENGTH, key_length
+from .kdf import SALT_LENGTH
+from .suites import NONCE_LENGTH, TAG_LENGTH
 
-NONCE_LENGTH = 12  # 96-bit GCM nonce = 8-octet salt || 32-bit SEQ
-TAG_LENGTH = 16  # RFC 7518 §5.3: full 128-bit tag
 _SEQ_SPACE = 2**32
 _PROTECTED_PARAMS = {"alg", "enc", "kid", "typ", "cty"}  # anything else (zip, crit, ...) is refused
 
@@ -143,11 +141,12 @@ def _protected(enc: str) -> str:
     return b64url_encode(json_dumps({"alg": "dir", "enc": enc}))
 
 
-def _enc_for_key(key: bytes, expected_enc: str | None) -> str:
-    enc = {16: "A128GCM", 32: "A256GCM"}.get(len(key))
-    if enc is None or (expected_enc is not None and key_length(expected_enc) != len(key)):
-        raise ValueError(f"{len(key)}-octet key does not fit enc {expected_enc or 'A128GCM/A256GCM'}")
-    return enc
+def _suite(key: bytes, enc: str) -> suites.JweSuite:
+    """The registered suite ``enc`` (n32/suites.py); ``ValueError`` if unknown or ``key`` does not fit."""
+    suite = suites.jwe(enc)
+    if len(key) != suite.key_length:
+        raise ValueError(f"{len(key)}-octet key does not fit enc {enc} ({suite.key_length} octets)")
+    return suite
 
 
 def encrypt(key: bytes, nonce: bytes, enc: str, aad_block: dict, data_to_encrypt: list) -> dict:
@@ -157,15 +156,15 @@ def encrypt(key: bytes, nonce: bytes, enc: str, aad_block: dict, data_to_encrypt
     DataToIntegrityProtectAndCipherBlock. Each ``nonce`` must be used once (take it from a
     :class:`NonceCounter`).
     """
-    _enc_for_key(key, enc)
+    suite = _suite(key, enc)
     if len(nonce) != NONCE_LENGTH:
         raise ValueError(f"nonce must be {NONCE_LENGTH} octets")
     if not isinstance(aad_block, dict) or not isinstance(data_to_encrypt, list):
         raise TypeError("aad_block must be a dict and data_to_encrypt a list")
     protected = _protected(enc)
     aad = b64url_encode(json_dumps(aad_block))
-    sealed = AESGCM(key).encrypt(nonce, json_dumps({"dataToEncrypt": data_to_encrypt}),
-                                 f"{protected}.{aad}".encode("ascii"))
+    sealed = suite.aead(key).encrypt(nonce, json_dumps({"dataToEncrypt": data_to_encrypt}),
+                                     f"{protected}.{aad}".encode("ascii"))
     return {"protected": protected, "aad": aad, "iv": b64url_encode(nonce),
             "ciphertext": b64url_encode(sealed[:-TAG_LENGTH]), "tag": b64url_encode(sealed[-TAG_LENGTH:])}
 
@@ -212,8 +211,17 @@ def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
     the negotiated JWE suite. The caller checks the SEQ (``nonce[8:]``) for replay afterwards.
     ``aad_block`` is what :func:`peek_aad` gave for this very ``aad`` text: it is not decoded twice.
     """
-    enc = _enc_for_key(key, expected_enc)
     protected_text, protected = _member(jwe, "protected")
+    if expected_enc is not None:
+        suite = _suite(key, expected_enc)
+    else:
+        # No negotiated suite at hand (offline inspection): the protected header names it. The
+        # header is AEAD additional data, so a false name only makes the check below fail.
+        try:
+            suite = _suite(key, json_object(protected).get("enc"))
+        except ValueError as exc:
+            raise _integrity(f"protected header names no suite usable with this key ({exc})") from None
+    enc = suite.name
     aad_text, aad = _member(jwe, "aad")
     _, nonce = _member(jwe, "iv")
     _, ciphertext = _member(jwe, "ciphertext")
@@ -233,7 +241,7 @@ def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
                        n32f_error_type=errors.DECIPHERING_FAILED)
     try:
         additional_data = f"{protected_text}.{aad_text}".encode("ascii")
-        plaintext = AESGCM(key).decrypt(nonce, ciphertext + tag, additional_data)
+        plaintext = suite.aead(key).decrypt(nonce, ciphertext + tag, additional_data)
     except InvalidTag:
         raise _integrity("AEAD verification failed (protected header, aad, iv, ciphertext or tag altered, "
                          "or different session key)") from None

@@ -22,11 +22,11 @@ from jwcrypto import jwk
 from jwcrypto import jws as jjws
 from jwcrypto.common import JWException
 
-from . import errors
+from . import errors, suites
 from .errors import N32Error
 from .jwe import b64url_decode, json_dumps, json_object
 
-ALG = "ES256"  # the only JWS algorithm on N32 (TS 33.501 §13.2.4.9)
+ALG = suites.ES256.name  # the only JWS algorithm on N32 (TS 33.501 §13.2.4.9)
 _KEY_BEARING = ("jwk", "jku", "x5u", "x5c")  # would let the token bring its own key
 _INFORMATIONAL = {"kid", "typ", "cty", "x5t", "x5t#S256"}
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
+from . import suites
+
 LABELS = ("parallel_request_key", "parallel_response_key", "reverse_request_key", "reverse_response_key")
 SALT_LABELS = ("parallel_request_iv_salt", "parallel_response_iv_salt",
                "reverse_request_iv_salt", "reverse_response_iv_salt")
@@ -26,17 +28,21 @@ SALT_LENGTH = 8  # profile 10; with the 32-bit SEQ it makes the 96-bit GCM nonce
 MASTER_KEY_LENGTH = 64  # TS 33.501 §13.2.2.2 step 4 / profile 8
 KDF_CONTEXTS = ("default", "initiator", "responder", "joined")
 
-_KEY_LENGTHS = {"A128GCM": 16, "A256GCM": 32}  # profile 10 (RFC 7518 §5.3)
 _HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 _CONTEXT_ID = re.compile(r"[0-9A-Fa-f]{16}")
 
 
+# Which key each side sends and receives with (profile 9): the N32-c initiator is the HTTP client
+# of the "parallel" session, the responder the client of the "reverse" one. (role, kind) -> label.
+SEND_LABELS = {("initiator", "request"): "parallel_request", ("initiator", "response"): "reverse_response",
+               ("responder", "request"): "reverse_request", ("responder", "response"): "parallel_response"}
+RECEIVE_LABELS = {("initiator", "request"): "reverse_request", ("initiator", "response"): "parallel_response",
+                  ("responder", "request"): "parallel_request", ("responder", "response"): "reverse_response"}
+
+
 def key_length(enc: str) -> int:
-    """Session key length in octets for a JWE ``enc`` value (A128GCM: 16, A256GCM: 32)."""
-    try:
-        return _KEY_LENGTHS[enc]
-    except KeyError:
-        raise ValueError(f"unsupported JWE enc {enc!r} (supported: {', '.join(_KEY_LENGTHS)})") from None
+    """Session key length in octets for a JWE ``enc`` value (the suite registry, n32/suites.py)."""
+    return suites.jwe(enc).key_length
 
 
 def n32_kdf(master: bytes, context_id: str, label: str, length: int, hash_name: str = "sha256") -> bytes:

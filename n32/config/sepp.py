@@ -5,14 +5,16 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import suites
 from ..plmn import PlmnId
 from .errors import ConfigError, show
 from .fields import Section, check_fqdn, check_uri, dns_names
 from .listeners import Listeners, sepp_listeners
 from .peers import CAPABILITIES, PEER_KEYS, IpxKeys, Peer, ipx_keys, peer
 
-JWE_SUITES = ("A128GCM", "A256GCM")
-JWS_SUITES = ("ES256",)  # TS 33.501 §13.2.4.9
+# The built-in suites; the loader accepts whatever n32/suites.py has registered when it runs.
+JWE_SUITES = suites.jwe_names()
+JWS_SUITES = suites.jws_names()  # TS 33.501 §13.2.4.9
 SEPP_KEYS = ("name", "fqdn", "plmn_ids", "certificate", "private_key", "listeners", "security_capabilities",
              "jwe_cipher_suites", "jws_cipher_suites", "policies", "security_profile", "home_nfs", "contexts",
              "handshake", "ipx_keys", "peers", "telescopic", "topology_hiding", "timeouts")
@@ -298,8 +300,8 @@ def sepp_config(top: Section) -> SeppConfig:
     top.files.cert_and_key("certificate", cert, "private_key", key)
     listeners = sepp_listeners(top)
     caps = top.choice_list("security_capabilities", CAPABILITIES, ["PRINS", "TLS"])
-    jwe = top.choice_list("jwe_cipher_suites", JWE_SUITES, ["A128GCM", "A256GCM"])
-    jws = top.choice_list("jws_cipher_suites", JWS_SUITES, ["ES256"])
+    jwe = top.choice_list("jwe_cipher_suites", suites.jwe_names(), ["A128GCM", "A256GCM"])
+    jws = top.choice_list("jws_cipher_suites", suites.jws_names(), ["ES256"])
     pol = policies(top)
     profile = top.get("security_profile", str, None)
     home, ctxs, hs = home_nfs(top), contexts(top), handshake(top)
