@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 from mitmproxy import ctx, exceptions, http, tls
 
 from addons import flowconv, listeners
-from n32 import config, ipx, rh_error
+from n32 import config, ipx, rh_error, wire
 from n32.errors import N32Error
 from n32io import tls as n32tls
 
 log = logging.getLogger("ipx")
-N32F_PROCESS = "/n32f-forward/v1/n32f-process"
-TARGET = "3gpp-sbi-target-apiroot"
+N32F_PROCESS = wire.N32F_PROCESS
+TARGET = wire.TARGET_API_ROOT
 
 
 class Ipx:

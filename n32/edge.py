@@ -33,13 +33,14 @@ from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 from .telescopic import (CALLBACK_POINTERS, MAPPING_PATH, TelescopicMapper, host_of, restore_callback_uris,
                          rewrite_callback_uris, rewrite_discovery_result, split_uri)
+from .plmn import home_domain
 from .topology import TopologyHider
-
-TARGET = "3gpp-sbi-target-apiroot"
+from .wire import LOCATION
+from .wire import TARGET_API_ROOT as TARGET
 DISCOVERY_PREFIX = "/nnrf-disc/v1/nf-instances"
 # Response headers holding the URI of a resource in the peer's PLMN that our NF will use next
 # (PDU session URIs, TS 29.502 §5.2.2.7.1 step 3; any created resource, TS 29.500 §6.1).
-RESOURCE_URI_HEADERS = ("location",)
+RESOURCE_URI_HEADERS = (LOCATION,)
 
 
 @dataclasses.dataclass
@@ -167,8 +168,7 @@ def pseudonym_domain_for(plmn: Any) -> str:
 
 
 def home_domain_for(plmn: Any) -> str:
-    mcc, mnc = (plmn.mcc, plmn.mnc) if not isinstance(plmn, str) else plmn.split("-")
-    return f"5gc.mnc{str(mnc).zfill(3)}.mcc{mcc}.3gppnetwork.org"
+    return home_domain(plmn)
 
 
 def build(*, telescopic_domain: str | None, hiding: bool, plmn: Any, pseudonym_domain: str | None = None,

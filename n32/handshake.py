@@ -19,12 +19,12 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import kdf, schema, trust
+from . import kdf, schema, trust, wire
 from .context import ContextStore, N32fContext, PeerRelation
 from .errors import N32Error, bad_request
 
 NONE = "NONE"
-OPERATIONS = ("exchange-capability", "exchange-params", "n32f-terminate", "n32f-error")
+OPERATIONS = wire.N32C_OPERATIONS
 
 
 # --------------------------------------------------------------------------- inputs

@@ -30,12 +30,13 @@ import re
 from typing import Any, Iterable, Iterator, NamedTuple
 from urllib.parse import parse_qsl
 
-from . import multipart
+from . import multipart, pointer
 from .errors import POLICY_MISMATCH, N32Error
 from .message import HttpRequest
+from .plmn import PlmnId
+from .wire import ORIGINATING_NETWORK_ID
+from .wire import ORIGINATING_NETWORK_ID_NAME as HEADER_NAME
 
-ORIGINATING_NETWORK_ID = "3gpp-sbi-originating-network-id"
-HEADER_NAME = "3gpp-Sbi-Originating-Network-Id"
 MISMATCH = "PLMN_ID_MISMATCH"
 
 # Request-body members that carry a PLMN ID the peer must own (looked for at any depth).
@@ -65,11 +66,11 @@ class OriginatingNetworkId(NamedTuple):
 
     @property
     def key(self) -> NetworkKey:
-        return self.mcc, self.mnc.zfill(3), self.nid.lower() if self.nid else None
+        return _key(self.mcc, self.mnc, self.nid)
 
 
 def _key(mcc: Any, mnc: Any, nid: Any = None) -> NetworkKey:
-    return str(mcc), str(mnc).zfill(3), str(nid).lower() if nid else None
+    return (*PlmnId(str(mcc), str(mnc)).key, str(nid).lower() if nid else None)
 
 
 def _raw(p: Any) -> tuple[str, str, str | None]:
@@ -195,7 +196,7 @@ def find_plmn_ids(doc: Any, path: str = "") -> Iterator[tuple[str, NetworkKey]]:
     them is malformed)."""
     if isinstance(doc, dict):
         for k, v in doc.items():
-            p = f"{path}/{str(k).replace('~', '~0').replace('/', '~1')}"
+            p = pointer.child(path, k)
             if k in SERVING_NETWORK_NAME_MEMBERS:
                 if not isinstance(v, str) or not (m := _SNN.match(v)):
                     raise _bad(p, f"malformed serving network name {v!r}")

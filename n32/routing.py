@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from .errors import N32Error
 from .message import HttpRequest
-
-TARGET_API_ROOT = "3gpp-sbi-target-apiroot"
+from .plmn import PlmnId
+from .wire import TARGET_API_ROOT
 _NF_FQDN = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+5gc\.mnc(\d{3})\.mcc(\d{3})\.3gppnetwork\.org\Z", re.ASCII)
 
@@ -59,19 +59,9 @@ def plmn_of_nf_fqdn(host: str) -> tuple[str, str] | None:
     return (m.group(2), m.group(1)) if m else None
 
 
-def _norm(plmn: Any) -> tuple[str, str]:
-    """(MCC, 3-digit MNC) of a PlmnId object, {"mcc","mnc"} dict or "mcc-mnc" string."""
-    if isinstance(plmn, str):
-        mcc, _, mnc = plmn.partition("-")
-    elif isinstance(plmn, dict):
-        mcc, mnc = plmn["mcc"], plmn["mnc"]
-    else:
-        mcc, mnc = plmn.mcc, plmn.mnc
-    return str(mcc), str(mnc).zfill(3)
-
-
 def plmn_set(plmns: Iterable[Any]) -> set[tuple[str, str]]:
-    return {_norm(p) for p in plmns}
+    """(MCC, 3-digit MNC) of PlmnId objects, {"mcc","mnc"} dicts or "mcc-mnc" strings."""
+    return {PlmnId.parse(p).key for p in plmns}
 
 
 def outbound_target(req: HttpRequest) -> ApiRoot:

@@ -38,6 +38,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from . import pointer
 from .errors import N32Error
 
 OPENAPI_DIR = Path(__file__).parent / "openapi"
@@ -127,20 +128,7 @@ def _document(node: Any, refs: _Refs) -> Any:
 
 def _pointer(doc: Any, fragment: str) -> bool:
     """True if the JSON pointer ``fragment`` (URI-encoded) exists in ``doc``."""
-    if fragment in ("", "/"):
-        return fragment == ""
-    if not fragment.startswith("/"):
-        return False  # anchors: 3GPP files have none
-    cur = doc
-    for token in unquote(fragment)[1:].split("/"):
-        token = token.replace("~1", "/").replace("~0", "~")
-        if isinstance(cur, dict) and token in cur:
-            cur = cur[token]
-        elif isinstance(cur, list) and token.isdigit() and int(token) < len(cur):
-            cur = cur[int(token)]
-        else:
-            return False
-    return True
+    return pointer.exists(doc, unquote(fragment))  # anchors (no leading "/"): 3GPP files have none
 
 
 class _Catalog:
@@ -228,12 +216,7 @@ def _catalog(search_path: Iterable[Path | str] | None) -> _Catalog:
     return cat
 
 
-def _escape(token: Any) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
-def _ptr(path: Iterable[Any]) -> str:
-    return "".join("/" + _escape(t) for t in path)
+_ptr = pointer.join
 
 
 def _reason(e: ValidationError) -> str:

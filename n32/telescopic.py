@@ -28,18 +28,20 @@ import hashlib
 import ipaddress
 import re
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
+from . import pointer
 from .errors import N32Error
 from .routing import plmn_of_nf_fqdn
+from .wire import TARGET_API_ROOT_NAME as TARGET_API_ROOT
+from .wire import TELESCOPIC_MAPPING
 
 MAX_LABEL = 63
 MAX_FQDN = 253
 HASH_PREFIX = "t"
 HASH_HEX = 32
 API_NAME = "nsepp-telescopic"
-MAPPING_PATH = "/nsepp-telescopic/v1/mapping"
-TARGET_API_ROOT = "3gpp-Sbi-Target-apiRoot"
+MAPPING_PATH = TELESCOPIC_MAPPING
 
 # TS 29.571 Fqdn (pattern and length limits of the OpenAPI type).
 _FQDN = re.compile(r"^([0-9A-Za-z]([-0-9A-Za-z]{0,61}[0-9A-Za-z])?\.)+[A-Za-z]{2,63}\.?$")
@@ -104,47 +106,8 @@ def replace_uri_host(uri: str, fn: Callable[[str], str | None]) -> str:
     return uri if new is None else head + new + tail
 
 
-def _pointer_tokens(pointer: str) -> list[str]:
-    if pointer == "":
-        return []
-    if not pointer.startswith("/"):
-        raise ValueError(f"JSON pointer must start with '/': {pointer!r}")
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
-
-
-def _escape(token: Any) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
-def iter_pointer(doc: Any, pattern: str) -> Iterator[tuple[Any, Any, str]]:
-    """Existing members matched by a pointer pattern (``*`` = any one key or index).
-
-    Yields ``(container, key, pointer)``; absent members are skipped (they are optional IEs)."""
-    tokens = _pointer_tokens(pattern)
-    if not tokens:
-        return
-
-    def walk(node: Any, i: int, path: str) -> Iterator[tuple[Any, Any, str]]:
-        tok = tokens[i]
-        if isinstance(node, dict):
-            keys: Iterable[Any] = list(node) if tok == "*" else ([tok] if tok in node else [])
-        elif isinstance(node, list):
-            if tok == "*":
-                keys = range(len(node))
-            elif tok.isdigit() and int(tok) < len(node) and (tok == "0" or not tok.startswith("0")):
-                keys = [int(tok)]
-            else:
-                keys = []
-        else:
-            return
-        for k in keys:
-            p = f"{path}/{_escape(k)}"
-            if i == len(tokens) - 1:
-                yield node, k, p
-            else:
-                yield from walk(node[k], i + 1, p)
-
-    yield from walk(doc, 0, "")
+_escape = pointer.escape
+iter_pointer = pointer.walk   # (container, key, pointer) of the members a pattern matches
 
 
 def _bad_ie(param: str, reason: str, status: int = 400, cause: str = "MANDATORY_IE_INCORRECT") -> N32Error:

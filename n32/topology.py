@@ -38,7 +38,7 @@ import re
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
-from . import multipart
+from . import multipart, wire
 from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 from .telescopic import (ENDPOINT_ADDRESS_MEMBERS, IP_MEMBERS, host_of, is_fqdn, remember, replace_uri_host,
@@ -56,10 +56,10 @@ STRIP_HEADERS = frozenset({
 })
 STRIP_PREFIXES = ("x-forwarded-", "x-envoy-")
 # Headers whose value carries URIs of NFs (hosts rewritten in both directions).
-URI_HEADERS = ("location", "content-location", "3gpp-sbi-target-apiroot", "3gpp-sbi-binding",
-               "3gpp-sbi-nrf-uri", "3gpp-sbi-nrf-uri-callback")
+URI_HEADERS = (wire.LOCATION, wire.CONTENT_LOCATION, wire.TARGET_API_ROOT, wire.BINDING, wire.NRF_URI,
+               wire.NRF_URI_CALLBACK)
 USER_AGENT = "user-agent"
-ORIGINATING_NETWORK_ID = "3gpp-sbi-originating-network-id"
+ORIGINATING_NETWORK_ID = wire.ORIGINATING_NETWORK_ID
 # JSON members holding a bare NF FQDN (TS 29.510 NFProfile / NFService). ``pgwFqdn`` is left
 # alone on purpose: the visited network resolves it for S8 (GTP), not through the SEPP.
 FQDN_MEMBERS = ("fqdn", "interPlmnFqdn")
@@ -264,11 +264,11 @@ class TopologyHider:
         authority = req.authority
         if self.is_pseudonym(authority):
             authority = self._restore_authority(authority, ":authority")
-        target = req.header("3gpp-sbi-target-apiroot")
+        target = req.header(wire.TARGET_API_ROOT)
         if target:
             parts = split_uri(target.strip())
             if parts and self.is_pseudonym(parts[1]):
-                self._restore_authority(parts[1], "3gpp-Sbi-Target-apiRoot")
+                self._restore_authority(parts[1], wire.TARGET_API_ROOT_NAME)
         headers, body = self._body(self._headers(req.headers, False, True), req.body, self.restore_json)
         return dataclasses.replace(req, authority=authority, headers=headers, body=body)
 

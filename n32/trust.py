@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.x509 import verification
 
 from .errors import N32Error
+from .plmn import PlmnId
 
 _PLMN_LABELS = re.compile(r"(?:^|\.)mnc(\d{3})\.mcc(\d{3})\.3gppnetwork\.org$")
 
@@ -29,11 +30,7 @@ class PeerTrust:
 
 
 def _norm(p) -> tuple[str, str]:
-    if isinstance(p, str):
-        mcc, _, mnc = p.partition("-")
-    else:
-        mcc, mnc = p.mcc, p.mnc
-    return mcc, mnc.zfill(3)
+    return PlmnId.parse(p).key
 
 
 def cert_dns_names(cert: x509.Certificate) -> list[str]:

@@ -11,14 +11,14 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from n32 import handshake
+from n32 import handshake, wire
 from n32.errors import N32Error
 from OpenSSL import SSL
 
 from .h2client import H2Error, H2TlsClient
 
 log = logging.getLogger("sepp.n32c")
-API = "/n32c-handshake/v1/"
+API = wire.N32C_API
 
 
 def split_uri(uri: str) -> tuple[str, int, str]:
