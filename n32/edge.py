@@ -26,9 +26,9 @@ Each feature is optional (``None``): without a mapper or hider the steps leave m
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any, Iterable
 
+from . import body
 from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 from .telescopic import (CALLBACK_POINTERS, MAPPING_PATH, TelescopicMapper, host_of, restore_callback_uris,
@@ -138,27 +138,9 @@ def _telescopic_uri(tm: TelescopicMapper, value: str) -> str:
 
 def _rewrite_json(msg: Any, fn: Any) -> Any:
     """``msg`` with its JSON object body replaced by ``fn(body)`` (content-length kept right);
-    ``msg`` itself when the body is not a JSON object or nothing changed."""
-    doc = _json_object(msg)
-    if doc is None:
-        return msg
-    new = fn(doc)
-    if new == doc:
-        return msg
-    body = json.dumps(new, separators=(",", ":")).encode()
-    return dataclasses.replace(msg, body=body, headers=[
-        (k, str(len(body)) if k == "content-length" else v) for k, v in msg.headers])
-
-
-def _json_object(msg: Any) -> dict | None:
-    ctype = (msg.header("content-type") or "").split(";")[0].strip().lower()
-    if not msg.body or not (ctype == "application/json" or ctype.endswith("+json")):
-        return None
-    try:
-        doc = json.loads(msg.body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return doc if isinstance(doc, dict) else None
+    ``msg`` itself when the body is not a JSON object or nothing changed. N32Error when it
+    exceeds the limits (n32/body.py)."""
+    return body.rewrite(msg, fn)
 
 
 def pseudonym_domain_for(plmn: Any) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 
 from . import errors, suites
+from .body import check as check_json_limits
 from .errors import N32Error
 from .kdf import SALT_LENGTH
 from .suites import NONCE_LENGTH, TAG_LENGTH
@@ -92,7 +93,12 @@ _DATA_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 def json_object(data: bytes, duplicates: bool = False) -> dict:
     """Strict decode of UTF-8 JSON that must be an object; ``ValueError`` otherwise (also on a
-    duplicate member name unless ``duplicates``)."""
+    duplicate member name unless ``duplicates``, and when it exceeds the JSON limits of
+    n32/body.py, checked before parsing)."""
+    try:
+        check_json_limits(data, where="JSON")
+    except N32Error as e:
+        raise ValueError(e.detail) from None
     try:
         value = (_DATA_DECODER if duplicates else _DECODER).decode(data.decode("utf-8"))
     except RecursionError:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -22,6 +21,7 @@ import jsonpointer
 
 from . import errors, jws
 from .errors import N32Error
+from .jwe import json_object
 from .policy import pointer_matches
 
 MAX_INTERMEDIARIES = 2  # cIPX and pIPX (TS 33.501 §13.2.4.5)
@@ -46,7 +46,7 @@ def _unverified_identity(entry: Any) -> str:
     """The signer's claimed identity, read only to pick the key that must verify it."""
     try:
         raw = entry["payload"]
-        payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        payload = json_object(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         identity = payload["identity"]
         if isinstance(identity, str):
             return identity

@@ -30,7 +30,7 @@ import re
 from typing import Any, Iterable, Iterator, NamedTuple
 from urllib.parse import parse_qsl
 
-from . import multipart, pointer
+from . import body, multipart, pointer, wire
 from .errors import POLICY_MISMATCH, N32Error
 from .message import HttpRequest
 from .plmn import PlmnId
@@ -212,26 +212,8 @@ def find_plmn_ids(doc: Any, path: str = "") -> Iterator[tuple[str, NetworkKey]]:
             yield from find_plmn_ids(v, f"{path}/{i}")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    d: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in d:
-            raise ValueError(f"duplicate member {k!r}")
-        d[k] = v
-    return d
-
-
 def _json(raw: bytes, where: str) -> Any:
-    try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise N32Error(400, "INVALID_MSG_FORMAT", f"{where}: not valid JSON: {e}",
-                       invalid_params=[{"param": where, "reason": "invalid JSON"}]) from None
-
-
-def _json_type(ctype: str) -> bool:
-    mtype = multipart.media_type(ctype)[0] if ctype else ""
-    return mtype == "application/json" or mtype.endswith("+json")
+    return body.loads(raw, where=where, unique=True)
 
 
 def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any]) -> None:
@@ -247,8 +229,8 @@ def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any]) -> None:
             key = _plmn_object(_json(value.encode(), f"?{name}"), f"?{name}")
             if key is not None:
                 found.append((f"?{name}", key))
-    ctype = req.header("content-type") or ""
-    if req.body and _json_type(ctype):
+    ctype = req.header(wire.CONTENT_TYPE) or ""
+    if req.body and wire.is_json(ctype):
         found += find_plmn_ids(_json(req.body, "body"))
     elif req.body and multipart.media_type(ctype)[0] == "multipart/related" and (bnd := multipart.boundary(ctype)):
         try:
@@ -256,7 +238,7 @@ def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any]) -> None:
         except ValueError as e:
             raise N32Error(400, "INVALID_MSG_FORMAT", f"malformed multipart body: {e}") from None
         for i, (phdrs, content) in enumerate(parts):
-            if _json_type(next((v for k, v in phdrs if k == "content-type"), "")):
+            if wire.is_json(next((v for k, v in phdrs if k == wire.CONTENT_TYPE), "")):
                 found += find_plmn_ids(_json(content, f"part {i}"))
     for param, key in found:
         if key not in allowed:

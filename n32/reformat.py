@@ -29,7 +29,8 @@ from urllib.parse import unquote_plus
 
 import jsonpointer
 
-from . import errors, multipart
+from . import errors, multipart, wire
+from .body import check as check_json_limits
 from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 
@@ -198,6 +199,7 @@ def _protect_multipart(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypte
 
 
 def _parse_json(raw: bytes, where: str) -> Any:
+    check_json_limits(raw, where=where)     # limits before the parser (n32/body.py)
     try:
         doc = _JSON_IN.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, RecursionError) as e:
@@ -528,9 +530,7 @@ def _media_type(ctype: str) -> str:
     return multipart.media_type(ctype)[0]
 
 
-def _is_json(ctype: str) -> bool:
-    mtype = _media_type(ctype)
-    return mtype == "application/json" or mtype.endswith("+json")
+_is_json = wire.is_json
 
 
 def _pointer(tokens: list[str]) -> str:

@@ -32,13 +32,12 @@ import dataclasses
 import hashlib
 import hmac
 import ipaddress
-import json
 import os
 import re
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
-from . import multipart, wire
+from . import body, multipart, wire
 from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 from .telescopic import (ENDPOINT_ADDRESS_MEMBERS, IP_MEMBERS, host_of, is_fqdn, remember, replace_uri_host,
@@ -66,11 +65,6 @@ FQDN_MEMBERS = ("fqdn", "interPlmnFqdn")
 
 _HEADER_URI = re.compile(r"(?i)(https?://(?:[^@/?#\s\"]*@)?)(\[[0-9a-f:.]+\]|[a-z0-9.-]+)")
 _SRC_FQDN = re.compile(r"(?i)(src:\s*(?:SCP|SEPP)-)([a-z0-9.-]+)")
-
-
-def _json_type(content_type: str) -> bool:
-    mtype = multipart.media_type(content_type)[0] if content_type else ""
-    return mtype == "application/json" or mtype.endswith("+json")
 
 
 def _is_nf(obj: dict) -> bool:
@@ -201,30 +195,30 @@ class TopologyHider:
         return doc
 
     # ------------------------------------------------------------------ messages
-    def _body(self, headers: list[tuple[str, str]], body: bytes,
+    def _body(self, headers: list[tuple[str, str]], raw: bytes,
               fn: Callable[[Any], Any]) -> tuple[list[tuple[str, str]], bytes]:
-        ctype = next((v for k, v in headers if k == "content-type"), "")
-        if not body or not ctype:
-            return headers, body
-        new = body
-        if _json_type(ctype):
-            new = _rewrite_json_bytes(body, fn)
+        ctype = next((v for k, v in headers if k == wire.CONTENT_TYPE), "")
+        if not raw or not ctype:
+            return headers, raw
+        new = raw
+        if wire.is_json(ctype):
+            new = _rewrite_json(raw, fn, "body")
         elif multipart.media_type(ctype)[0] == "multipart/related" and (bnd := multipart.boundary(ctype)):
             try:
-                parts = multipart.parse(bnd, body)
+                parts = multipart.parse(bnd, raw)
             except ValueError:
-                return headers, body
+                return headers, raw
             out, changed = [], False
-            for phdrs, content in parts:
-                pctype = next((v for k, v in phdrs if k == "content-type"), "")
-                c2 = _rewrite_json_bytes(content, fn) if _json_type(pctype) else content
+            for i, (phdrs, content) in enumerate(parts):
+                pctype = next((v for k, v in phdrs if k == wire.CONTENT_TYPE), "")
+                c2 = _rewrite_json(content, fn, f"multipart part {i}") if wire.is_json(pctype) else content
                 changed |= c2 is not content
                 out.append((phdrs, c2))
             if changed:
                 new = multipart.serialize(bnd, out)
-        if new is body:
-            return headers, body
-        return [(k, str(len(new)) if k == "content-length" else v) for k, v in headers], new
+        if new is raw:
+            return headers, raw
+        return body.with_length(headers, new), new
 
     def _headers(self, headers: list[tuple[str, str]], hide: bool, request: bool) -> list[tuple[str, str]]:
         fn = self._hide_host if hide else self._restore_host
@@ -249,13 +243,13 @@ class TopologyHider:
 
     def hide_response(self, rsp: HttpResponse) -> HttpResponse:
         """Our NF's response, as the peer may see it."""
-        headers, body = self._body(self._headers(rsp.headers, True, False), rsp.body, self.hide_json)
-        return dataclasses.replace(rsp, headers=headers, body=body)
+        headers, new_body = self._body(self._headers(rsp.headers, True, False), rsp.body, self.hide_json)
+        return dataclasses.replace(rsp, headers=headers, body=new_body)
 
     def hide_request(self, req: HttpRequest) -> HttpRequest:
         """Our NF's request to the peer (callback URIs, ``user-agent``, ... hidden)."""
-        headers, body = self._body(self._headers(req.headers, True, True), req.body, self.hide_json)
-        return dataclasses.replace(req, headers=headers, body=body)
+        headers, new_body = self._body(self._headers(req.headers, True, True), req.body, self.hide_json)
+        return dataclasses.replace(req, headers=headers, body=new_body)
 
     def restore_request(self, req: HttpRequest) -> HttpRequest:
         """A request from the peer: pseudonyms in ``:authority``, URI headers and the body are
@@ -269,13 +263,13 @@ class TopologyHider:
             parts = split_uri(target.strip())
             if parts and self.is_pseudonym(parts[1]):
                 self._restore_authority(parts[1], wire.TARGET_API_ROOT_NAME)
-        headers, body = self._body(self._headers(req.headers, False, True), req.body, self.restore_json)
-        return dataclasses.replace(req, authority=authority, headers=headers, body=body)
+        headers, new_body = self._body(self._headers(req.headers, False, True), req.body, self.restore_json)
+        return dataclasses.replace(req, authority=authority, headers=headers, body=new_body)
 
     def restore_response(self, rsp: HttpResponse) -> HttpResponse:
         """A response from the peer to our NF (e.g. echoing one of our hidden callback URIs)."""
-        headers, body = self._body(self._headers(rsp.headers, False, False), rsp.body, self.restore_json)
-        return dataclasses.replace(rsp, headers=headers, body=body)
+        headers, new_body = self._body(self._headers(rsp.headers, False, False), rsp.body, self.restore_json)
+        return dataclasses.replace(rsp, headers=headers, body=new_body)
 
     def _restore_authority(self, authority: str, param: str) -> str:
         host = host_of(authority)
@@ -288,13 +282,13 @@ class TopologyHider:
         return f"{real}:{port}" if port.isdigit() else real
 
 
-def _rewrite_json_bytes(body: bytes, fn: Callable[[Any], Any]) -> bytes:
-    """``body`` itself when it is not JSON or nothing changed, else the re-serialised document."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return body
+def _rewrite_json(raw: bytes, fn: Callable[[Any], Any], where: str) -> bytes:
+    """``raw`` itself when it is not JSON or nothing changed, else the re-serialised document.
+    N32Error when it exceeds the limits (n32/body.py)."""
+    doc = body.loads_or_not_json(raw, where=where)
+    if doc is body.NOT_JSON:
+        return raw
     new = fn(doc)
     if new == doc:
-        return body
-    return json.dumps(new, separators=(",", ":"), ensure_ascii=False).encode()
+        return raw
+    return body.dumps(new)
