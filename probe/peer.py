@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from OpenSSL import SSL
 
-from n32 import handshake, ipx, prins, reformat
+from n32 import handshake, ipx, jwe, prins, reformat
 from n32.context import N32fContext
 from n32.message import HttpRequest
 from n32.plmn import PlmnId
@@ -71,12 +71,13 @@ class PeerSepp:
         k = keys or self.cfg.peer.tls
         return tls.client_context(certificate=k.certificate, private_key=k.private_key, anchors=[self.cfg.target.ca])
 
-    async def connect(self, uri: str, keys: KeyPair | None = None) -> tuple[H2TlsClient, str]:
+    async def connect(self, uri: str, keys: KeyPair | None = None,
+                      authority: str | None = None) -> tuple[H2TlsClient, str]:
         u = urlsplit(uri)
         port = u.port or 443
         client = await H2TlsClient.connect(u.hostname or "127.0.0.1", port, self.client_ctx(keys),
                                            server_name=self.cfg.target.fqdn, timeout=self.cfg.timeout,
-                                           authority=f"{self.cfg.target.fqdn}:{port}")
+                                           authority=authority or f"{self.cfg.target.fqdn}:{port}")
         return client, u.path.rstrip("/")
 
     # ------------------------------------------------------------------ N32-c
@@ -153,6 +154,13 @@ class PeerSepp:
         body, _ = prins.protect_request(session.context, req, sel, mid, authorized_ipx)
         return body, mid
 
+    def seal(self, session: Session, block: dict, data: list) -> dict:
+        """An N32fReformattedReqMsg sealed from a clear block and dataToEncrypt as given (for
+        crafted messages that a correct sender would never build)."""
+        assert session.context is not None
+        key, counter, enc = session.context.send_params("request")
+        return {"reformattedData": jwe.encrypt(key, counter.next(), enc, block, data)}
+
     def ipx_patch(self, body: dict, ops: list[dict] | None = None, *, identity: str | None = None,
                   key_pem: bytes | None = None) -> dict:
         """``body`` as the peer's IPX forwards it: one signed modificationsBlock entry (TS 33.501 §13.2.4.5)."""
@@ -178,7 +186,7 @@ class PeerSepp:
     async def send_tls_mode(self, session: Session | None, req: HttpRequest, *, target_api_root: str | None = None,
                             keys: KeyPair | None = None) -> Response:
         """N32-f in TLS mode: the request as the sending SEPP forwards it (TS 33.501 §13.1.1.2)."""
-        client, _ = await self.connect(self.n32f_uri(session), keys)
+        client, _ = await self.connect(self.n32f_uri(session), keys, authority=req.authority)
         try:
             hdrs = list(req.headers)
             if target_api_root:
