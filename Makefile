@@ -46,9 +46,12 @@ certs: venv
 lab: venv
 	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --keep $(KEEP) --out $(OUT)
 
+# Under ~10 minutes; not part of make test. Results: bench/out/results.json and bench/out/bench.png.
 bench: venv
-	@command -v h2load >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nghttp2-client; }
-	$(PY) -m bench.run
+	@command -v h2load >/dev/null && command -v nghttpd >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nghttp2-client nghttp2-server; }
+	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf certs/out lab/out .pytest_cache

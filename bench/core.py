@@ -17,6 +17,7 @@ would count other processes), in microseconds per message.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -32,6 +33,7 @@ from n32 import jwe, modifications, prins
 from n32.context import ContextStore, N32fContext
 from n32.message import HttpRequest, HttpResponse
 from n32.policy import PolicySet
+from n32.reformat import IeSelection
 
 ROOT = Path(__file__).resolve().parent.parent
 V, H = "sepp.5gc.mnc001.mcc001.3gppnetwork.org", "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
@@ -46,10 +48,9 @@ def load_policy() -> PolicySet:
                           sorted((ROOT / "policies/placement").glob("*.yaml")), ROOT / "policies/modification.yaml")
 
 
-def context_pair(policy: PolicySet, peers: int = 1) -> tuple[N32fContext, N32fContext, ContextStore]:
-    """(visited-side context, home-side context, home store) from an in-process N32-c handshake.
-
-    ``peers`` > 1 first adds that many other live contexts to the home store (the O(1) row)."""
+def context_pair(policy: PolicySet, peers: int = 1) -> tuple[N32fContext, N32fContext, ContextStore, ContextStore]:
+    """(visited-side context, home-side context, home store, visited store) from in-process N32-c
+    handshakes. ``peers`` > 1: each store holds that many live contexts (the O(1) row)."""
     store = ContextStore()
     lv = hs.LocalSepp(V, [{"mcc": "001", "mnc": "01"}], ("PRINS",), ("A128GCM",), ("ES256",), policy)
     lh = hs.LocalSepp(H, [{"mcc": "999", "mnc": "70"}], ("PRINS",), ("A128GCM",), ("ES256",), policy)
@@ -70,7 +71,19 @@ def context_pair(policy: PolicySet, peers: int = 1) -> tuple[N32fContext, N32fCo
     assert ctx_v is not None
     ctx_h = store.by_peer(V)
     assert ctx_h is not None
-    return ctx_v, ctx_h, store
+    store_v = ContextStore()
+    for n, fqdn in enumerate(others, 1):   # the visited SEPP's contexts with other peers
+        store_v.add(dataclasses.replace(ctx_v, local_context_id=f"{n:016x}", peer_fqdn=fqdn))
+    store_v.add(ctx_v)
+    return ctx_v, ctx_h, store, store_v
+
+
+def many_peers(policy: PolicySet, n: int) -> PolicySet:
+    """``policy`` with ``n`` configured peers, each with its own data-type policy entry."""
+    peers = {f"sepp.5gc.mnc{k:03d}.mcc{200 + k}.3gppnetwork.org": policy.data_type_policy(None) for k in range(1, n)}
+    peers[H] = policy.data_type_policy(None)
+    return PolicySet(policy.data_type_policy(None), peers, policy._mappings, policy._generic_ies,
+                     policy._modification)
 
 
 def _headers(ctype: str | None = "application/json") -> list[tuple[str, str]]:
@@ -105,19 +118,25 @@ def lab_messages() -> dict[str, tuple[HttpRequest, HttpResponse]]:
     }
 
 
-def sized_messages(policy_ies: int = 1) -> dict[str, tuple[HttpRequest, HttpResponse]]:
-    """Growth rows (goal 4): a PUT with a 1 KB / 16 KB / 256 KB JSON body."""
+def sized_messages() -> dict[str, tuple[HttpRequest, HttpResponse]]:
+    """Growth in size (goal 4): an AMF registration PUT with a JSON body of about 1 KB / 16 KB / 256 KB."""
     out = {}
     for label, size in (("1 KB", 1024), ("16 KB", 16 * 1024), ("256 KB", 256 * 1024)):
-        items = [{"dnn": f"dnn-{i}", "note": "z" * 40} for i in range(max(1, size // 64))]
-        body = json.dumps({"supi": SUPI, "pei": "imeisv-3500000000000101", "items": items}).encode()[:size]
-        # keep valid JSON: cut at the item boundary instead of at the byte
-        while len(body) > size and items:
-            items.pop()
-            body = json.dumps({"supi": SUPI, "pei": "imeisv-3500000000000101", "items": items}).encode()
+        items = [{"dnn": f"dnn-{i:06d}", "note": "z" * 40} for i in range(size // 64)]
+        body = json.dumps({"supi": SUPI, "pei": "imeisv-3500000000000101", "items": items}).encode()
         req = HttpRequest("PUT", "https", UDM, f"/nudm-uecm/v1/{SUPI}/registrations/amf-3gpp-access", "",
                           _headers(), body)
-        out[f"body {label}"] = (req, HttpResponse(204, [], b""))
+        out[f"body {label} ({len(body)} B)"] = (req, HttpResponse(200, [("content-type", "application/json")], body))
+    return out
+
+
+def ie_messages(counts: tuple[int, ...] = (1, 10, 100)) -> dict[int, tuple[HttpRequest, HttpResponse]]:
+    """Growth in encrypted IEs (goal 4): ``n`` UE identities, each one encrypted value."""
+    out = {}
+    for n in counts:
+        body = json.dumps({"items": [{"supi": f"imsi-99970{k:010d}", "dnn": "internet"} for k in range(n)]}).encode()
+        req = HttpRequest("PUT", "https", UDM, "/nudm-uecm/v1/bench", "", [("content-type", "application/json")], body)
+        out[n] = (req, HttpResponse(200, [("content-type", "application/json")], body))
     return out
 
 
@@ -132,8 +151,12 @@ class Row:
         return self.us / self.aes_us if self.aes_us else None
 
 
-def best_us(fn: Callable[[], Any], budget: float = 0.4, repeats: int = 5) -> float:
+BUDGET = 0.4          # seconds per row
+
+
+def best_us(fn: Callable[[], Any], budget: float | None = None, repeats: int = 5) -> float:
     """Best-of-``repeats`` mean time of ``fn`` in µs, each repeat about ``budget``/``repeats`` seconds."""
+    budget = budget or BUDGET
     t0 = time.perf_counter()
     fn()
     one = max(time.perf_counter() - t0, 1e-7)
@@ -147,9 +170,10 @@ def best_us(fn: Callable[[], Any], budget: float = 0.4, repeats: int = 5) -> flo
     return best
 
 
-def best_batch_us(make: Callable[[], Any], fn: Callable[[Any], Any], budget: float = 0.3,
+def best_batch_us(make: Callable[[], Any], fn: Callable[[Any], Any], budget: float | None = None,
                   repeats: int = 5) -> float:
     """Like :func:`best_us` for a ``fn`` that consumes its input: inputs from ``make`` built beforehand."""
+    budget = budget or BUDGET * 0.75
     t0 = time.perf_counter()
     fn(make())
     n = min(3000, max(20, int(budget / repeats / max(time.perf_counter() - t0, 1e-7))))
@@ -166,8 +190,10 @@ def best_batch_us(make: Callable[[], Any], fn: Callable[[Any], Any], budget: flo
 class Pipeline:
     """One sending and one receiving SEPP core over a context pair, as the addons drive them."""
 
-    def __init__(self, policy: PolicySet, ctx_v: N32fContext, ctx_h: N32fContext, store: ContextStore) -> None:
-        self.policy, self.ctx_v, self.ctx_h, self.store = policy, ctx_v, ctx_h, store
+    def __init__(self, policy: PolicySet, ctx_v: N32fContext, ctx_h: N32fContext, store: ContextStore,
+                 store_v: ContextStore, selection: IeSelection | None = None) -> None:
+        self.policy, self.ctx_v, self.ctx_h, self.store, self.store_v = policy, ctx_v, ctx_h, store, store_v
+        self.fixed = selection           # instead of the policy's (the encrypted-IE count rows)
         self.check = self._mod_check(ctx_h)
         self.check_v = self._mod_check(ctx_v)
 
@@ -178,10 +204,14 @@ class Pipeline:
             return modifications.verify_and_apply(block, body.get("modificationsBlock"), tag, signers)
         return check
 
+    def _sel(self, peer: str, req: HttpRequest, direction: str) -> IeSelection:
+        return self.fixed or self.policy.selection(peer, req.method, req.path, direction)
+
     def protect_request(self, req: HttpRequest) -> tuple[bytes, str]:
-        sel = self.policy.selection(H, req.method, req.path, "request")
+        ctx = self.store_v.by_peer(H)           # as the sending SEPP finds its context
+        sel = self._sel(H, req, "request")
         mid = prins.new_message_id()
-        body, _ = prins.protect_request(self.ctx_v, req, sel, mid, None)
+        body, _ = prins.protect_request(ctx, req, sel, mid, None)
         return json.dumps(body, separators=(",", ":")).encode(), mid
 
     def open_request(self, wire: bytes) -> Any:
@@ -191,12 +221,14 @@ class Pipeline:
         return prins.open_request(ctx, body, self.check, peeked)
 
     def protect_response(self, rsp: HttpResponse, req: HttpRequest, mid: str) -> bytes:
-        sel = self.policy.selection(V, req.method, req.path, "response")
-        body, _ = prins.protect_response(self.ctx_h, rsp, sel, mid, None)
+        ctx = self.store.by_local_id(self.ctx_h.local_context_id)
+        sel = self._sel(V, req, "response")
+        body, _ = prins.protect_response(ctx, rsp, sel, mid, None)
         return json.dumps(body, separators=(",", ":")).encode()
 
     def open_response(self, wire: bytes, mid: str) -> Any:
-        return prins.open_response(self.ctx_v, json.loads(wire), mid, self.check_v)
+        ctx = self.store_v.by_local_id(self.ctx_v.local_context_id)
+        return prins.open_response(ctx, json.loads(wire), mid, self.check_v)
 
 
 def _aes_floor(wire: bytes) -> float:
@@ -213,7 +245,9 @@ def _aes_floor(wire: bytes) -> float:
 
 
 def measure(messages: dict[str, tuple[HttpRequest, HttpResponse]], pipe: Pipeline,
-            with_selection: bool = True) -> list[Row]:
+            with_selection: bool = True, brief: bool = False) -> list[Row]:
+    """Rows per message: selection, protect/open of request and response, raw AES-GCM; ``brief``:
+    protect and open of the request only, and the AES-GCM row."""
     rows: list[Row] = []
     for name, (req, rsp) in messages.items():
         wire, mid = pipe.protect_request(req)
@@ -229,9 +263,11 @@ def measure(messages: dict[str, tuple[HttpRequest, HttpResponse]], pipe: Pipelin
         # each open needs a fresh message (replay protection): timed over pre-built batches
         rows.append(Row(f"{name}: open request", best_batch_us(lambda: pipe.protect_request(req)[0],
                                                                pipe.open_request), aes_q))
-        rows.append(Row(f"{name}: protect response", best_us(lambda: pipe.protect_response(rsp, req, mid)), aes_r))
-        rows.append(Row(f"{name}: open response", best_batch_us(lambda: pipe.protect_response(rsp, req, mid),
-                                                                lambda w: pipe.open_response(w, mid)), aes_r))
+        if not brief:
+            rows.append(Row(f"{name}: protect response", best_us(lambda: pipe.protect_response(rsp, req, mid)),
+                            aes_r))
+            rows.append(Row(f"{name}: open response", best_batch_us(lambda: pipe.protect_response(rsp, req, mid),
+                                                                    lambda w: pipe.open_response(w, mid)), aes_r))
         rows.append(Row(f"{name}: raw AES-GCM enc+dec (request bytes)", aes_q))
     return rows
 
@@ -243,16 +279,32 @@ def print_rows(rows: list[Row]) -> None:
         print(f"{r.name:62} {r.us:9.1f} {x}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", action="store_true", help="also the 1 KB / 16 KB / 256 KB rows")
-    args = ap.parse_args(argv)
+def run_all(sizes: bool = True, quick: bool = False) -> list[Row]:
+    """Every core row of ``make bench``."""
+    global BUDGET
+    BUDGET = 0.15 if quick else 0.4
     policy = load_policy()
     pipe = Pipeline(policy, *context_pair(policy))
     rows = measure(lab_messages(), pipe)
-    if args.sizes:
-        rows += measure(sized_messages(), pipe, with_selection=False)
-    print_rows(rows)
+    if sizes:
+        rows += measure(sized_messages(), pipe, with_selection=False, brief=True)
+        for n, msg in ie_messages().items():
+            fixed = Pipeline(policy, pipe.ctx_v, pipe.ctx_h, pipe.store, pipe.store_v,
+                             IeSelection(body=("/items/*/supi",)))
+            rows += measure({f"{n} encrypted IEs": msg}, fixed, with_selection=False, brief=True)
+        big = many_peers(policy, 50)
+        pipe50 = Pipeline(big, *context_pair(big, peers=50))
+        rows += measure({"50 peers, 50 contexts: Nausf": lab_messages()["Nausf POST ue-authentications"]}, pipe50,
+                        brief=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", action="store_true", help="also the size, IE-count and 50-peer rows")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args(argv)
+    print_rows(run_all(args.sizes, args.quick))
     return 0
 
 
