@@ -17,9 +17,10 @@ from mitmproxy import http
 from OpenSSL import SSL
 
 from addons import flowconv
-from n32 import config, edge, handshake, jwe, keylog, modifications, origin, prins, rh_error, routing, trust
+from n32 import config, edge, events, handshake, jwe, keylog, modifications, origin, prins, rh_error, routing, trust
 from n32.context import ContextStore
 from n32.errors import N32Error
+from n32.peer import EXT_RI_PARAMETERS
 from n32.policy import PolicySet
 from n32io import n32c, tls
 
@@ -119,8 +120,10 @@ class SeppRuntime:
         info = conn.get_app_data()
         peer_fqdn = getattr(info.peer, "fqdn", None)
         ipx = info.peer if isinstance(info.peer, trust.IpxTrust) else None
+        cert = conn.get_peer_certificate()
         self._conns[client_id] = {"peer": None if ipx else self.peer_settings.get(peer_fqdn), "ipx": ipx,
-                                  "master": tls.export_n32_master(conn), "state": None}
+                                  "master": tls.export_n32_master(conn), "state": None,
+                                  "plmns": trust.cert_plmn_ids(cert.to_cryptography()) if cert else None}
         log.info("N32 TLS from %s%s established (%s)", "IPX " if ipx else "", peer_fqdn,
                  conn.get_protocol_version_name())
 
@@ -261,23 +264,21 @@ class SeppRuntime:
         if path:
             keylog.append_keylog(Path(path), keylog.keylog_record(ctx, self.cfg.name))
 
-    def _on_event(self, ev: Any) -> None:
-        name = type(ev).__name__
-        if name == "ContextEstablished":
-            self._keylog(ev.context)
-            log.info("N32-f context %s established with %s (responder)", ev.context.local_context_id,
-                     ev.context.peer_fqdn)
-        elif name == "PolicyMismatch":
-            log.warning("protection policy mismatch with %s (context %s): %s", ev.peer,
-                        getattr(ev.context, "local_context_id", "-"), json.dumps(ev.invalid_params))
-            if ev.report and self._spawn:
-                err = N32Error(403, "POLICY_MISMATCH", "protection policy mismatch",
-                               n32f_error_type="POLICY_MISMATCH", invalid_params=ev.invalid_params)
-                self._spawn(self.report_n32f_error(ev.peer, err, "0", getattr(ev.context, "peer_context_id", None)))
-        elif name == "N32fErrorReceived":
-            log.warning("n32f-error from %s: %s", ev.peer, json.dumps(ev.info))
-        else:
-            log.info("N32 event %s", ev)
+    def _on_event(self, ev: events.N32Event) -> None:
+        match ev:
+            case events.ContextEstablished(context=ctx):
+                self._keylog(ctx)
+                log.info("N32-f context %s established with %s (%s)", ctx.local_context_id, ctx.peer_fqdn, ctx.role)
+            case events.PolicyMismatch():
+                log.warning("protection policy mismatch with %s (context %s): %s", ev.peer,
+                            getattr(ev.context, "local_context_id", "-"), json.dumps(ev.invalid_params))
+                if ev.report and self._spawn:
+                    self._spawn(self.report_n32f_error(ev.peer, ev.error(), "0",
+                                                       getattr(ev.context, "peer_context_id", None)))
+            case events.N32fErrorReceived():
+                log.warning("n32f-error from %s: %s", ev.peer, json.dumps(ev.info))
+            case _:
+                log.info("N32 event %s", ev)
         self.write_status()
 
     def describe(self) -> dict:
@@ -311,7 +312,7 @@ class SeppRuntime:
         conn = self._conns[client_id]
         if conn["state"] is None:
             master = conn["master"]
-            conn["state"] = handshake.ConnectionState(peer=peer, exporter=lambda: master)
+            conn["state"] = handshake.ConnectionState(peer=peer, exporter=lambda: master, cert_plmns=conn["plmns"])
         outcome = self.responder.handle(conn["state"], operation, body)
         for ev in outcome.events:
             self._on_event(ev)
@@ -367,7 +368,7 @@ class SeppRuntime:
         if ctx.needs_rekey:  # new context IDs and keys before any counter could wrap (profile 11)
             self._start_handshake(peer, rekey=True)
         extra = None
-        if not getattr(ctx, "ri_parameters_sent", False):
+        if not ctx.ri_parameters_sent and EXT_RI_PARAMETERS in peer.options.extensions:
             extra = {prins.RI_PARAMETERS: self.ri_parameters(ctx)}
             ctx.ri_parameters_sent = True
         try:

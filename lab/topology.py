@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from n32.peer import EXTENSIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 VISITED = {"plmn": "001-01", "mcc": "001", "mnc": "001", "name": "sepp-v"}
 HOME = {"plmn": "999-70", "mcc": "999", "mnc": "070", "name": "sepp-h"}
@@ -112,6 +114,8 @@ def sepp_config(lab: Lab, me: dict, peer: dict, *, initiate: bool, extra_peer: d
             **(extra_peer or {}),
         }],
     }
+    # both lab SEPPs are ours: each accepts all our wire extensions (docs/interop-profile.md)
+    cfg["peers"][0]["options"] = {"extensions": list(EXTENSIONS), **(cfg["peers"][0].get("options") or {})}
     for k, v in (overrides or {}).items():
         cfg[k] = v
     return cfg

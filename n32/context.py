@@ -45,6 +45,14 @@ class N32fContext:
     lifetime: float = 86400.0
     rekey_margin: int = 1000
     counter_limit: int = 2 ** 32
+    # TS 33.501 §13.2.2.2 step 7: the N32-c parameters for the RIs travel once per context over
+    # N32-f (``n32cParameters``, interop profile); what we sent and what the peer sent.
+    ri_parameters_sent: bool = False
+    peer_ri_parameters: dict | None = None
+    # Make before break (docs/interop-profile.md, "Rekey"): a context carries new messages only
+    # once both sides are known to hold it. The initiator knows at the end of round 3; the
+    # responder when an N32-f message arrives on it or its lifecycle says so.
+    send_ready: bool = True
 
     def __post_init__(self) -> None:
         self.counters = {label: NonceCounter(getattr(self.keys, f"{label}_iv_salt"), self.counter_limit)
@@ -109,9 +117,18 @@ class ContextStore:
             (c for c in self._by_id.values() if c.peer_context_id == context_id), None)
 
     def by_peer(self, fqdn: str) -> N32fContext | None:
+        """The context new messages to ``fqdn`` go on: the newest one both sides hold (send_ready),
+        else the newest live one. TS 29.573 lets one peer FQDN hold several contexts at once."""
+        live = self.for_peer(fqdn)
+        ready = [c for c in live if c.send_ready]
+        pick = ready or live
+        return max(pick, key=lambda c: c.created) if pick else None
+
+    def for_peer(self, fqdn: str) -> list[N32fContext]:
+        """Every live context with ``fqdn``, oldest first."""
         now = self.clock()
-        live = [c for c in self._by_id.values() if c.peer_fqdn == fqdn and c.expires > now]
-        return max(live, key=lambda c: c.created) if live else None
+        return sorted((c for c in self._by_id.values() if c.peer_fqdn == fqdn and c.expires > now),
+                      key=lambda c: c.created)
 
     def all(self) -> list[N32fContext]:
         return list(self._by_id.values())

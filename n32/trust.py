@@ -51,6 +51,11 @@ def cert_plmns(cert: x509.Certificate) -> set[tuple[str, str]]:
     return out
 
 
+def cert_plmn_ids(cert: x509.Certificate) -> frozenset[PlmnId]:
+    """The PLMN IDs ``cert`` names (TS 33.501 §13.1): what a peer may announce on N32-c."""
+    return frozenset(PlmnId(mcc, mnc) for mcc, mnc in cert_plmns(cert))
+
+
 def _store(anchors: Iterable[Path]) -> verification.Store:
     certs: list[x509.Certificate] = []
     for a in anchors:

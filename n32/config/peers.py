@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..peer import EXTENSIONS
 from ..plmn import PlmnId
 from .errors import ConfigError, show
 from .fields import Section
@@ -45,6 +46,8 @@ class PeerOptions:
     tls12: bool = False
     policy_mismatch: str = "report"
     header_value_form: str = "plain"
+    # our wire extensions this peer accepts (n32.peer.EXTENSIONS); none: the spec-only form
+    extensions: tuple[str, ...] = ()
 
 
 OPTION_CHOICES: dict[str, tuple] = {
@@ -113,7 +116,8 @@ def peer(m: Section, own_caps: tuple[str, ...]) -> Peer:
     if om is not None:
         options = PeerOptions(**{name: om.get(name, str, getattr(options, name), choices)
                                  for name, choices in OPTION_CHOICES.items()},
-                              tls12=om.get("tls12", bool, False))
+                              tls12=om.get("tls12", bool, False),
+                              extensions=om.choice_list("extensions", EXTENSIONS) if om.get("extensions", list, []) else ())
     first_hop = None
     hm = m.sub("first_hop_ipx", ("fqdn", "uri"))
     if hm is not None:

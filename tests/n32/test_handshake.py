@@ -10,9 +10,11 @@ import pytest
 from n32 import handshake as hs
 from n32.context import ContextStore
 from n32.errors import N32Error
+from n32.config import PeerOptions
+from n32.peer import EXTENSIONS
 from n32.policy import PolicySet
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 V, H = "sepp.5gc.mnc001.mcc001.3gppnetwork.org", "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
 
 
@@ -36,13 +38,14 @@ def run(init: hs.Initiator, resp: hs.Responder, conn: hs.ConnectionState) -> Non
             init.receive(e.status, e.problem_details())
 
 
-def pair(policy, v_caps=("PRINS", "TLS"), h_allows=("PRINS", "TLS"), h_jwe=("A128GCM", "A256GCM")):
+def pair(policy, v_caps=("PRINS", "TLS"), h_allows=("PRINS", "TLS"), h_jwe=("A128GCM", "A256GCM"), ext=EXTENSIONS):
     master = os.urandom(64)
     store_h = ContextStore()
     lv = local(V, {"mcc": "001", "mnc": "01"}, v_caps, policy)
     lh = local(H, {"mcc": "999", "mnc": "70"}, ("PRINS", "TLS"), policy, h_jwe)
-    resp = hs.Responder(lh, [hs.PeerSettings(V, ["001-01"], tuple(h_allows))], store_h)
-    init = hs.Initiator(lv, hs.PeerSettings(H, ["999-70"], ("PRINS", "TLS")))
+    opts = PeerOptions(extensions=tuple(ext))
+    resp = hs.Responder(lh, [hs.Peer(V, ["001-01"], tuple(h_allows), opts)], store_h)
+    init = hs.Initiator(lv, hs.Peer(H, ["999-70"], ("PRINS", "TLS"), opts))
     conn = hs.ConnectionState(resp.peers[V], lambda: master)
     return init, resp, conn, store_h, master
 
@@ -157,10 +160,15 @@ def test_after_a_rekey_the_newest_context_sends_and_the_old_one_still_receives(p
     run(init, resp, conn)
     old = store_h.by_peer(V)
     old.created -= 1  # the clock may not tick between the two handshakes
+    old.send_ready = True  # as the lifecycle does once that handshake completed
     master2 = os.urandom(64)
     init2 = hs.Initiator(init.local, init.peer)
     run(init2, resp, hs.ConnectionState(resp.peers[V], lambda: master2))
-    new_v, new_h = init2.finish(master2), store_h.by_peer(V)
+    new_v, new_h = init2.finish(master2), store_h.for_peer(V)[-1]
+    # make before break: the responder sends on the old context until the new one is promoted
+    assert store_h.by_peer(V) is old and not new_h.send_ready and new_v.send_ready
+    new_h.send_ready = True
+    assert store_h.by_peer(V) is new_h
     assert new_h is not old and new_h.keys == new_v.keys and new_h.keys != old.keys
     assert {new_h.local_context_id, new_h.peer_context_id}.isdisjoint({old.local_context_id, old.peer_context_id})
     assert store_h.by_local_id(old.local_context_id) is old
