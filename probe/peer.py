@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 from OpenSSL import SSL
 
 from n32 import handshake, ipx, jwe, prins, reformat
+from n32.config import PeerOptions
 from n32.context import N32fContext
 from n32.message import HttpRequest
+from n32.peer import EXTENSIONS
 from n32.plmn import PlmnId
 from n32.policy import PolicySet
 from n32io import n32c, tls
@@ -99,8 +101,9 @@ class PeerSepp:
                         policy: PolicySet | None = None, ipx_keys: list[dict] | None = None) -> Session:
         """A complete N32-c handshake (capability, and for PRINS the three parameter rounds)."""
         local = self.local(identity, capabilities=capabilities, policy=policy, ipx_keys=ipx_keys)
-        settings = handshake.PeerSettings(self.cfg.target.fqdn, [PlmnId.parse(p) for p in self.cfg.target.plmn_ids],
-                                          tuple(local.capabilities))
+        # the target is a mitm-sepp: it accepts all our wire extensions (docs/interop-profile.md)
+        settings = handshake.Peer(self.cfg.target.fqdn, [PlmnId.parse(p) for p in self.cfg.target.plmn_ids],
+                                  tuple(local.capabilities), PeerOptions(extensions=EXTENSIONS))
         init = handshake.Initiator(local, settings)
         keys = (identity or self.cfg.peer).tls
         init, master = await n32c.run_initiator(init, self.target, self.client_ctx(keys), self.cfg.timeout)
