@@ -21,7 +21,7 @@ from mitmproxy import ctx, exceptions, http, tls
 from addons import flowconv, listeners
 from n32 import config, ipx, rh_error, wire
 from n32.errors import N32Error
-from n32io import tls as n32tls
+from n32io import admission, tls as n32tls
 
 log = logging.getLogger("ipx")
 N32F_PROCESS = wire.N32F_PROCESS
@@ -124,4 +124,5 @@ class Ipx:
         raise N32Error(404, "NEXT_HOP_NOT_FOUND", f"no next hop towards {target_host or 'an unnamed SEPP'}")
 
 
-addons = [_ipx := Ipx(), listeners.Listeners(lambda spec: ("listeners.n32f", True) if _ipx.cfg and spec == _ipx._mode else None)]
+_IPX_LISTENER = admission.Listener("listeners.n32f", tls=True)
+addons = [_ipx := Ipx(), listeners.Listeners(lambda spec: _IPX_LISTENER if _ipx.cfg and spec == _ipx._mode else None)]

@@ -22,7 +22,7 @@ from n32.context import ContextStore
 from n32.errors import N32Error
 from n32.peer import EXT_RI_PARAMETERS
 from n32.policy import PolicySet
-from n32io import n32c, tls
+from n32io import admission, n32c, tls
 
 log = logging.getLogger("sepp")
 
@@ -99,12 +99,12 @@ class SeppRuntime:
     def listener_role(self, full_spec: str) -> str | None:
         return self._mode_roles.get(full_spec)
 
-    def listener_transport(self, full_spec: str) -> tuple[str, bool] | None:
-        """(``listeners.<role>``, TLS required) of one of our listeners (addons/listeners.py)."""
+    def listener_transport(self, full_spec: str) -> admission.Listener | None:
+        """What one of our listeners accepts (addons/listeners.py)."""
         role = self._mode_roles.get(full_spec)
         if role is None:
             return None
-        return f"listeners.{role}", role != "sbi" or self._sbi_server is not None
+        return admission.Listener(f"listeners.{role}", role != "sbi" or self._sbi_server is not None)
 
     def server_tls(self, full_spec: str) -> SSL.Connection | None:
         role = self.listener_role(full_spec)

@@ -9,8 +9,10 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+
+from n32.header_limits import HeaderLimits
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 
@@ -18,6 +20,14 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 # then the handshake message type, 1 = ClientHello (RFC 8446 §4).
 _HANDSHAKE, _MAJOR, _CLIENT_HELLO = 0x16, 0x03, 0x01
 _TLS_HEAD = 6
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One listener as the admission and header checks see it."""
+    name: str                      # as in the configuration, e.g. "listeners.sbi"
+    tls: bool                      # TLS required
+    headers: HeaderLimits = field(default_factory=HeaderLimits)
 
 
 class Verdict(Enum):
