@@ -222,6 +222,119 @@ def test_resuming_python_client_is_still_identified(lab, listener: str) -> None:
     assert statuses == [expected, expected]
 
 
+def _h2_exchange(sock: socket.socket, requests: list[list[tuple[str, str]]]) -> list:
+    """Send each header list as one GET on its own stream, in turn; per request the response
+    (status, body) or the h2 event that ended the connection. Also returns the server's settings."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    enc = conn.encoder.encode
+    conn.encoder.encode = lambda headers, huffman=True: enc(headers, huffman=False)  # test speed: no Huffman
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    out: list = []
+    settings: dict = {}
+    while not settings:  # the server's SETTINGS first: its frame size and header list size
+        for ev in conn.receive_data(sock.recv(65536)):
+            if isinstance(ev, h2.events.RemoteSettingsChanged):
+                settings.update({k: v.new_value for k, v in ev.changed_settings.items()})
+        sock.sendall(conn.data_to_send())
+    for i, extra in enumerate(requests):
+        sid = 1 + 2 * i
+        conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"),
+                                (":path", AM_DATA), ("3gpp-sbi-target-apiroot", UDM), *extra], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        status, body, result = None, b"", None
+        while result is None:
+            data = sock.recv(65536)
+            if not data:
+                result = "EOF"
+                break
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.RemoteSettingsChanged):
+                    settings.update({k: v.new_value for k, v in ev.changed_settings.items()})
+                elif isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                    status = int(dict(ev.headers)[b":status"])
+                elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                    body += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                    result = (status, body)
+                elif isinstance(ev, (h2.events.ConnectionTerminated, h2.events.StreamReset)):
+                    result = ev
+                    break
+            sock.sendall(conn.data_to_send())
+        out.append(result)
+        if not isinstance(result, tuple):
+            break
+    return [out, settings]
+
+
+def _big(n: int, size: int) -> list[tuple[str, str]]:
+    return [(f"x-big-{i}", "a" * size) for i in range(n)]
+
+
+def _is_431(result) -> bool:
+    import json
+
+    status, body = result
+    pd = json.loads(body)
+    return status == 431 and pd["status"] == 431 and pd["cause"] == "REQUEST_HEADER_FIELDS_TOO_LARGE"
+
+
+def test_oversized_headers_h2c_get_431_on_the_stream(lab) -> None:
+    """64 KB and 100 x 8 KB of headers over HTTP/2 (issue 13.5): 431 ProblemDetails on the stream,
+    the connection stays usable; beyond the decoded maximum (advertised in SETTINGS), GOAWAY."""
+    import h2.errors
+    import h2.events
+    from h2.settings import SettingCodes
+
+    lab, _ = lab
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=20) as s:
+        (r64, r800, ok), settings = _h2_exchange(s, [_big(8, 8192), _big(100, 8192), []])
+    assert _is_431(r64) and _is_431(r800) and ok[0] == 200, (r64, r800, ok)
+    assert time.monotonic() - t0 < 15
+    cap = settings[SettingCodes.MAX_HEADER_LIST_SIZE]
+    assert cap >= 100 * (8192 + 32)
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=20) as s:
+        (over,), _ = _h2_exchange(s, [_big(cap // 8192 + 2, 8192)])
+    assert isinstance(over, h2.events.ConnectionTerminated)
+    assert over.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_oversized_headers_on_n32_tls_get_431(lab) -> None:
+    """The same on the N32 listener (mutual TLS, the peer's certificate)."""
+    lab, _ = lab
+    me = lab.pki / f"plmn-{HOME['plmn']}"
+    ctx = ssl.create_default_context(cafile=str(lab.pki / "plmn-001-01" / "ca.crt"))
+    ctx.load_cert_chain(me / "sepp.crt", me / "sepp.key")
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.n32")), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="sepp.5gc.mnc001.mcc001.3gppnetwork.org") as s:
+            (r64,), _ = _h2_exchange(s, [_big(8, 8192)])
+    assert _is_431(r64), r64
+
+
+def test_oversized_headers_http1_get_431_at_once(lab) -> None:
+    """800 KB of headers over HTTP/1.1 once took 15-20 s without an answer: now 431 at once."""
+    lab, _ = lab
+    big = "".join(f"x-big-{i}: {'a' * 8192}\r\n" for i in range(100)).encode()
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=5) as s:
+        s.sendall(HTTP1[:-2] + big + b"\r\n")
+        got = b""
+        while b"}" not in got:   # the ProblemDetails body ends the answer
+            chunk = s.recv(65536)
+            assert chunk, got
+            got += chunk
+    assert time.monotonic() - t0 < 5
+    assert got.startswith(b"HTTP/1.1 431 "), got[:200]
+    assert b"application/problem+json" in got and b"REQUEST_HEADER_FIELDS_TOO_LARGE" in got
+
+
 def test_tshark_decrypts_with_the_key_logs(lab) -> None:
     """Wireshark workflow: the capture plus each SEPP's key log show N32-c, N32-f and the NF side
     in clear HTTP/2; each key log alone decrypts the connections its SEPP took part in."""
