@@ -123,8 +123,9 @@ class Env:
         t.got("answer", rsp)
         return rsp
 
-    async def delivered(self, mark: int, timeout: float = 0.5) -> list:
-        """What reached the NF behind the target since ``mark`` (waits ``timeout`` for stragglers)."""
+    async def delivered(self, mark: int, timeout: float = 0.1) -> list:
+        """What reached the NF behind the target since ``mark`` (waits ``timeout`` for stragglers:
+        a SEPP forwards before it answers, so the answer already tells)."""
         await asyncio.sleep(timeout)
         return self.nf.since(mark)
 

@@ -74,7 +74,7 @@ async def _deliver(env: Env, t: Trace, what: str, path: str, authority: str | No
         rsp = await env.send(t, what, body)
     else:
         rsp = await tls_mode(env, t, what, req, api_root)
-    return rsp, await env.delivered(mark, 0.3)
+    return rsp, await env.delivered(mark)
 
 
 @case("routing.dot-segments", "dot segments are refused or removed before routing, never forwarded",

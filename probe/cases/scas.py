@@ -322,7 +322,7 @@ async def _trigger_report(env: Env, t: Trace, recorder: Any, keys: KeyPair, what
         body, mid = env.peer.protect(s, req)
         await env.send(t, f"a message the target reports (PLMN mismatch); the probe's N32-c server presents {what}",
                        body)
-        got = await recorder.wait(mark, lambda r: r.path.endswith("/n32f-error"), 4.0)
+        got = await recorder.wait(mark, lambda r: r.path.endswith("/n32f-error"), 2.0 if n else 5.0)
         t.got(f"n32f-error at the probe's N32-c server ({what})", {"arrived": got is not None})
         return got is not None
     finally:

@@ -86,10 +86,17 @@ def write_target(lab: Lab, mode: str) -> Path:
 
 
 def probe_config(lab: Lab, certs: dict[str, dict]) -> ProbeConfig:
+    """The probe's configuration for this target, also written to ``<out>/probe.yaml`` (the CLI's)."""
+    raw = probe_dict(lab, certs)
+    (lab.out / "probe.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return from_dict(raw)
+
+
+def probe_dict(lab: Lab, certs: dict[str, dict]) -> dict:
     pki = lab.pki
     home, visited, other = (pki / f"plmn-{p}" for p in (HOME["plmn"], VISITED["plmn"], OTHER["plmn"]))
     ipx = pki / "ipx" / "ipx1.ipx.lab"
-    return from_dict({
+    return {
         "target": {"n32c": f"https://127.0.0.1:{lab.port('sepp-h.n32')}", "fqdn": sepp_fqdn(HOME),
                    "ca": str(home / "ca.crt"), "plmn_ids": [HOME["plmn"]],
                    "sbi": f"https://127.0.0.1:{lab.port('sepp-h.sbi')}", "sbi_ca": str(home / "ca.crt")},
@@ -103,13 +110,15 @@ def probe_config(lab: Lab, certs: dict[str, dict]) -> ProbeConfig:
                                  "certificate": str(other / "sepp.crt"), "private_key": str(other / "sepp.key"),
                                  "n32c_listen": f"127.0.0.1:{lab.port('probe.n32c-other')}"}, **certs},
         "capabilities": ["PRINS", "TLS"] if lab.mode == "prins" else ["TLS"],
-    })
+    }
 
 
 @contextmanager
-def our_sepp(pki: Path, out: Path, mode: str = "prins", flaws: tuple[Path, ...] = ()) -> Iterator[ProbeConfig]:
-    """Our SEPP running as a target (``flaws``: addon scripts loaded before it); yields the probe config."""
-    certs = make_pki(pki)
+def our_sepp(pki: Path, out: Path, mode: str = "prins", flaws: tuple[Path, ...] = (),
+             certs: dict[str, dict] | None = None) -> Iterator[ProbeConfig]:
+    """Our SEPP running as a target (``flaws``: addon scripts loaded before it); yields the probe
+    config. ``certs``: what :func:`make_pki` returned for ``pki`` (made here when not given)."""
+    certs = certs or make_pki(pki)
     lab = Lab(out=out, pki=pki, mode=mode)
     config = write_target(lab, mode)
     argv = [str(BIN / "mitmdump")]
