@@ -48,6 +48,7 @@ class Edge:
     telescopic: TelescopicMapper | None = None
     hider: TopologyHider | None = None
     callback_pointers: tuple[str, ...] = CALLBACK_POINTERS
+    limits: body.Limits = body.DEFAULT         # config ``limits:``
 
     # ---------------------------------------------------------------- Nsepp_Telescopic_FQDN_Mapping
     def is_mapping_request(self, req: HttpRequest) -> bool:
@@ -99,7 +100,7 @@ class Edge:
         headers = [(k, _telescopic_uri(tm, v) if k in RESOURCE_URI_HEADERS else v) for k, v in rsp.headers]
         rsp = dataclasses.replace(rsp, headers=headers)
         if method == "GET" and path.split("?", 1)[0].startswith(DISCOVERY_PREFIX) and 200 <= rsp.status < 300:
-            rsp = _rewrite_json(rsp, lambda d: rewrite_discovery_result(d, tm))
+            rsp = body.rewrite(rsp, lambda d: rewrite_discovery_result(d, tm), self.limits)
         return rsp
 
     # ---------------------------------------------------------------- pSEPP
@@ -108,13 +109,15 @@ class Edge:
         if self.hider is not None:
             req = self.hider.restore_request(req)
         if self.telescopic is not None:
-            req = _rewrite_json(req, lambda d: rewrite_callback_uris(d, self.callback_pointers, self.telescopic))
+            req = body.rewrite(req, lambda d: rewrite_callback_uris(d, self.callback_pointers, self.telescopic),
+                               self.limits)
         return req
 
     def to_peer(self, rsp: HttpResponse) -> HttpResponse:
         """Our NF's response, as the peer may see it."""
         if self.telescopic is not None:
-            rsp = _rewrite_json(rsp, lambda d: restore_callback_uris(d, self.callback_pointers, self.telescopic))
+            rsp = body.rewrite(rsp, lambda d: restore_callback_uris(d, self.callback_pointers, self.telescopic),
+                               self.limits)
         if self.hider is not None:
             rsp = self.hider.hide_response(rsp)
         return rsp
@@ -136,13 +139,6 @@ def _telescopic_uri(tm: TelescopicMapper, value: str) -> str:
         return value          # e.g. an IP literal: left for the NF; routing refuses IP targets anyway
 
 
-def _rewrite_json(msg: Any, fn: Any) -> Any:
-    """``msg`` with its JSON object body replaced by ``fn(body)`` (content-length kept right);
-    ``msg`` itself when the body is not a JSON object or nothing changed. N32Error when it
-    exceeds the limits (n32/body.py)."""
-    return body.rewrite(msg, fn)
-
-
 def pseudonym_domain_for(plmn: Any) -> str:
     """Default pseudonym domain of topology hiding: ``th.5gc.mnc<MNC>.mcc<MCC>.3gppnetwork.org``
     (inside our own NF domain, so the peer routes pseudonyms back to us)."""
@@ -155,7 +151,7 @@ def home_domain_for(plmn: Any) -> str:
 
 def build(*, telescopic_domain: str | None, hiding: bool, plmn: Any, pseudonym_domain: str | None = None,
           secret: bytes | None = None, home_networks: Iterable[str] | None = None,
-          exclude: Iterable[str] = ()) -> Edge:
+          exclude: Iterable[str] = (), limits: body.Limits = body.DEFAULT) -> Edge:
     """An :class:`Edge` from configuration values (see docs/configuration.md)."""
     tm = TelescopicMapper(telescopic_domain) if telescopic_domain else None
     hider = None
@@ -163,4 +159,4 @@ def build(*, telescopic_domain: str | None, hiding: bool, plmn: Any, pseudonym_d
         excl = [d for d in exclude if d] + ([telescopic_domain] if telescopic_domain else [])
         hider = TopologyHider(home_domain_for(plmn), pseudonym_domain or pseudonym_domain_for(plmn), secret=secret,
                               home_networks=home_networks, exclude_domains=excl)
-    return Edge(tm, hider)
+    return Edge(tm, hider, limits=limits)

@@ -212,11 +212,12 @@ def find_plmn_ids(doc: Any, path: str = "") -> Iterator[tuple[str, NetworkKey]]:
             yield from find_plmn_ids(v, f"{path}/{i}")
 
 
-def _json(raw: bytes, where: str) -> Any:
-    return body.loads(raw, where=where, unique=True)
+def _json(raw: bytes, where: str, limits: body.Limits) -> Any:
+    return body.loads(raw, limits, where, unique=True)
 
 
-def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any]) -> None:
+def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any],
+                           limits: body.Limits = body.DEFAULT) -> None:
     """Every PLMN ID of a request from the peer (JSON body, JSON parts of multipart/related,
     ``plmn-id`` query parameter) must be one of the peer's: N32Error 403 ``PLMN_ID_MISMATCH``
     (n32f ``POLICY_MISMATCH``) naming the first offending member as a JSON pointer (query:
@@ -226,12 +227,12 @@ def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any]) -> None:
     found: list[tuple[str, NetworkKey]] = []
     for name, value in parse_qsl(req.query, keep_blank_values=True):
         if name in PLMN_QUERY_PARAMS:
-            key = _plmn_object(_json(value.encode(), f"?{name}"), f"?{name}")
+            key = _plmn_object(_json(value.encode(), f"?{name}", limits), f"?{name}")
             if key is not None:
                 found.append((f"?{name}", key))
     ctype = req.header(wire.CONTENT_TYPE) or ""
     if req.body and wire.is_json(ctype):
-        found += find_plmn_ids(_json(req.body, "body"))
+        found += find_plmn_ids(_json(req.body, "body", limits))
     elif req.body and multipart.media_type(ctype)[0] == "multipart/related" and (bnd := multipart.boundary(ctype)):
         try:
             parts = multipart.parse(bnd, req.body)
@@ -239,7 +240,7 @@ def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any]) -> None:
             raise N32Error(400, "INVALID_MSG_FORMAT", f"malformed multipart body: {e}") from None
         for i, (phdrs, content) in enumerate(parts):
             if wire.is_json(next((v for k, v in phdrs if k == wire.CONTENT_TYPE), "")):
-                found += find_plmn_ids(_json(content, f"part {i}"))
+                found += find_plmn_ids(_json(content, f"part {i}", limits))
     for param, key in found:
         if key not in allowed:
             raise _mismatch(param, key, allowed, report=True)

@@ -165,6 +165,10 @@ CASES = [
     (lambda c: c.update(jwe_cipher_suites=["A192GCM"]), "jwe_cipher_suites[0]", "must be one of A128GCM, A256GCM"),
     (lambda c: c.update(jws_cipher_suites=["HS256"]), "jws_cipher_suites[0]", "must be one of ES256"),
     (lambda c: c.update(security_profile=["x"]), "security_profile", "must be a string"),
+    (lambda c: c.update(limits={"json_depth": 1000}), "limits.json_depth", "must be 8-200"),
+    (lambda c: c.update(limits={"body": 10}), "limits.body", "must be at least 1024"),
+    (lambda c: c.update(limits={"json_members": "many"}), "limits.json_members", "must be an integer"),
+    (lambda c: c.update(limits={"depth": 10}), "limits.depth", "did you mean json_depth?"),
     # unknown keys (typo protection), reported before anything else in their mapping
     (lambda c: c.update(colour="blue"), "colour", "unknown key"),
     (lambda c: c.update(certficate="x"), "certficate", "unknown key (did you mean certificate?)"),
@@ -434,3 +438,10 @@ def test_topology_hiding_options(tmp_path, pki):
 def test_telescopic_and_topology_hiding_mistakes(tmp_path, pki, edit, key, problem):
     msg = one_line_error(write(tmp_path, pki, lambda c: edit(c, tmp_path)))
     assert f": {key}: " in msg and problem in msg, msg
+
+
+def test_json_limits_default_and_configured(tmp_path, pki):
+    from n32.body import Limits
+    assert load_sepp_config(write(tmp_path, pki)).limits == Limits()
+    cfg = load_sepp_config(write(tmp_path, pki, lambda c: c.update(limits={"json_depth": 20, "json_string": 4096})))
+    assert cfg.limits == Limits(depth=20, string=4096)

@@ -26,6 +26,7 @@ from .ipx import HTTP_METHODS, PATCH_OPS, IpxConfig, ModificationRule, NextHop
 from .listeners import Listener, Listeners
 from .loader import load_ipx_config, load_sepp_config, resolve
 from .peers import CAPABILITIES, OPTION_CHOICES, FirstHop, IpxKeys, Peer, PeerOptions
+from ..body import Limits
 from .sepp import (JWE_SUITES, JWS_SUITES, NF_PROTOCOLS, Contexts, Handshake, HomeNfs, Policies, SeppConfig,
                    Telescopic, Timeouts, TopologyHiding)
 
@@ -33,5 +34,5 @@ __all__ = [
     "CAPABILITIES", "JWE_SUITES", "JWS_SUITES", "ConfigError", "PlmnId", "Listener", "Listeners", "Policies",
     "HomeNfs", "Contexts", "Handshake", "IpxKeys", "FirstHop", "PeerOptions", "Peer", "SeppConfig",
     "NextHop", "ModificationRule", "IpxConfig", "load_sepp_config", "load_ipx_config", "resolve",
-    "Telescopic", "TopologyHiding", "Timeouts", "NF_PROTOCOLS", "OPTION_CHOICES", "HTTP_METHODS", "PATCH_OPS", "REQUIRED",
+    "Telescopic", "TopologyHiding", "Limits", "Timeouts", "NF_PROTOCOLS", "OPTION_CHOICES", "HTTP_METHODS", "PATCH_OPS", "REQUIRED",
 ]

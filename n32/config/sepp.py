@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import suites
+from ..body import Limits
 from ..plmn import PlmnId
 from .errors import ConfigError, show
 from .fields import Section, check_fqdn, check_uri, dns_names
@@ -17,7 +18,10 @@ JWE_SUITES = suites.jwe_names()
 JWS_SUITES = suites.jws_names()  # TS 33.501 §13.2.4.9
 SEPP_KEYS = ("name", "fqdn", "plmn_ids", "certificate", "private_key", "listeners", "security_capabilities",
              "jwe_cipher_suites", "jws_cipher_suites", "policies", "security_profile", "home_nfs", "contexts",
-             "handshake", "ipx_keys", "peers", "telescopic", "topology_hiding", "timeouts")
+             "handshake", "ipx_keys", "peers", "telescopic", "topology_hiding", "timeouts", "limits")
+# The most nesting a configuration may allow: our recursive walks of JSON documents stay far from
+# Python's recursion limit (1000 frames).
+MAX_JSON_DEPTH = 200
 # How the SEPP speaks to a home NF: HTTP/2 over TLS (ALPN h2), HTTP/2 cleartext with prior knowledge
 # (RFC 9113 §3.3; the SBI is HTTP/2, TS 29.500 §5.2) or HTTP/1.1 when a route asks for it.
 NF_PROTOCOLS = ("h2", "h2c", "h1")
@@ -120,6 +124,7 @@ class SeppConfig:
     telescopic: Telescopic = Telescopic()
     topology_hiding: TopologyHiding = TopologyHiding(enabled=False)
     timeouts: Timeouts = Timeouts()
+    limits: Limits = Limits()
 
     def peer(self, name_or_fqdn: str) -> Peer | None:
         """The peer with this name or FQDN."""
@@ -289,6 +294,19 @@ def peers(top: Section, fqdn: str, plmn_ids: tuple[PlmnId, ...], caps: tuple[str
     return tuple(out)
 
 
+def limits(top: Section) -> Limits:
+    """``limits:``: bounds on every JSON body, enforced before parsing (n32/body.py)."""
+    lm = top.sub("limits", ("body", "n32c_body", "json_depth", "json_members", "json_string"))
+    if lm is None:
+        return Limits()
+    d = Limits()
+    return Limits(body=lm.integer("body", d.body, minimum=1024),
+                  n32c_body=lm.integer("n32c_body", d.n32c_body, minimum=1024),
+                  depth=lm.integer("json_depth", d.depth, minimum=8, maximum=MAX_JSON_DEPTH),
+                  members=lm.integer("json_members", d.members, minimum=16),
+                  string=lm.integer("json_string", d.string, minimum=64))
+
+
 def sepp_config(top: Section) -> SeppConfig:
     """The whole SEPP configuration from its top-level mapping."""
     name = top.get("name", str)
@@ -313,4 +331,5 @@ def sepp_config(top: Section) -> SeppConfig:
                       listeners=listeners, security_capabilities=caps, jwe_cipher_suites=jwe,
                       jws_cipher_suites=jws, policies=pol, home_nfs=home, contexts=ctxs,
                       handshake=hs, peers=peers(top, fqdn, plmn_ids, caps, ipx), ipx_keys=ipx,
-                      security_profile=profile, telescopic=tele, topology_hiding=hiding, timeouts=timeouts(top))
+                      security_profile=profile, telescopic=tele, topology_hiding=hiding, timeouts=timeouts(top),
+                      limits=limits(top))
