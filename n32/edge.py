@@ -34,6 +34,7 @@ from .message import HttpRequest, HttpResponse
 from .telescopic import (CALLBACK_POINTERS, MAPPING_PATH, TelescopicMapper, host_of, restore_callback_uris,
                          rewrite_callback_uris, rewrite_discovery_result, split_uri)
 from .plmn import home_domain
+from .routing import check_path
 from .topology import TopologyHider
 from .wire import LOCATION
 from .wire import TARGET_API_ROOT as TARGET
@@ -64,6 +65,7 @@ class Edge:
     # ---------------------------------------------------------------- cSEPP
     def from_own_nf(self, req: HttpRequest) -> HttpRequest:
         """A request of our NF towards another PLMN, as it will be routed and sent."""
+        check_path(req.path)        # before routing and policy selection (issue 13 item 3)
         req = dataclasses.replace(req, headers=list(req.headers))
         tm = self.telescopic
         if tm is not None:
@@ -106,6 +108,7 @@ class Edge:
     # ---------------------------------------------------------------- pSEPP
     def from_peer(self, req: HttpRequest) -> HttpRequest:
         """A request from the peer PLMN for one of our NFs, as our NF will receive it."""
+        check_path(req.path)        # the restored path, before it is routed to our NF
         if self.hider is not None:
             req = self.hider.restore_request(req)
         if self.telescopic is not None:

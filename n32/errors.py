@@ -11,6 +11,12 @@ from typing import Any
 
 PROBLEM_JSON = "application/problem+json"
 
+# What a peer or NF sends may be echoed in an answer and written to the log only this long
+# (issue 13 item 6: a 1 MB n32fContextId came back whole and made a 1 MB log line).
+MAX_DETAIL = 512          # characters of a ProblemDetails detail / log message
+MAX_ECHO = 160            # characters of one invalidParams param or reason, an ID in a report
+MAX_INVALID_PARAMS = 20   # invalidParams entries in one answer
+
 # TS 29.573 N32fErrorType values (N32-SPEC §2.4).
 INTEGRITY_CHECK_FAILED = "INTEGRITY_CHECK_FAILED"
 INTEGRITY_CHECK_ON_MODIFICATIONS_FAILED = "INTEGRITY_CHECK_ON_MODIFICATIONS_FAILED"
@@ -50,7 +56,17 @@ class N32Error(Exception):
     suggested_status: int | None = None
 
     def __post_init__(self) -> None:
+        self.detail = bounded(self.detail, MAX_DETAIL)
+        self.invalid_params = [{k: bounded(v) if isinstance(v, str) else v for k, v in p.items()}
+                               if isinstance(p, dict) else p for p in self.invalid_params[:MAX_INVALID_PARAMS]]
         Exception.__init__(self, f"{self.status} {self.cause}: {self.detail}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # message_id / context_id are filled in later by the layer that knows them; they may come
+        # from the peer unauthenticated, so they are bounded whenever they are set.
+        if name in ("message_id", "context_id") and isinstance(value, str):
+            value = bounded(value)
+        super().__setattr__(name, value)
 
     def problem_details(self) -> dict[str, Any]:
         """The TS 29.571 ProblemDetails body for this error."""
@@ -100,6 +116,15 @@ _TITLES = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+def bounded(value: Any, limit: int = MAX_ECHO) -> str:
+    """``value`` as text of at most about ``limit`` characters: what may be echoed or logged of
+    anything a peer or an NF sent."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text) - limit} more characters)"
 
 
 def bad_request(detail: str, cause: str = "MANDATORY_IE_INCORRECT", **kw: Any) -> N32Error:

@@ -10,14 +10,47 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from .errors import N32Error
+from .errors import N32Error, bounded
 from .message import HttpRequest
 from .plmn import PlmnId
 from .wire import TARGET_API_ROOT
 _NF_FQDN = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+5gc\.mnc(\d{3})\.mcc(\d{3})\.3gppnetwork\.org\Z", re.ASCII)
+
+
+# Percent-encoded "/" and "\\": a server that decodes before splitting sees other segments than
+# the SEPP routed and selected the policy for (RFC 3986 §2.2, §7.3).
+_ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c)", re.IGNORECASE)
+_DOT_SEGMENTS = (".", "..")
+
+
+def check_path(path: str, param: str = ":path") -> None:
+    """Refuse (400 ``INVALID_MSG_FORMAT``) a request path with dot segments (``.``, ``..``, also
+    percent-encoded such as ``%2e%2e``), an encoded slash or backslash (``%2f``, ``%5c``), a
+    backslash, or any of these encoded twice (``%252e``).
+
+    Called before routing and before policy selection, on the NF-facing side and on the message a
+    peer sent us. RFC 3986 §5.2.4 would remove dot segments, but the SEPP routes and selects
+    policies on the path it forwards, and an NF that resolves them again (or decodes ``%2f``)
+    would serve another resource than the one checked: refusing keeps one reading of the path
+    (docs/routing.md)."""
+    text = path
+    for _ in range(2):                  # as sent, then once decoded (double encoding)
+        why = None
+        if "\\" in text:
+            why = "backslash in the path"
+        elif _ENCODED_SEPARATOR.search(text):
+            why = "encoded '/' or '\\' (%2F, %5C) in the path"
+        elif any(unquote(seg) in _DOT_SEGMENTS for seg in text.split("/")):
+            why = "dot segment ('.' or '..', RFC 3986 §5.2.4) in the path"
+        if why:
+            raise N32Error(400, "INVALID_MSG_FORMAT", f"{why}: {bounded(path)}",
+                           invalid_params=[{"param": param, "reason": why}])
+        if "%" not in text:
+            return
+        text = unquote(text)
 
 
 @dataclass(frozen=True)
@@ -50,6 +83,7 @@ def parse_api_root(value: str) -> ApiRoot:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
             or parts.username or parts.password:
         raise _refuse(f"malformed apiRoot {value!r}")
+    check_path(parts.path or "/", TARGET_API_ROOT)     # the prefix is prepended to the request path
     return ApiRoot(parts.scheme, parts.hostname.lower(), port, parts.path.rstrip("/"))
 
 

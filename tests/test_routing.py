@@ -2,6 +2,7 @@
 TS 29.500 §6.10; the SSRF class of open5gs #4628)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -91,3 +92,45 @@ def test_inbound_targets_must_be_our_own_nfs(host, ok):
         with pytest.raises(N32Error) as e:
             routing.check_inbound_target(t, OWN)
         assert e.value.status == 403 and e.value.cause == "TARGET_NOT_ALLOWED"
+
+
+# ------------------------------------------------------------------ paths (issue 13 item 3)
+@pytest.mark.parametrize("path", ["/nudm-sdm/v2/imsi-1/am-data", "/a/b%20c", "/a/.b..", "/a/%25/b", "/", "/a//b"])
+def test_clean_paths_pass(path):
+    routing.check_path(path)
+
+
+@pytest.mark.parametrize("path,why", [
+    ("/nudm-sdm/v2/../../admin", "dot segment"),
+    ("/nudm-sdm/v2/..", "dot segment"),
+    ("/a/./b", "dot segment"),
+    ("/a/%2e%2E/b", "dot segment"),
+    ("/a/.%2e/b", "dot segment"),
+    ("/a/%252e%252e/b", "dot segment"),
+    ("/a/%2fb", "encoded '/'"),
+    ("/a/%5Cb", "encoded '/'"),
+    ("/a/%252Fb", "encoded '/'"),
+    ("/a\\b", "backslash"),
+])
+def test_dot_segments_and_encoded_separators_are_refused(path, why):
+    with pytest.raises(N32Error) as e:
+        routing.check_path(path)
+    assert (e.value.status, e.value.cause) == (400, "INVALID_MSG_FORMAT")
+    assert why in e.value.invalid_params[0]["reason"] and e.value.invalid_params[0]["param"] == ":path"
+
+
+def test_api_root_prefix_with_dot_segments_is_refused():
+    with pytest.raises(N32Error) as e:
+        routing.parse_api_root("https://udm.5gc.mnc070.mcc999.3gppnetwork.org/nudm-sdm/..")
+    assert e.value.invalid_params[0]["param"] == "3gpp-sbi-target-apiroot"
+
+
+def test_what_is_echoed_is_bounded():
+    from n32.errors import MAX_DETAIL, bounded
+    err = N32Error(403, "CONTEXT_NOT_FOUND", "no N32-f context " + "f" * 1_000_000, context_id="f" * 1_000_000,
+                   invalid_params=[{"param": "/" + "x" * 100_000, "reason": "r"}] * 1000)
+    err.message_id = "1" * 1_000_000
+    assert len(err.detail) < MAX_DETAIL + 50 and len(str(err)) < MAX_DETAIL + 100
+    assert len(json.dumps(err.problem_details())) < 5000 and len(err.invalid_params) == 20
+    assert len(json.dumps(err.n32f_error_info(err.message_id, err.context_id))) < 500
+    assert bounded("abc") == "abc" and bounded("x" * 200).endswith("...(40 more characters)")
