@@ -9,6 +9,5 @@ def test_routing(probe, case_id):
     check(probe, case_id)
 
 
-@pytest.mark.xfail(strict=True, reason="fix pending: dot segments are forwarded verbatim (RFC 3986 §5.2.4)")
 def test_dot_segments(probe):
     check(probe, "routing.dot-segments")
