@@ -7,7 +7,9 @@
   anchor the target has for it), its PLMN IDs and where the probe listens for the target's N32-c
   requests (``n32c_listen``: the target's configured N32-c apiRoot for this peer).
 * ``nf``: where the target delivers what it receives (its home NF route): the probe runs an
-  HTTP/2 server there with the given certificate, so it sees what was forwarded.
+  HTTP/2 server there (TLS with the given certificate, else cleartext with prior knowledge), so
+  it sees what was forwarded. ``target.nf_scheme`` (``https``/``http``) is how the target's NFs
+  are addressed in ``3gpp-Sbi-Target-apiRoot``.
 * ``ipx`` (optional): a roaming intermediary of the peer: ES256 key pair, TLS certificate.
 * ``trust`` (optional): certificates for the trust cases (each ``{certificate, private_key}``):
   ``other_peer`` (C2: a second peer PLMN the target trusts under another root, with its
@@ -70,6 +72,7 @@ class Target:
     sbi: str | None = None
     sbi_ca: Path | None = None
     nf_fqdn: str | None = None            # a home NF of the target, for the :authority of requests
+    nf_scheme: str = "https"              # how the target reaches its NFs (open5gs: http, h2 prior knowledge)
 
     @property
     def n32c_host_port(self) -> tuple[str, int]:
@@ -82,6 +85,10 @@ class Target:
             return self.nf_fqdn
         mcc, mnc = self.plmn_ids[0].split("-")
         return f"udm.5gc.mnc{mnc.zfill(3)}.mcc{mcc}.3gppnetwork.org"
+
+    def api_root(self, host: str | None = None, suffix: str = "") -> str:
+        """An apiRoot of a home NF (``host``, default :attr:`home_nf`) as the target's NFs have them."""
+        return f"{self.nf_scheme}://{host or self.home_nf}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ class ProbeConfig:
     target: Target
     peer: Identity
     nf_listen: Address
-    nf_tls: KeyPair
+    nf_tls: KeyPair | None                 # None: the NF speaks cleartext HTTP/2 (prior knowledge)
     ipx: Ipx | None = None
     trust: dict[str, Any] = field(default_factory=dict)   # name -> KeyPair | Identity
     capabilities: tuple[str, ...] = ("PRINS", "TLS")
@@ -135,7 +142,8 @@ def from_dict(raw: dict, base: Path = Path(".")) -> ProbeConfig:
         raise ProbeConfigError("target: n32c, fqdn and plmn_ids are required")
     target = Target(str(t["n32c"]).rstrip("/"), str(t["fqdn"]), _path(base, t.get("ca"), "target.ca"),
                     tuple(map(str, t["plmn_ids"])), t.get("n32f"), t.get("sbi"),
-                    _path(base, t["sbi_ca"], "target.sbi_ca") if t.get("sbi_ca") else None, t.get("nf_fqdn"))
+                    _path(base, t["sbi_ca"], "target.sbi_ca") if t.get("sbi_ca") else None, t.get("nf_fqdn"),
+                    str(t.get("nf_scheme", "https")))
     peer = _identity(base, raw.get("peer"), "peer")
     nf = raw.get("nf") or {}
     if not nf.get("listen"):
@@ -152,7 +160,8 @@ def from_dict(raw: dict, base: Path = Path(".")) -> ProbeConfig:
             else _pair(base, d, f"trust.{name}")
     pol = {k: ([_path(base, x, f"policies.{k}") for x in v] if isinstance(v, list) else _path(base, v, f"policies.{k}"))
            for k, v in (raw.get("policies") or {}).items()}
-    return ProbeConfig(target, peer, Address.parse(nf["listen"], "nf.listen"), _pair(base, nf, "nf"), ipx, trust,
+    nf_tls = _pair(base, nf, "nf") if nf.get("certificate") else None
+    return ProbeConfig(target, peer, Address.parse(nf["listen"], "nf.listen"), nf_tls, ipx, trust,
                        tuple(raw.get("capabilities") or ("PRINS", "TLS")),
                        tuple(raw.get("jwe_cipher_suites") or ("A128GCM", "A256GCM")), pol,
                        float(raw.get("timeout", 5.0)))

@@ -188,12 +188,15 @@ class PeerSepp:
 
     async def send_tls_mode(self, session: Session | None, req: HttpRequest, *, target_api_root: str | None = None,
                             keys: KeyPair | None = None) -> Response:
-        """N32-f in TLS mode: the request as the sending SEPP forwards it (TS 33.501 §13.1.1.2)."""
-        client, _ = await self.connect(self.n32f_uri(session), keys, authority=req.authority)
+        """N32-f in TLS mode: the request as a sending SEPP forwards it (TS 33.501 §13.1.1.2, TS 29.500
+        §6.10.2.4): ``:authority`` the target SEPP, the NF's apiRoot in ``3gpp-Sbi-Target-apiRoot``
+        (from ``req.authority`` unless given, or already among ``req.headers``)."""
+        hdrs = list(req.headers)
+        if not any(k == TARGET_HEADER for k, _ in hdrs):
+            hdrs.append((TARGET_HEADER, target_api_root or self.cfg.target.api_root(req.authority)))
+        port = urlsplit(self.n32f_uri(session)).port or 443
+        client, _ = await self.connect(self.n32f_uri(session), keys, authority=f"{self.cfg.target.fqdn}:{port}")
         try:
-            hdrs = list(req.headers)
-            if target_api_root:
-                hdrs.append((TARGET_HEADER, target_api_root))
             return await client.request(req.method, req.target, body=req.body, headers=hdrs, timeout=self.cfg.timeout)
         finally:
             await client.close()

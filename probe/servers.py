@@ -44,7 +44,7 @@ class Received:
 class Recorder:
     """A TLS HTTP/2 server that records every request and answers with ``reply``."""
 
-    def __init__(self, listen: Address, keys: KeyPair, client_ca: Path | None,
+    def __init__(self, listen: Address, keys: KeyPair | None, client_ca: Path | None,
                  reply: Callable[[Received], Awaitable[Reply]] | None = None) -> None:
         self.listen, self.keys, self.client_ca = listen, keys, client_ca
         self.received: list[Received] = []
@@ -53,7 +53,9 @@ class Recorder:
         self._server: asyncio.Server | None = None
         self.tls_failures = 0
 
-    def _context(self) -> ssl.SSLContext:
+    def _context(self) -> ssl.SSLContext | None:
+        if self.keys is None:
+            return None  # cleartext HTTP/2 with prior knowledge (an open5gs-style NF)
         ctx = h2server.server_ssl_context(str(self.keys.certificate), str(self.keys.private_key))
         if self.client_ca is not None:
             ctx.verify_mode = ssl.CERT_REQUIRED

@@ -142,7 +142,7 @@ async def _raw(host: str, port: int, data: bytes, timeout: float) -> bytes:
 async def cleartext(env: Env, t: Trace) -> None:
     bad = []
     targets = [("N32", env.cfg.target.n32c)] + ([("SBI", env.cfg.target.sbi)] if env.cfg.target.sbi else [])
-    root = f"https://{env.cfg.target.home_nf}"
+    root = env.cfg.target.api_root()
     h1 = (f"GET /nudm-sdm/v2/{supi(env, 72)}/nssai HTTP/1.1\r\nHost: {env.cfg.target.fqdn}\r\n"
           f"3gpp-Sbi-Target-apiRoot: {root}\r\nConnection: close\r\n\r\n").encode()
     h2c = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
@@ -169,7 +169,7 @@ async def cleartext(env: Env, t: Trace) -> None:
       "forwards to that apiRoot", ("TLS",))
 async def tls_target(env: Env, t: Trace) -> None:
     nf = env.cfg.target.home_nf
-    root = f"https://{nf}:8443/probe-root"
+    root = env.cfg.target.api_root(suffix=":8443/probe-root")
     mark = env.nf.mark()
     rsp = await tls_mode(env, t, f":authority {env.cfg.target.fqdn}, 3gpp-Sbi-Target-apiRoot {root}",
                          env.peer.request(f"/nudm-sdm/v2/{supi(env, 73)}/nssai", authority=env.cfg.target.fqdn), root)
@@ -197,7 +197,6 @@ async def tls_relation(env: Env, t: Trace) -> None:
         pass
     mark = env.nf.mark()
     req = env.peer.request(f"/nudm-sdm/v2/{supi(env, 74)}/nssai", authority=env.cfg.target.fqdn)
-    req.headers.append(("3gpp-sbi-target-apiroot", f"https://{env.cfg.target.home_nf}"))
     t.sent(f"N32-f (TLS mode) presenting {other.fqdn}'s certificate")
     try:
         rsp: Any = await env.peer.send_tls_mode(None, req, keys=other.tls)

@@ -279,7 +279,7 @@ async def telescopic_consistency(env: Env, t: Trace) -> None:
 async def target_header_prins(env: Env, t: Trace) -> None:
     s = await env.session()
     nf = env.cfg.target.home_nf
-    root = f"https://{nf}:8443/probe-root"
+    root = env.cfg.target.api_root(suffix=":8443/probe-root")
     req = env.peer.request(f"/nudm-sdm/v2/{supi(env, 30)}/nssai", authority=env.cfg.target.fqdn,
                            headers=[("3gpp-sbi-target-apiroot", root)])
     mark = env.nf.mark()
