@@ -173,9 +173,17 @@ class Relation:
         self.last_error = None
         self._input(Input.HANDSHAKE_OK, now, "rekeyed" if was is _S.REKEYING else "")
 
-    def handshake_failed(self, now: float, error: str) -> None:
+    def handshake_failed(self, now: float, error: str, context: N32fContext | None = None) -> None:
+        """Our initiator handshake failed; ``context`` (stored early, at round 1) is dropped."""
+        if context is not None and self.store.by_local_id(context.local_context_id) is context:
+            self.store.remove(context)
+            self._forget(context)
         self.last_error = error
         self._input(Input.HANDSHAKE_FAILED, now, error)
+
+    def rekey(self, now: float, reason: str = "requested") -> None:
+        """Replace the current context now (an operator's command; an exhausted key)."""
+        self._input(Input.REKEY_DUE if self.state is not _S.IDLE else Input.WANT, now, reason)
 
     def handle_event(self, ev: N32Event, now: float) -> None:
         """An event of the N32-c state machines concerning this peer."""
@@ -212,7 +220,9 @@ class Relation:
 
     def sent_on(self, ctx: N32fContext, now: float) -> None:
         """We protected a message with ``ctx``: start a rekey before its budget runs out."""
-        if ctx.needs_rekey and ctx.local_context_id not in self.rekey_requested:
+        if ctx.needs_rekey and ctx.local_context_id not in self.rekey_requested and \
+                not any(c.created > ctx.created for c in self.store.for_peer(self.peer.fqdn)):
+            # (a newer context exists: it is being taken into use, make before break)
             self.rekey_requested.add(ctx.local_context_id)
             self._input(Input.REKEY_DUE, now, f"context {ctx.local_context_id}: message budget low")
 

@@ -122,6 +122,9 @@ def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None,
     if not window.check(seq):
         raise N32Error(403, "REPLAY_DETECTED", f"nonce sequence {seq} already used or too old")
     window.accept(seq)
+    # the peer sent on this context, so it holds it: we may send on it too (make before break,
+    # docs/interop-profile.md "Rekey")
+    ctx.send_ready = True
     mods: list[dict] = []
     if body.get("modificationsBlock") is not None or check_mods is not None:
         if check_mods is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from n32 import handshake, wire
@@ -34,10 +34,16 @@ async def open_n32c(peer: Any, ctx: SSL.Context, timeout: float) -> tuple[H2TlsC
 
 
 async def run_initiator(initiator: "handshake.Initiator", peer: Any, ctx: SSL.Context,
-                        timeout: float) -> tuple[Any, bytes]:
-    """Drive ``initiator`` to completion; returns (initiator, exported master key)."""
+                        timeout: float, on_events: Callable[[list], None] | None = None) -> tuple[Any, bytes]:
+    """Drive ``initiator`` to completion; returns (initiator, exported master key).
+
+    With ``on_events`` the initiator gets the connection's exporter up front, so the context
+    exists from round 1 on, and its events are handed over after every answer (the I/O owner
+    stores the context for receiving before the responder can use it: make before break)."""
     client, prefix = await open_n32c(peer, ctx, timeout)
     try:
+        if on_events is not None and initiator.exporter is None:
+            initiator.exporter = client.export_n32_master
         while (step := initiator.next_request()) is not None:
             operation, body = step
             rsp = await client.post_json(f"{prefix}{API}{operation}", body, timeout=timeout)
@@ -46,7 +52,11 @@ async def run_initiator(initiator: "handshake.Initiator", peer: Any, ctx: SSL.Co
             except ValueError:
                 payload = None
             log.debug("N32-c %s -> %s: %s", operation, peer.fqdn, rsp.status)
-            initiator.receive(rsp.status, payload)
+            try:
+                initiator.receive(rsp.status, payload)
+            finally:
+                if on_events is not None:
+                    on_events(initiator.take_events())
         return initiator, client.export_n32_master()
     finally:
         await client.close()
