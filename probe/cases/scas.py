@@ -106,6 +106,37 @@ async def serving_plmn(env: Env, t: Trace) -> None:
         raise Failed(f"no n32f-error naming messageId {mid} arrived on N32-c")
 
 
+def _access_token(consumer_plmn: dict, producer_plmn: dict) -> str:
+    """An OAuth 2.0 access token (TS 29.510 AccessTokenClaims) naming ``consumer_plmn``; a SEPP
+    cannot verify the NRF's signature, it reads the claims (TS 33.501 §13.4.1.2, §5.9.3.2)."""
+    import json
+    import time as _time
+    from n32 import jwe as _jwe
+    claims = {"iss": "2b5f6c0e-0e0c-4a73-9c2e-000000000001", "sub": "2b5f6c0e-0e0c-4a73-9c2e-000000000002",
+              "aud": "UDM", "scope": "nudm-sdm", "exp": int(_time.time()) + 600,
+              "consumerPlmnId": consumer_plmn, "producerPlmnId": producer_plmn}
+    head = _jwe.b64url_encode(b'{"alg":"ES256","typ":"JWT"}')
+    return f"{head}.{_jwe.b64url_encode(json.dumps(claims).encode())}.{_jwe.b64url_encode(secrets.token_bytes(64))}"
+
+
+@case("4.2.2.4-token", "serving PLMN ID in the access token mismatching the N32-f context: refused and reported",
+      "TS 33.517 4.2.2.4, TS 33.501 §5.9.3.2 / §13.4.1.2: the consumer (serving) PLMN ID in the access token "
+      "of a request from the peer must be the remote PLMN of the N32-f context; a mismatch is refused and "
+      "reported on N32-c with the N32-f message ID", PRINS)
+async def serving_plmn_token(env: Env, t: Trace) -> None:
+    s = await env.session()
+    mcc, mnc = env.cfg.target.plmn_ids[0].split("-")
+    token = _access_token({"mcc": "998", "mnc": "98"}, {"mcc": mcc, "mnc": mnc})
+    req = env.peer.request(f"/nudm-sdm/v2/{supi(env, 8)}/nssai", headers=[("authorization", f"Bearer {token}")])
+    mark, nmark = env.nf.mark(), env.n32c.mark() if env.n32c else 0
+    body, mid = env.peer.protect(s, req)
+    rsp = await env.send(t, "a request whose access token names consumer PLMN 998-98 (not the peer's)", body)
+    require_problem(rsp, "an access token naming another serving PLMN")
+    await require_not_delivered(env, t, mark, "an access token naming another serving PLMN")
+    if await n32c_report(env, t, nmark, mid) is None:
+        raise Failed(f"no n32f-error naming messageId {mid} arrived on N32-c")
+
+
 # ---------------------------------------------------------------------- 4.2.2.5
 SECRETS = {"rand": "4a1b" * 8, "autn": "b7c3" * 8, "xresStar": "5e9d" * 8, "kausf": "c0de" * 16}
 

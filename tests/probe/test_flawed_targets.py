@@ -2,7 +2,7 @@
 (an addon script from tests/probe/flaws/ loaded before the SEPP's; the product has no such
 switch). Each flaw must make exactly its case fail, with its clause, and nothing else: the
 failing set is compared with a run against the unflawed SEPP (which may still fail cases whose
-fix is pending elsewhere). The five targets run side by side (each its own ports and probe)."""
+fix is pending elsewhere). The targets run side by side (each its own ports and probe)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +20,7 @@ PLANTED = {  # flaw script -> (case that must fail, the clause it names)
     "replay": ("n32f.replay", "TS 33.501 §13.2.4.4.1"),
     "alg_none": ("4.2.2.7", "TS 33.517 4.2.2.7"),
     "cleartext": ("listener.cleartext", "TS 33.501 §13.1"),
+    "dot_segments": ("routing.dot-segments", "RFC 3986 §5.2.4"),
 }
 
 
