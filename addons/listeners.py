@@ -1,9 +1,9 @@
 """The SEPP's and IPX's listeners: what each accepts on the wire, and the TLS key log.
 
-* ``next_layer``: applies ``n32io.admission`` to the first octets of each connection: closes a
-  TLS listener's connection that does not open with a ClientHello (mitmproxy's reverse mode would
-  serve cleartext HTTP on it too) and speaks HTTP/2 to a cleartext client that opens with the
-  HTTP/2 preface (mitmproxy picks HTTP/2 for a client whose ALPN is h2).
+* ``next_layer``: the layer stack of each connection from ``n32io.admission``'s verdict on its
+  first octets (addons/listener_layers.py): a TLS listener's connection that does not open with a
+  ClientHello is closed, a cleartext client opening with the HTTP/2 preface gets HTTP/2, an HTTP/1
+  head longer than the limit gets 431 before it ends.
 * ``requestheaders``: a request whose header section exceeds the listener's limit is answered
   431 at once (``n32.header_limits``); over HTTP/2, mitmproxy's decoder limit (which it advertises
   as SETTINGS_MAX_HEADER_LIST_SIZE, 64 KiB, and enforces by ending the connection) is raised to
@@ -18,10 +18,11 @@ from typing import Any, Callable
 
 import mitmproxy.net.tls
 from mitmproxy import ctx, http
-from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy import layer
+from mitmproxy.utils import human
 from mitmproxy.proxy.layers.http._http_h2 import BufferedH2Connection
 
-from addons import flowconv
+from addons import flowconv, listener_layers
 from n32 import header_limits
 from n32.errors import N32Error
 from n32io import admission, tls
@@ -30,17 +31,6 @@ log = logging.getLogger("listeners")
 
 # full mode spec of a listener -> what it accepts; None: not one of ours
 ListenerLookup = Callable[[str], "admission.Listener | None"]
-
-
-class _Refused(layer.Layer):
-    """Closes the client connection and ignores whatever else arrives."""
-
-    _closed = False
-
-    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
-        if not self._closed:
-            self._closed = True
-            yield commands.CloseConnection(self.context.client)
 
 
 class Listeners:
@@ -62,19 +52,11 @@ class Listeners:
         client = nextlayer.context.client
         listener = self._lookup(client.proxy_mode.full_spec) if client.proxy_mode else None
         if listener is None or client.tls_established:
-            return  # not one of ours, or the layer inside TLS (already admitted)
-        decision = admission.admit(nextlayer.data_client(), tls=listener.tls)
-        match decision.verdict:
-            case admission.Verdict.MORE:
-                nextlayer.layer = None  # wait for more octets (mitmproxy's own choice is premature)
-            case admission.Verdict.REFUSE:
-                log.warning("%s: connection from %s refused: %s", listener.name, _addr(client.peername),
-                            decision.reason)
-                nextlayer.layer = _Refused(nextlayer.context)
-            case admission.Verdict.H2C:
-                client.alpn = b"h2"  # HTTP/2 with prior knowledge, RFC 9113 §3.3
-            case _:
-                pass
+            return  # not ours, or inside TLS (already admitted)
+        # mitmproxy's own next_layer addon keeps a layer set before it runs (mitmdump: script
+        # addons come first); after it (a Master listing NextLayer first), its choice is replaced
+        listener_layers.discard(nextlayer.context, nextlayer.layer)
+        nextlayer.layer = listener_layers.choose(nextlayer.context, nextlayer.data_client(), listener)
         # mitmproxy has no option for it: the class default is read when the connection's HTTP/2
         # state is made, after this hook. One limits: section per process, so one value.
         BufferedH2Connection.DEFAULT_MAX_HEADER_LIST_SIZE = listener.headers.h2_block
@@ -89,11 +71,9 @@ class Listeners:
         try:
             header_limits.check([*pseudo, *r.headers.fields], listener.headers)
         except N32Error as e:
-            log.warning("%s: request from %s refused: %s", listener.name, _addr(flow.client_conn.peername), e.detail)
+            log.warning("%s: request from %s refused: %s", listener.name,
+                        human.format_address(flow.client_conn.peername), e.detail)
             flow.response = flowconv.problem_response(e)
             flow.metadata["n32"] = {"role": "local", "answered": True,
                                     "error": {"status": e.status, "cause": e.cause, "detail": e.detail}}
 
-
-def _addr(peername: Any) -> str:
-    return f"{peername[0]}:{peername[1]}" if peername else "?"

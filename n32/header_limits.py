@@ -38,3 +38,13 @@ def check(fields: Iterable[tuple[str | bytes, str | bytes]], limits: HeaderLimit
         raise N32Error(431, wire.REQUEST_HEADER_FIELDS_TOO_LARGE,
                        f"header section of {size} octets exceeds the limit of {limits.section}",
                        invalid_params=[{"param": "headers", "reason": f"{size} octets > {limits.section}"}])
+
+
+def check_unfinished(received: int, limits: HeaderLimits = DEFAULT) -> None:
+    """N32Error 431 when an HTTP/1.1 header section still unfinished after ``received`` octets
+    already exceeds ``limits.section`` (a field line costs fewer raw octets than its §6.5.2 size,
+    so this never refuses what :func:`check` would allow, padding aside)."""
+    if received > limits.section:
+        raise N32Error(431, wire.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                       f"header section longer than the limit of {limits.section} octets",
+                       invalid_params=[{"param": "headers", "reason": f"more than {limits.section} octets"}])

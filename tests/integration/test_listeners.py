@@ -122,6 +122,17 @@ def test_h2c_prior_knowledge_python_h2(lab) -> None:
         assert results and all(r.ok for r in results), [(r.step, r.status, r.error) for r in results if not r.ok]
 
 
+def test_h2c_preface_split_over_segments(lab) -> None:
+    """The verdict waits for enough octets: a preface arriving in two segments is still HTTP/2."""
+    lab, _ = lab
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=5) as s:
+        s.sendall(H2_PREFACE[:8])
+        time.sleep(0.2)
+        s.sendall(H2_PREFACE[8:])
+        head = s.recv(9)
+    assert len(head) == 9 and head[3] == 0x04   # the server's SETTINGS frame (RFC 9113 §3.4)
+
+
 def test_h2c_nghttp_and_h2load(lab) -> None:
     lab, _ = lab
     url = f"http://127.0.0.1:{lab.port('sepp-v.sbi')}{AM_DATA}"
@@ -333,6 +344,27 @@ def test_oversized_headers_http1_get_431_at_once(lab) -> None:
     assert time.monotonic() - t0 < 5
     assert got.startswith(b"HTTP/1.1 431 "), got[:200]
     assert b"application/problem+json" in got and b"REQUEST_HEADER_FIELDS_TOO_LARGE" in got
+
+
+def test_endless_http1_header_section_is_cut_short(lab) -> None:
+    """A client that never ends its header section gets 431 and a closed connection once the
+    limit has arrived, not a server buffering megabytes."""
+    import select
+
+    lab, _ = lab
+    sent, got = 0, b""
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=5) as s:
+        s.sendall(HTTP1[:-2])
+        for i in range(256):   # at most 4 MB
+            line = f"x-endless-{i}: {'a' * 16000}\r\n".encode()
+            s.sendall(line)
+            sent += len(line)
+            if select.select([s], [], [], 0.02)[0]:
+                break
+        while chunk := s.recv(65536):
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 431 ") and b"REQUEST_HEADER_FIELDS_TOO_LARGE" in got, got[:300]
+    assert sent < 256 * 1024, sent
 
 
 def test_tshark_decrypts_with_the_key_logs(lab) -> None:

@@ -1,0 +1,143 @@
+"""The mitmproxy layer stack of a connection to one of our listeners (addons/listeners.py).
+
+mitmproxy's own choice for a reverse-mode listener would serve cleartext HTTP on a TLS port, speak
+HTTP/1 to an HTTP/2 prior-knowledge client and buffer an HTTP/1 head without limit (its source:
+"FIXME: protect against header size DoS"). For our listeners the stack is chosen here, from
+``n32io.admission``'s verdict on the first octets, with mitmproxy's public layers:
+
+* TLS: ClientTLSLayer, then HTTP (HTTP/2 or HTTP/1.1 by ALPN);
+* cleartext: HTTP, HTTP/2 when the client opened with the preface (mitmproxy's HTTP layer picks
+  HTTP/2 for a client whose ALPN is h2), else HTTP/1.1;
+* refused: a layer that closes the connection; too few octets to tell: a layer that waits.
+
+Its HTTP/1 server answers 431 ProblemDetails and closes as soon as more than the header limit has
+arrived without the head being complete. That subclasses mitmproxy's ``Http1Server`` (its
+``read_headers`` and ``buf``), pinned by the version in pyproject.toml and covered by
+tests/integration/test_listeners.py.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from mitmproxy.net.http import http1
+from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy.context import Context
+from mitmproxy.proxy.layers import ClientTLSLayer, HttpLayer
+from mitmproxy.proxy.layers.http import HTTPMode
+from mitmproxy.proxy.layers.http._http1 import Http1Server
+from mitmproxy.utils import human
+
+from addons import flowconv
+from n32 import header_limits
+from n32.errors import N32Error
+from n32io import admission
+
+log = logging.getLogger("listeners")
+
+
+class _Refused(layer.Layer):
+    """Closes the client connection and ignores whatever else arrives."""
+
+    _closed = False
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if not self._closed:
+            self._closed = True
+            yield commands.CloseConnection(self.context.client)
+
+
+class _Pending(layer.Layer):
+    """Keeps the first octets until the verdict is known (e.g. a preface split over segments),
+    then hands every event to the chosen stack."""
+
+    def __init__(self, context: Context, choose: Callable[[bytes], layer.Layer | None]) -> None:
+        super().__init__(context)
+        self.context.layers.remove(self)   # a placeholder, as mitmproxy's NextLayer is
+        self._choose, self._events, self._child = choose, [], None
+        self._data = b""
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if self._child is not None:
+            yield from self._child.handle_event(event)
+            return
+        self._events.append(event)
+        if isinstance(event, events.ConnectionClosed) and event.connection == self.context.client:
+            yield commands.CloseConnection(self.context.client)
+            return
+        if isinstance(event, events.DataReceived) and event.connection == self.context.client:
+            self._data += event.data
+            self._child = self._choose(self._data)
+            if self._child is not None:
+                for e in self._events:
+                    yield from self._child.handle_event(e)
+                self._events.clear()
+
+
+class _BoundedHttp1Server(Http1Server):
+    limits: header_limits.HeaderLimits = header_limits.DEFAULT
+    listener: str = ""
+
+    def read_headers(self, event: events.ConnectionEvent) -> layer.CommandGenerator[None]:
+        if isinstance(event, events.DataReceived) and len(self.buf) > self.limits.section:
+            head = bytes(self.buf)   # copied only once over the limit
+            end = head.find(b"\r\n\r\n")
+            try:
+                header_limits.check_unfinished(len(head) if end < 0 else end, self.limits)
+            except N32Error as e:
+                log.warning("%s: request from %s refused: %s", self.listener,
+                            human.format_address(self.conn.peername), e.detail)
+                rsp = flowconv.problem_response(e)
+                rsp.headers["connection"] = "close"
+                yield commands.SendData(self.conn, http1.assemble_response(rsp))
+                yield commands.CloseConnection(self.conn)
+                self.state = self.done
+                return
+        yield from super().read_headers(event)
+
+
+class _HttpLayer(HttpLayer):
+    """mitmproxy's HTTP layer (reverse mode: transparent) with the bounded HTTP/1 server."""
+
+    def __init__(self, context: Context, listener: admission.Listener) -> None:
+        super().__init__(context, HTTPMode.transparent)
+        self._listener = listener
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        # The protocol is known at Start (after TLS and ALPN); HttpLayer keeps a preset server.
+        if isinstance(event, events.Start) and self.context.client.alpn != b"h2":
+            server = _BoundedHttp1Server(self.context.fork())
+            server.limits, server.listener = self._listener.headers, self._listener.name
+            self.connections.setdefault(self.context.client, server)
+        yield from super()._handle_event(event)
+
+
+def choose(context: Context, data: bytes, listener: admission.Listener) -> layer.Layer:
+    """The stack for a connection whose client sent ``data`` so far."""
+
+    def decide(first: bytes) -> layer.Layer | None:
+        verdict = admission.admit(first, tls=listener.tls)
+        match verdict.verdict:
+            case admission.Verdict.MORE:
+                return None
+            case admission.Verdict.REFUSE:
+                log.warning("%s: connection from %s refused: %s", listener.name,
+                            human.format_address(context.client.peername), verdict.reason)
+                return _Refused(context)
+            case admission.Verdict.TLS:
+                tls_layer = ClientTLSLayer(context)
+                tls_layer.child_layer = _HttpLayer(context, listener)
+                return tls_layer
+            case admission.Verdict.H2C:
+                context.client.alpn = b"h2"   # HTTP/2 with prior knowledge, RFC 9113 §3.3
+        return _HttpLayer(context, listener)
+
+    return decide(data) or _Pending(context, decide)
+
+
+def discard(context: Context, top: layer.Layer | None) -> None:
+    """Forget a stack chosen before ours (its layers registered themselves in the context)."""
+    while top is not None:
+        if top in context.layers:
+            context.layers.remove(top)
+        top = getattr(top, "child_layer", None)
