@@ -104,7 +104,8 @@ class SeppRuntime:
         role = self._mode_roles.get(full_spec)
         if role is None:
             return None
-        return admission.Listener(f"listeners.{role}", role != "sbi" or self._sbi_server is not None)
+        return admission.Listener(f"listeners.{role}", role != "sbi" or self._sbi_server is not None,
+                                  self.cfg.header_limits)
 
     def server_tls(self, full_spec: str) -> SSL.Connection | None:
         role = self.listener_role(full_spec)

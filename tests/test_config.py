@@ -169,6 +169,9 @@ CASES = [
     (lambda c: c.update(limits={"body": 10}), "limits.body", "must be at least 1024"),
     (lambda c: c.update(limits={"json_members": "many"}), "limits.json_members", "must be an integer"),
     (lambda c: c.update(limits={"depth": 10}), "limits.depth", "did you mean json_depth?"),
+    (lambda c: c.update(limits={"header_section": 100}), "limits.header_section", "must be at least 4096"),
+    (lambda c: c.update(limits={"header_section": 200000, "h2_header_block": 100000}), "limits.h2_header_block",
+     "must be 200000-8388608"),
     # unknown keys (typo protection), reported before anything else in their mapping
     (lambda c: c.update(colour="blue"), "colour", "unknown key"),
     (lambda c: c.update(certficate="x"), "certficate", "unknown key (did you mean certificate?)"),
@@ -445,3 +448,13 @@ def test_json_limits_default_and_configured(tmp_path, pki):
     assert load_sepp_config(write(tmp_path, pki)).limits == Limits()
     cfg = load_sepp_config(write(tmp_path, pki, lambda c: c.update(limits={"json_depth": 20, "json_string": 4096})))
     assert cfg.limits == Limits(depth=20, string=4096)
+
+
+def test_header_limits(tmp_path: Path, pki: Path) -> None:
+    from n32.header_limits import HeaderLimits
+
+    assert load_sepp_config(write(tmp_path, pki)).header_limits == HeaderLimits()
+    cfg = load_sepp_config(write(tmp_path, pki, lambda c: c.update(limits={"header_section": 8192})))
+    assert cfg.header_limits == HeaderLimits(section=8192, h2_block=1024 * 1024)
+    cfg = load_sepp_config(write(tmp_path, pki, lambda c: c.update(limits={"header_section": 2 * 1024 * 1024})))
+    assert cfg.header_limits.h2_block == 2 * 1024 * 1024   # the decoder takes what the 431 check must see

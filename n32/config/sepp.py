@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import suites
 from ..body import Limits
+from ..header_limits import HeaderLimits
 from ..plmn import PlmnId
 from .errors import ConfigError, show
 from .fields import Section, check_fqdn, check_uri, dns_names
@@ -125,6 +126,7 @@ class SeppConfig:
     topology_hiding: TopologyHiding = TopologyHiding(enabled=False)
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()
+    header_limits: HeaderLimits = HeaderLimits()
 
     def peer(self, name_or_fqdn: str) -> Peer | None:
         """The peer with this name or FQDN."""
@@ -294,9 +296,13 @@ def peers(top: Section, fqdn: str, plmn_ids: tuple[PlmnId, ...], caps: tuple[str
     return tuple(out)
 
 
+LIMIT_KEYS = ("body", "n32c_body", "json_depth", "json_members", "json_string", "header_section",
+              "h2_header_block")
+
+
 def limits(top: Section) -> Limits:
     """``limits:``: bounds on every JSON body, enforced before parsing (n32/body.py)."""
-    lm = top.sub("limits", ("body", "n32c_body", "json_depth", "json_members", "json_string"))
+    lm = top.sub("limits", LIMIT_KEYS)
     if lm is None:
         return Limits()
     d = Limits()
@@ -305,6 +311,20 @@ def limits(top: Section) -> Limits:
                   depth=lm.integer("json_depth", d.depth, minimum=8, maximum=MAX_JSON_DEPTH),
                   members=lm.integer("json_members", d.members, minimum=16),
                   string=lm.integer("json_string", d.string, minimum=64))
+
+
+def header_limits(top: Section) -> HeaderLimits:
+    """``limits.header_section`` / ``limits.h2_header_block``: bounds on a request's header
+    section on every listener (n32/header_limits.py)."""
+    lm = top.sub("limits", LIMIT_KEYS)
+    d = HeaderLimits()
+    if lm is None:
+        return d
+    section = lm.integer("header_section", d.section, minimum=4096)
+    # the HTTP/2 decoder must take what the 431 check is to see; hpack's own floor is 64 KiB
+    block = lm.integer("h2_header_block", max(d.h2_block, section), minimum=max(section, 65536),
+                       maximum=8 * 1024 * 1024)   # h2 buffers at most 64 frames of 128 KiB per block
+    return HeaderLimits(section=section, h2_block=block)
 
 
 def sepp_config(top: Section) -> SeppConfig:
@@ -332,4 +352,4 @@ def sepp_config(top: Section) -> SeppConfig:
                       jws_cipher_suites=jws, policies=pol, home_nfs=home, contexts=ctxs,
                       handshake=hs, peers=peers(top, fqdn, plmn_ids, caps, ipx), ipx_keys=ipx,
                       security_profile=profile, telescopic=tele, topology_hiding=hiding, timeouts=timeouts(top),
-                      limits=limits(top))
+                      limits=limits(top), header_limits=header_limits(top))

@@ -29,6 +29,7 @@ from .conftest import run
 
 UDM = "https://udm.5gc.mnc070.mcc999.3gppnetwork.org"
 AM_DATA = f"/nudm-sdm/v2/{supi(1)}/am-data"
+HEADER_LIMIT = 16384   # limits.header_section of the visited SEPP
 TLS_PORTS = ("sepp-h.sbi", "sepp-h.n32", "sepp-v.n32", "sepp-v.n32f")
 TOOLS = all(shutil.which(t) for t in ("dumpcap", "tshark", "nghttp", "h2load"))
 pytestmark = pytest.mark.skipif(not TOOLS, reason="needs dumpcap, tshark, nghttp, h2load (make system-deps)")
@@ -42,7 +43,7 @@ def lab(pki: Path, tmp_path_factory: pytest.TempPathFactory):
         "n32": {"host": "127.0.0.1", "port": lab.port("sepp-v.n32")},
         "n32f": {"host": "127.0.0.1", "port": lab.port("sepp-v.n32f")},
         "sbi": {"host": "127.0.0.1", "port": lab.port("sepp-v.sbi"), "tls": False},
-    }}
+    }, "limits": {"header_section": HEADER_LIMIT}}
     for name in ("sepp-v", "sepp-h"):
         lab.options[name] = {"tls_keylog": out / f"{name}.tls-keys"}
     ports = [lab.port(n) for n in (*TLS_PORTS, "sepp-v.sbi", "sepp-h.nf", "sepp-v.nf")]
@@ -344,6 +345,22 @@ def test_oversized_headers_http1_get_431_at_once(lab) -> None:
     assert time.monotonic() - t0 < 5
     assert got.startswith(b"HTTP/1.1 431 "), got[:200]
     assert b"application/problem+json" in got and b"REQUEST_HEADER_FIELDS_TOO_LARGE" in got
+    assert f"limit of {HEADER_LIMIT} octets".encode() in got
+
+
+def test_many_small_http1_headers_measured_as_http2_does(lab) -> None:
+    """500 short fields: 5 KB on the wire, but 32 octets each of RFC 9113 §6.5.2 overhead make the
+    section larger than the limit: 431, as over HTTP/2; 300 of them pass."""
+    lab, _ = lab
+
+    def ask(n: int) -> bytes:
+        head = HTTP1[:-2] + "".join(f"h{i}: v\r\n" for i in range(n)).encode() + b"\r\n"
+        with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=10) as s:
+            s.sendall(head)
+            return s.recv(65536)
+
+    assert ask(500).startswith(b"HTTP/1.1 431 ") and len(HTTP1) + 500 * 9 < HEADER_LIMIT
+    assert ask(300).startswith(b"HTTP/1.1 200 ")
 
 
 def test_endless_http1_header_section_is_cut_short(lab) -> None:
