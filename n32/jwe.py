@@ -179,6 +179,12 @@ def _malformed(detail: str) -> N32Error:
     return N32Error(400, "INVALID_MSG_FORMAT", f"reformattedData JWE: {detail}")
 
 
+def _unreadable(attribute: str, detail: str) -> N32Error:
+    return N32Error(403, errors.MESSAGE_RECONSTRUCTION_FAILED, f"reformattedData JWE: {detail}",
+                    n32f_error_type=errors.MESSAGE_RECONSTRUCTION_FAILED,
+                    error_details=[{"attribute": attribute, "msgReconstructFailReason": errors.INVALID_JSON_POINTER}])
+
+
 def _integrity(detail: str) -> N32Error:
     return N32Error(403, errors.INTEGRITY_CHECK_FAILED, f"reformattedData JWE: {detail}",
                     n32f_error_type=errors.INTEGRITY_CHECK_FAILED)
@@ -261,12 +267,17 @@ def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
     if header.get("alg") != "dir" or header.get("enc") != enc or not header.keys() <= _PROTECTED_PARAMS:
         raise _integrity(f"protected header must be alg dir, enc {enc} (plus optional kid, typ, cty); got "
                          f"alg {header.get('alg')!r}, enc {header.get('enc')!r}, members {sorted(header)}")
+    # From here on the content is authentic: what cannot be read is a reconstruction failure
+    # (403, like every N32-f error type; docs/interop-profile.md "N32-f failure classes").
     try:
         block = json_object(aad) if aad_block is None else aad_block
+    except ValueError as exc:
+        raise _unreadable("/", f"aad is not a UTF-8 JSON object ({exc})") from None
+    try:
         body = json_object(plaintext, duplicates=True)
     except ValueError as exc:
-        raise _malformed(f"aad or plaintext is not a UTF-8 JSON object ({exc})") from None
+        raise _unreadable("/dataToEncrypt", f"plaintext is not a UTF-8 JSON object ({exc})") from None
     data = body.get("dataToEncrypt", [])  # profile 23: a missing member means nothing was encrypted
     if not isinstance(data, list):
-        raise _malformed("dataToEncrypt is not an array")
+        raise _unreadable("/dataToEncrypt", "dataToEncrypt is not an array")
     return block, data, nonce

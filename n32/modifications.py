@@ -147,7 +147,10 @@ def verify_and_apply(block: dict, entries: Any, tag: str, signers: dict[str, Sig
             check_operations(doc, ops, signer)
             try:
                 doc = jsonpatch.apply_patch(doc, ops)
-            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as e:
+            # whatever the library cannot carry out on this document (e.g. "add" below a string
+            # raises TypeError inside jsonpatch) is a failed modification, never a 500
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, ValueError,
+                    KeyError, IndexError, AttributeError) as e:
                 raise N32Error(403, errors.MODIFICATIONS_INSTRUCTIONS_FAILED, f"patch of {identity} failed: {e}",
                                n32f_error_type=errors.MESSAGE_RECONSTRUCTION_FAILED,
                                failed_modifications=[{"ipxId": identity,

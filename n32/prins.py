@@ -125,6 +125,11 @@ def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None,
     # the peer sent on this context, so it holds it: we may send on it too (make before break,
     # docs/interop-profile.md "Rekey")
     ctx.send_ready = True
+    meta = block.get("metaData")
+    if type(meta) is not dict or type(meta.get("messageId")) is not str:
+        raise N32Error(403, errors.MESSAGE_RECONSTRUCTION_FAILED, "metaData with a messageId string is required",
+                       n32f_error_type=errors.MESSAGE_RECONSTRUCTION_FAILED,
+                       error_details=[{"attribute": "/metaData", "msgReconstructFailReason": errors.INVALID_JSON_POINTER}])
     mods: list[dict] = []
     if body.get("modificationsBlock") is not None or check_mods is not None:
         if check_mods is None:

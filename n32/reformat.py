@@ -312,7 +312,9 @@ def _show(value: Any, limit: int = 80) -> str:
 
 
 def _fail(where: str, reason: str, detail: str) -> NoReturn:
-    raise N32Error(400, errors.MESSAGE_RECONSTRUCTION_FAILED, f"{where or '/'}: {detail}",
+    """The verified block cannot be turned back into an HTTP message: 403 like every other N32-f
+    error type (TS 29.573 ProblemDetailsMsgForwarding; docs/interop-profile.md)."""
+    raise N32Error(403, errors.MESSAGE_RECONSTRUCTION_FAILED, f"{where or '/'}: {detail}",
                    n32f_error_type=errors.MESSAGE_RECONSTRUCTION_FAILED,
                    error_details=[{"attribute": where or "/", "msgReconstructFailReason": reason}])
 

@@ -218,12 +218,14 @@ def test_missing_data_to_encrypt_means_empty():
     assert jwe.decrypt(KEY, obj) == ({"a": 1}, [], SALT + bytes(4))
 
 
-@pytest.mark.parametrize("plaintext", [b'{"dataToEncrypt":{}}', b"[]", b"\xff\xfe", b'{"dataToEncrypt":[NaN]}'])
-def test_bad_plaintext_is_malformed(plaintext):
+@pytest.mark.parametrize("plaintext", [b'{"dataToEncrypt":{}}', b"[]", b"\xff\xfe", b'{"dataToEncrypt":[NaN]}',
+                                       b'{"dataToEncrypt":' + b"[" * 65 + b"]" * 65 + b"}"])
+def test_authentic_but_unreadable_plaintext_is_a_reconstruction_failure(plaintext):
     obj = seal_raw(KEY, SALT + bytes(4), b'{"alg":"dir","enc":"A128GCM"}', b"{}", plaintext)
     with pytest.raises(N32Error) as e:
         jwe.decrypt(KEY, obj)
-    assert (e.value.status, e.value.cause) == (400, "INVALID_MSG_FORMAT")
+    assert (e.value.status, e.value.cause, e.value.n32f_error_type) == \
+        (403, "MESSAGE_RECONSTRUCTION_FAILED", "MESSAGE_RECONSTRUCTION_FAILED")
 
 
 # --- structure -----------------------------------------------------------------------------------

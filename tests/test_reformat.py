@@ -303,7 +303,7 @@ def expect_failure(block, data, reason, attribute):
     with pytest.raises(N32Error) as e:
         restore_request(block, data)
     err = e.value
-    assert err.status == 400 and err.cause == errors.MESSAGE_RECONSTRUCTION_FAILED
+    assert err.status == 403 and err.cause == errors.MESSAGE_RECONSTRUCTION_FAILED
     assert err.n32f_error_type == errors.MESSAGE_RECONSTRUCTION_FAILED
     assert err.error_details == [{"attribute": attribute, "msgReconstructFailReason": reason}]
     info = err.n32f_error_info("7", META["n32fContextId"])
