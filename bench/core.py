@@ -32,6 +32,7 @@ from n32 import handshake as hs
 from n32 import jwe, modifications, prins
 from n32.context import ContextStore, N32fContext
 from n32.message import HttpRequest, HttpResponse
+from n32.peer import Peer
 from n32.policy import PolicySet
 from n32.reformat import IeSelection
 
@@ -52,22 +53,20 @@ def context_pair(policy: PolicySet, peers: int = 1) -> tuple[N32fContext, N32fCo
     """(visited-side context, home-side context, home store, visited store) from in-process N32-c
     handshakes. ``peers`` > 1: each store holds that many live contexts (the O(1) row)."""
     store = ContextStore()
-    lv = hs.LocalSepp(V, [{"mcc": "001", "mnc": "01"}], ("PRINS",), ("A128GCM",), ("ES256",), policy)
-    lh = hs.LocalSepp(H, [{"mcc": "999", "mnc": "70"}], ("PRINS",), ("A128GCM",), ("ES256",), policy)
+    lh = hs.LocalSepp(H, ["999-70"], ("PRINS",), ("A128GCM",), ("ES256",), policy)
     others = [f"sepp.5gc.mnc{n:03d}.mcc{200 + n}.3gppnetwork.org" for n in range(1, peers)]
-    settings = [hs.PeerSettings(V, ["001-01"], ("PRINS",))] + [
-        hs.PeerSettings(f, [f"{200 + n}-{n:02d}"], ("PRINS",)) for n, f in enumerate(others, 1)]
-    resp = hs.Responder(lh, settings, store)
+    plmn = {V: "001-01", **{f: f"{200 + n}-{n:02d}" for n, f in enumerate(others, 1)}}
+    resp = hs.Responder(lh, [Peer(f, [plmn[f]], ("PRINS",)) for f in [V] + others], store)
     ctx_v = None
     for fqdn in others + [V]:
         master = os.urandom(64)
-        local = hs.LocalSepp(fqdn, [{"mcc": "001", "mnc": "01"}], ("PRINS",), ("A128GCM",), ("ES256",), policy)
-        init = hs.Initiator(local, hs.PeerSettings(H, ["999-70"], ("PRINS",)))
+        local = hs.LocalSepp(fqdn, [plmn[fqdn]], ("PRINS",), ("A128GCM",), ("ES256",), policy)
         conn = hs.ConnectionState(resp.peers[fqdn], lambda m=master: m)
+        init = hs.Initiator(local, Peer(H, ["999-70"], ("PRINS",)), exporter=conn.exporter)
         while (step := init.next_request()) is not None:
             out = resp.handle(conn, *step)
             init.receive(out.status, out.body)
-        ctx_v = init.finish(master)
+        ctx_v = init.context
     assert ctx_v is not None
     ctx_h = store.by_peer(V)
     assert ctx_h is not None

@@ -19,6 +19,7 @@ import copy
 import itertools
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,13 +29,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from n32 import body as jbody
-from n32 import handshake as hs
 from n32 import jwe, jws, modifications, multipart, prins, reformat
 from n32.context import ContextStore
 from n32.errors import N32Error
 from n32.message import HttpRequest, HttpResponse
 from n32.policy import PolicySet
-from tests.test_handshake_core import ROOT, H, V, run
+from tests.n32.sim import H, V, Clock, Net, Side
+
+ROOT = Path(__file__).resolve().parent.parent
 
 IPX = "ipx1.ipx.lab"
 SUPI = "imsi-999700000000001"
@@ -68,20 +70,18 @@ def _response() -> HttpResponse:
 def world() -> dict[str, Any]:
     policy = PolicySet.load(ROOT / "policies/data-type-encryption.yaml",
                             sorted((ROOT / "policies/placement").glob("*.yaml")), ROOT / "policies/modification.yaml")
-    master, store = os.urandom(64), ContextStore()
-    lv = hs.LocalSepp(V, [{"mcc": "001", "mnc": "01"}], ("PRINS",), ("A128GCM",), ("ES256",), policy)
-    lh = hs.LocalSepp(H, [{"mcc": "999", "mnc": "70"}], ("PRINS",), ("A128GCM",), ("ES256",), policy)
-    resp = hs.Responder(lh, [hs.PeerSettings(V, ["001-01"], ("PRINS",))], store)
-    init = hs.Initiator(lv, hs.PeerSettings(H, ["999-70"], ("PRINS",)))
-    run(init, resp, hs.ConnectionState(resp.peers[V], lambda: master))
+    clock = Clock()
+    net = Net(Side(V, H, clock, policy), Side(H, V, clock, policy), clock)
+    net.handshake(net.a)
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.PEM,
                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     signers = {IPX: modifications.Signer(IPX, (pub,), policy.modification_patterns(IPX))}
-    return {"policy": policy, "ctx_v": init.finish(master), "ctx_h": store.by_peer(V), "store": store,
-            "ipx_key": pem, "signers": signers, "ids": itertools.count(10**18), "requests": _requests(), "response": _response()}
+    return {"policy": policy, "ctx_v": net.a.store.by_peer(H), "ctx_h": net.b.store.by_peer(V),
+            "store": net.b.store, "ipx_key": pem, "signers": signers, "ids": itertools.count(10**18),
+            "requests": _requests(), "response": _response()}
 
 
 def _check(ctx: Any, body: dict, block: dict, tag: str, signers: dict) -> tuple[dict, list[dict]]:
