@@ -3,7 +3,7 @@
     validate("SecNegotiateReqData", body)                                  # N32-c (default API)
     validate("N32fReformattedReqMsg", body, api="TS29573_JOSEProtectedMessageForwarding")
     validate_any("TS29509_Nausf_UEAuthentication", "AuthenticationInfo", body,
-                 search_path=[Path("/work/shared/3gpp")])                  # any other API
+                 search_path=[Path("lab/openapi")])                        # any other API
 
 A failure raises ``N32Error(400, cause, detail, invalid_params=[{"param": <JSON pointer>,
 "reason": ...}, ...])`` with cause ``MANDATORY_IE_MISSING`` when a required member is missing
@@ -21,7 +21,8 @@ How the OpenAPI 3.0 files become JSON Schema (draft 2020-12):
   ``example``, ``discriminator``, ``xml``, ``externalDocs`` are dropped (annotations only);
   ``format`` is not asserted (3GPP formats such as ``int32`` or ``byte`` are annotations here);
 * a ``$ref`` to a file not found on the search path, or to a pointer that does not exist,
-  becomes ``{}`` (anything is valid there): the shipped CommonData refers to files we do not ship.
+  becomes ``{}`` (anything is valid there): NFManagement refers to files we do not ship, for
+  schemas none of our APIs reach (n32/openapi/SOURCE.md).
 
 Validators are compiled once per (search path, file, schema name) and cached.
 """

@@ -102,14 +102,20 @@ def test_clear_block_with_cross_file_refs():
     assert params(e) == ["/headers/1/value"]
 
 
-def test_problem_details_sample_passes_and_unknown_files_are_permissive():
+def test_problem_details_sample_passes_and_unknown_files_are_permissive(tmp_path):
     pd = {"type": "https://example.org/p", "title": "Bad Request", "status": 400, "detail": "x",
           "instance": "/a", "cause": "INVALID_MSG_FORMAT", "invalidParams": [{"param": "/n32fContextId",
                                                                               "reason": "bad"}],
           "supportedFeatures": "1"}
     schema.validate("ProblemDetails", pd, "TS29571_CommonData")
-    # accessTokenError refers to TS29510_Nnrf_AccessToken.yaml, which is not shipped: anything goes
-    schema.validate("ProblemDetails", {**pd, "accessTokenError": {"whatever": [1, 2]}}, "TS29571_CommonData")
+    # accessTokenError refers to TS29510_Nnrf_AccessToken.yaml, shipped since issue 13 item 6
+    schema.validate("ProblemDetails", {**pd, "accessTokenError": {"error": "invalid_request"}}, "TS29571_CommonData")
+    e = fails("ProblemDetails", {**pd, "accessTokenError": {"whatever": [1, 2]}}, "TS29571_CommonData")
+    assert params(e) == ["/accessTokenError/error"]
+    # a reference into a file that is not on the search path: anything goes there
+    (tmp_path / "Mine.yaml").write_text("components:\n  schemas:\n    A:\n      type: object\n      properties:\n"
+                                        "        b: {$ref: 'Absent.yaml#/components/schemas/B'}\n")
+    schema.validate_any("Mine", "A", {"b": {"whatever": [1, 2]}}, search_path=[tmp_path])
     e = fails("ProblemDetails", {**pd, "status": "400"}, "TS29571_CommonData")
     assert params(e) == ["/status"]
     schema.validate("ProblemDetailsMsgForwarding", {**pd, "suggestedStatusCode": 403}, JOSE)
@@ -256,3 +262,43 @@ components:
         schema.validate_any("Many", "L", ["x"] * 25, search_path=[apis])
     assert len(ei.value.invalid_params) == schema.MAX_PARAMS
     assert "(and 24 more)" in ei.value.detail
+
+
+def test_shipped_openapi_resolves():
+    """Every $ref reachable from the components of the APIs we validate against lands in a file
+    shipped in n32/openapi (issue 13 item 6: CommonData named TS29510_Nnrf_AccessToken.yaml,
+    which was not shipped), and at a pointer that exists."""
+    import jsonpointer
+    import yaml as _yaml
+
+    from n32 import pointer
+    from n32.schema import OPENAPI_DIR
+
+    docs: dict[str, object] = {}
+
+    def doc(name: str):
+        if name not in docs:
+            path = OPENAPI_DIR / name
+            assert path.is_file(), f"{name} is referenced but not shipped in n32/openapi"
+            docs[name] = _yaml.safe_load(path.read_text())
+        return docs[name]
+
+    seen: set[tuple[str, str]] = set()
+    todo = [(name, doc(name).get("components", {})) for name in
+            ("TS29573_N32_Handshake.yaml", "TS29573_JOSEProtectedMessageForwarding.yaml",
+             "TS29573_SeppTelescopicFqdnMapping.yaml")]
+    while todo:
+        name, node = todo.pop()
+        if isinstance(node, list):
+            todo += [(name, v) for v in node]
+        elif isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                target, _, fragment = ref.partition("#")
+                target = target or name
+                if (target, fragment) not in seen:
+                    seen.add((target, fragment))
+                    assert pointer.exists(doc(target), fragment), ref
+                    todo.append((target, jsonpointer.resolve_pointer(doc(target), fragment)))
+            todo += [(name, v) for k, v in node.items() if k != "$ref"]
+    assert {t for t, _ in seen} >= {"TS29571_CommonData.yaml", "TS29510_Nnrf_AccessToken.yaml"}
