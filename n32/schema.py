@@ -6,9 +6,12 @@
                  search_path=[Path("lab/openapi")])                        # any other API
 
 A failure raises ``N32Error(400, cause, detail, invalid_params=[{"param": <JSON pointer>,
-"reason": ...}, ...])`` with cause ``MANDATORY_IE_MISSING`` when a required member is missing
-(its pointer names the missing member) and ``INVALID_MSG_FORMAT`` otherwise (TS 29.500
-§5.2.7.2). At most ``MAX_PARAMS`` invalid parameters are listed.
+"reason": ...}, ...])`` with the cause of TS 29.500 Table 5.2.7.2-1: ``MANDATORY_IE_MISSING``
+when a required member is missing (its pointer names the missing member); else
+``MANDATORY_IE_INCORRECT`` or ``OPTIONAL_IE_INCORRECT`` for a wrongly typed or malformed member
+(``sender: 42``, ``n32fContextId: "abc"``), after whether the top-level member it is in is
+required by the schema; ``INVALID_MSG_FORMAT`` when the body itself is not what the schema
+describes (e.g. not an object). At most ``MAX_PARAMS`` invalid parameters are listed.
 
 How the OpenAPI 3.0 files become JSON Schema (draft 2020-12):
 
@@ -33,13 +36,14 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote
 
+import jsonpointer
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from . import pointer
+from . import pointer, wire
 from .errors import N32Error
 
 OPENAPI_DIR = Path(__file__).parent / "openapi"
@@ -230,12 +234,48 @@ def _reason(e: ValidationError) -> str:
     return msg if len(msg) <= MAX_REASON else msg[:MAX_REASON - 3] + "..."
 
 
-def errors(schema_name: str, body: Any, api: str = DEFAULT_API,
-           search_path: Iterable[Path | str] | None = None) -> tuple[list[dict[str, str]], bool]:
-    """Every violation as ``InvalidParam`` dicts (sorted by pointer) and whether one of them is a
-    missing required member. ``([], False)`` means valid."""
-    validator = _catalog(search_path).validator(_file_name(api), schema_name)
+def _required(cat: _Catalog, file: str, node: Any, depth: int = 0) -> set[str]:
+    """Member names a schema node requires at its own level: its ``required``, and those of its
+    ``allOf`` members and ``$ref`` targets. A member required in only some ``anyOf``/``oneOf``
+    branch is conditional and counts as optional here."""
+    if not isinstance(node, dict) or depth > 16:
+        return set()
+    out = set(node.get("required") or ())
+    for sub in node.get("allOf") or ():
+        out |= _required(cat, file, sub, depth + 1)
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        target, _, fragment = ref.partition("#")
+        doc = cat.load(target or file)
+        if doc is not None and pointer.exists(doc, unquote(fragment)):
+            out |= _required(cat, target or file, jsonpointer.resolve_pointer(doc, unquote(fragment)), depth + 1)
+    return out
+
+
+def _cause(cat: _Catalog, api_file: str, schema_name: str, body: Any, paths: list[list[Any]], missing: bool) -> str:
+    """TS 29.500 Table 5.2.7.2-1 for a body that does not match its schema: a body that is not
+    the right JSON type at all is ``INVALID_MSG_FORMAT``; a missing mandatory IE
+    ``MANDATORY_IE_MISSING``; else the wrongly typed or malformed IE (the top-level member the
+    first violation is in) is ``MANDATORY_IE_INCORRECT`` or ``OPTIONAL_IE_INCORRECT`` per the
+    schema's ``required``."""
+    if any(not p for p in paths) and not missing:
+        return wire.INVALID_MSG_FORMAT
+    if missing:
+        return wire.MANDATORY_IE_MISSING
+    doc = cat.load(api_file) or {}
+    node = ((doc.get("components") or {}).get("schemas") or {}).get(schema_name)
+    required = _required(cat, api_file, node)
+    if any(p[0] in required for p in paths):
+        return wire.MANDATORY_IE_INCORRECT
+    return wire.OPTIONAL_IE_INCORRECT
+
+
+def _violations(schema_name: str, body: Any, api: str,
+                search_path: Iterable[Path | str] | None) -> tuple[list[dict[str, str]], bool, str]:
+    cat = _catalog(search_path)
+    validator = cat.validator(_file_name(api), schema_name)
     params: list[tuple[str, str]] = []
+    paths: list[list[Any]] = []
     missing = False
     for e in validator.iter_errors(body):
         if e.validator == "required" and isinstance(e.instance, dict) and isinstance(e.validator_value, list):
@@ -245,9 +285,19 @@ def errors(schema_name: str, body: Any, api: str = DEFAULT_API,
                     params.append((_ptr([*e.absolute_path, name]), f"{name!r} is a required property"))
         else:
             params.append((_ptr(e.absolute_path), _reason(e)))
+            paths.append(list(e.absolute_path))
     # jsonschema reports "required" once per missing member, each with the whole list: dedupe
     unique = sorted(dict.fromkeys(params), key=lambda p: p[0])
-    return [{"param": p, "reason": r} for p, r in unique], missing
+    cause = _cause(cat, _file_name(api), schema_name, body, paths, missing) if unique else ""
+    return [{"param": p, "reason": r} for p, r in unique], missing, cause
+
+
+def errors(schema_name: str, body: Any, api: str = DEFAULT_API,
+           search_path: Iterable[Path | str] | None = None) -> tuple[list[dict[str, str]], bool]:
+    """Every violation as ``InvalidParam`` dicts (sorted by pointer) and whether one of them is a
+    missing required member. ``([], False)`` means valid."""
+    params, missing, _ = _violations(schema_name, body, api, search_path)
+    return params, missing
 
 
 def validate_any(api_file: str, schema_name: str, body: Any,
@@ -258,12 +308,12 @@ def validate_any(api_file: str, schema_name: str, body: Any,
     Raises ``N32Error`` 400 (see the module docstring); ``KeyError`` if the file or schema does not
     exist (a programming error, not a message error).
     """
-    params, missing = errors(schema_name, body, api_file, search_path)
+    params, _, cause = _violations(schema_name, body, api_file, search_path)
     if not params:
         return
     first = params[0]
     more = f" (and {len(params) - 1} more)" if len(params) > 1 else ""
-    raise N32Error(400, "MANDATORY_IE_MISSING" if missing else "INVALID_MSG_FORMAT",
+    raise N32Error(400, cause,
                    f"{schema_name} ({_file_name(api_file).rsplit('.', 1)[0]}): "
                    f"{first['param'] or '(body)'}: {first['reason']}{more}",
                    invalid_params=params[:MAX_PARAMS])

@@ -35,7 +35,7 @@ def test_open5gs_capability_offer_passes():
 
 def test_bad_context_id_names_the_member():
     e = fails("SecParamExchReqData", {"n32fContextId": "xyz"})
-    assert e.cause == "INVALID_MSG_FORMAT"
+    assert e.cause == "MANDATORY_IE_INCORRECT"
     assert params(e) == ["/n32fContextId"]
     assert "^[A-Fa-f0-9]{16}$" in e.invalid_params[0]["reason"]
     assert e.detail.startswith("SecParamExchReqData (TS29573_N32_Handshake): /n32fContextId: ")
@@ -302,3 +302,20 @@ def test_shipped_openapi_resolves():
                     todo.append((target, jsonpointer.resolve_pointer(doc(target), fragment)))
             todo += [(name, v) for k, v in node.items() if k != "$ref"]
     assert {t for t, _ in seen} >= {"TS29571_CommonData.yaml", "TS29510_Nnrf_AccessToken.yaml"}
+
+
+@pytest.mark.parametrize("schema_name,body,cause,param", [
+    # TS 29.500 Table 5.2.7.2-1 (issue 17 item 8): wrongly typed or malformed members
+    ("SecNegotiateReqData", {**OPEN5GS_OFFER, "sender": 42}, "MANDATORY_IE_INCORRECT", "/sender"),
+    ("SecNegotiateReqData", {**OPEN5GS_OFFER, "3GppSbiTargetApiRootSupported": "true"}, "OPTIONAL_IE_INCORRECT",
+     "/3GppSbiTargetApiRootSupported"),
+    ("SecParamExchReqData", {"n32fContextId": "abc"}, "MANDATORY_IE_INCORRECT", "/n32fContextId"),
+    ("SecNegotiateReqData", {**OPEN5GS_OFFER, "plmnIdList": [{"mcc": "001", "mnc": 1}]}, "OPTIONAL_IE_INCORRECT",
+     "/plmnIdList/0/mnc"),
+    ("N32fErrorInfo", {"n32fMessageId": 7, "n32fErrorType": "INTEGRITY_CHECK_FAILED"}, "MANDATORY_IE_INCORRECT",
+     "/n32fMessageId"),
+    ("SecParamExchReqData", ["not", "an", "object"], "INVALID_MSG_FORMAT", ""),
+])
+def test_causes_per_ts29500(schema_name, body, cause, param):
+    e = fails(schema_name, body)
+    assert e.cause == cause and params(e)[0] == param

@@ -166,3 +166,21 @@ def test_deep_json_on_n32c_is_400(lab, body):
                                   b'{"reformattedData":' + DEEP_900 + b"}"], ids=["10000-deep", "900-deep"])
 def test_deep_json_on_n32f_is_400(lab, body):
     problem(run(post_n32f(lab, body)), 400, "INVALID_MSG_FORMAT")
+
+
+# ------------------------------------------------------------------ issue 17 item 8: causes on N32-c
+def _offer() -> dict:
+    return {"sender": sepp_fqdn(VISITED), "supportedSecCapabilityList": ["PRINS", "TLS"],
+            "plmnIdList": [{"mcc": "001", "mnc": "01"}]}
+
+
+@pytest.mark.parametrize("member,value,cause", [
+    ("sender", 42, "MANDATORY_IE_INCORRECT"),
+    ("supportedSecCapabilityList", "PRINS", "MANDATORY_IE_INCORRECT"),
+    ("3GppSbiTargetApiRootSupported", "true", "OPTIONAL_IE_INCORRECT"),
+    ("plmnIdList", [{"mcc": "001", "mnc": 1}], "OPTIONAL_IE_INCORRECT"),
+])
+def test_wrongly_typed_n32c_members_get_ts29500_causes(lab, member, value, cause):
+    rsp = run(n32c_post(lab, HOME, "exchange-capability", {**_offer(), member: value}))
+    pd = problem(rsp, 400, cause)
+    assert pd["invalidParams"][0]["param"].startswith(f"/{member}")
