@@ -150,8 +150,7 @@ def test_a_1mb_context_id_is_not_echoed_or_logged_whole(lab):
     assert len(rsp.body) < 4096, len(rsp.body)
     assert json.loads(rsp.body)["cause"] == "CONTEXT_NOT_FOUND"
     log = (lab.out / "sepp-h.log").read_text(errors="replace")
-    assert "ffffffffffffffff" in log                                   # it was logged...
-    assert max(len(line) for line in log.splitlines()) < 8192           # ...bounded
+    assert "f" * 100 in log and "f" * 1000 not in log                  # it was logged, bounded
 
 
 # ------------------------------------------------------------------ item 2 on the N32 listeners
