@@ -458,3 +458,32 @@ def test_header_limits(tmp_path: Path, pki: Path) -> None:
     assert cfg.header_limits == HeaderLimits(section=8192, h2_block=1024 * 1024)
     cfg = load_sepp_config(write(tmp_path, pki, lambda c: c.update(limits={"header_section": 2 * 1024 * 1024})))
     assert cfg.header_limits.h2_block == 2 * 1024 * 1024   # the decoder takes what the 431 check must see
+
+
+# ------------------------------------------------------------------ identity warnings (issue 15)
+def test_consistent_identity_gives_no_warning(tmp_path, pki):
+    assert load_sepp_config(write(tmp_path, pki)).warnings == ()
+
+
+def test_plmn_fqdn_and_certificate_that_disagree_are_warned_not_refused(tmp_path, pki):
+    path = write(tmp_path, pki, lambda c: c.update(plmn_ids=["001-02"]))
+    warnings = load_sepp_config(path).warnings
+    assert warnings == (
+        f"{path}: fqdn: sepp.5gc.mnc001.mcc001.3gppnetwork.org names PLMN 001-001, which is not among plmn_ids "
+        "(001-02)",
+        f"{path}: certificate: names PLMN 001-001, which is not among plmn_ids (001-02)",
+        f"{path}: plmn_ids[0]: 001-02 is not named by the certificate (001-001); peers will refuse it on N32-c")
+
+
+def test_fqdn_outside_the_3gpp_domain_and_not_in_the_certificate_is_warned(tmp_path, pki):
+    path = write(tmp_path, pki, lambda c: c.update(fqdn="sepp1.localdomain", telescopic={"enabled": False}))
+    warnings = load_sepp_config(path).warnings
+    assert any(": fqdn: sepp1.localdomain is not a 3GPP SEPP FQDN" in w for w in warnings)
+    assert any(": certificate: does not name sepp1.localdomain" in w for w in warnings)
+
+
+def test_peer_fqdn_naming_another_plmn_is_warned(tmp_path, pki):
+    path = write(tmp_path, pki, lambda c: c["peers"][0].update(plmn_ids=["999-71"]))
+    assert load_sepp_config(path).warnings == (
+        f"{path}: peers[0].fqdn: sepp.5gc.mnc070.mcc999.3gppnetwork.org names PLMN 999-070, which is not among "
+        "peers[0].plmn_ids (999-71)",)

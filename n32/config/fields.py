@@ -162,3 +162,11 @@ def dns_names(cert: x509.Certificate) -> list[str]:
             .get_values_for_type(x509.DNSName)
     except x509.ExtensionNotFound:
         return []
+
+
+def covers(names: list[str], host: str) -> bool:
+    """True if a certificate DNS name covers ``host``; RFC 6125 §6.4.3: ``*.`` matches exactly
+    one left-most label."""
+    host = host.lower()
+    return any(n.lower() == host or (n.startswith("*.") and host.partition(".")[2] == n[2:].lower())
+               for n in names)

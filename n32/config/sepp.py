@@ -9,8 +9,9 @@ from .. import suites
 from ..body import Limits
 from ..header_limits import HeaderLimits
 from ..plmn import PlmnId
+from . import identity
 from .errors import ConfigError, show
-from .fields import Section, check_fqdn, check_uri, dns_names
+from .fields import Section, check_fqdn, check_uri, covers, dns_names
 from .listeners import Listeners, sepp_listeners
 from .peers import CAPABILITIES, PEER_KEYS, IpxKeys, Peer, ipx_keys, peer
 
@@ -127,6 +128,8 @@ class SeppConfig:
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()
     header_limits: HeaderLimits = HeaderLimits()
+    # What looks wrong but is legal (identity.py): the adapter logs each line at start-up.
+    warnings: tuple[str, ...] = ()
 
     def peer(self, name_or_fqdn: str) -> Peer | None:
         """The peer with this name or FQDN."""
@@ -226,13 +229,6 @@ def handshake(top: Section) -> Handshake:
     return out
 
 
-def _covers(names: list[str], host: str) -> bool:
-    """RFC 6125 §6.4.3: ``*.`` matches exactly one left-most label."""
-    host = host.lower()
-    return any(n.lower() == host or (n.startswith("*.") and host.partition(".")[2] == n[2:].lower())
-               for n in names)
-
-
 def telescopic(top: Section, fqdn: str, sbi_cert: Path) -> Telescopic:
     tm = top.sub("telescopic", ("enabled", "domain"))
     enabled = tm.get("enabled", bool, True) if tm is not None else True
@@ -240,7 +236,7 @@ def telescopic(top: Section, fqdn: str, sbi_cert: Path) -> Telescopic:
         return Telescopic(None)
     domain = (tm.fqdn("domain", None) if tm is not None else None) or fqdn
     leaf = top.files.certificates("certificate", sbi_cert)[0]
-    if not _covers(dns_names(leaf), f"x.{domain}"):
+    if not covers(dns_names(leaf), f"x.{domain}"):
         raise ConfigError(top.file, "telescopic.domain",
                           f"the certificate NFs see ({sbi_cert}) does not cover *.{domain}, which telescopic "
                           "FQDNs need (TS 33.501 §13.1.1.1); add that SAN or set telescopic.enabled: false")
@@ -335,7 +331,8 @@ def sepp_config(top: Section) -> SeppConfig:
     fqdn = top.fqdn("fqdn")
     plmn_ids = top.plmns("plmn_ids")
     cert, key = top.path("certificate"), top.path("private_key")
-    top.files.cert_and_key("certificate", cert, "private_key", key)
+    leaf, _ = top.files.cert_and_key("certificate", cert, "private_key", key)
+    warnings = identity.sepp_identity(top.file, fqdn, plmn_ids, leaf)
     listeners = sepp_listeners(top)
     caps = top.choice_list("security_capabilities", CAPABILITIES, ["PRINS", "TLS"])
     jwe = top.choice_list("jwe_cipher_suites", suites.jwe_names(), ["A128GCM", "A256GCM"])
@@ -347,9 +344,12 @@ def sepp_config(top: Section) -> SeppConfig:
     sbi = listeners.sbi
     tele = telescopic(top, fqdn, (sbi.certificate if sbi else None) or cert)
     hiding = topology_hiding(top)
+    peer_list = peers(top, fqdn, plmn_ids, caps, ipx)
+    for i, p in enumerate(peer_list):
+        warnings += identity.peer_identity(top.file, f"peers[{i}]", p.fqdn, p.plmn_ids)
     return SeppConfig(file=top.file, name=name, fqdn=fqdn, plmn_ids=plmn_ids, certificate=cert, private_key=key,
                       listeners=listeners, security_capabilities=caps, jwe_cipher_suites=jwe,
                       jws_cipher_suites=jws, policies=pol, home_nfs=home, contexts=ctxs,
-                      handshake=hs, peers=peers(top, fqdn, plmn_ids, caps, ipx), ipx_keys=ipx,
+                      handshake=hs, peers=peer_list, ipx_keys=ipx, warnings=tuple(warnings),
                       security_profile=profile, telescopic=tele, topology_hiding=hiding, timeouts=timeouts(top),
                       limits=limits(top), header_limits=header_limits(top))
