@@ -27,6 +27,7 @@ from typing import Any, Callable
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from lab.h2server import multipart_decode, multipart_encode
+from n32 import wire
 
 VISITED_MCC, VISITED_MNC = "001", "01"
 HOME_MCC, HOME_MNC = "999", "70"
@@ -255,7 +256,7 @@ def _request(method: str, nf: str, path: str, *, scope: str, body: Any = None, q
              raw: bytes | None = None, root: str | None = None) -> Request:
     consumer = AMF_ID if user_agent == "AMF" else VSMF_ID
     root = root or api_root(nf)
-    headers = [("3gpp-sbi-target-apiroot", root),
+    headers = [(wire.TARGET_API_ROOT, root),
                ("authorization", "Bearer " + access_token(consumer, nf.upper(), scope)),
                ("user-agent", user_agent),  # TS 29.500 §5.2.2.2: starts with the NF type
                ("accept", "application/json, application/problem+json")]
