@@ -3,8 +3,8 @@
     python -m addons.decode FLOWFILE [--keylog FILE ...] [--json] [--ipx-key PEM ...]
 
 Reads a mitmproxy flow file, finds every N32-f message (N32fReformattedReqMsg/RspMsg) in the
-request and response bodies and in ``flow.metadata["n32"]["requestJwe"/"responseJwe"]`` (where
-the SEPP addon keeps the N32-f form of a message it rewrote in place), and for each one
+request and response bodies and in the flow's exchange (n32.exchange: ``requestJwe``/``responseJwe``,
+where the SEPP keeps the N32-f form of a message it rewrote in place), and for each one
 
 * decrypts the JWE with the session key chosen from the key log (n32.inspect, TS 33.501
   §13.2.4.4.1: receiver's context ID + direction -> parallel/reverse request/response key),
@@ -25,11 +25,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from n32 import inspect, jws, keylog
+from n32 import exchange, inspect, jws, keylog
 from n32.errors import N32Error
 
 NO_IPX_KEY = "not verified: no key"
-FLOW_METADATA_SOURCES = ("requestJwe", "responseJwe")
 _PEM_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.+?-----END [A-Z0-9 ]+-----", re.S)
 
 
@@ -177,9 +176,10 @@ def _json_content(message: Any) -> dict | None:
 
 def n32f_messages(flow: Any) -> Iterator[tuple[str, dict]]:
     """``(source, body)`` for every distinct N32-f message an HTTP flow carries."""
-    n32 = flow.metadata.get("n32") if isinstance(flow.metadata.get("n32"), dict) else {}
+    ex = exchange.of_metadata(flow.metadata)
     candidates = [("request", _json_content(flow.request)), ("response", _json_content(flow.response))]
-    candidates += [(f"metadata.{k}", n32.get(k)) for k in FLOW_METADATA_SOURCES]
+    if ex is not None:
+        candidates += [("metadata.requestJwe", ex.request_jwe), ("metadata.responseJwe", ex.response_jwe)]
     seen: list[dict] = []
     for source, body in candidates:
         if is_n32f(body) and body not in seen:

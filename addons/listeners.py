@@ -25,6 +25,7 @@ from mitmproxy.proxy.layers.http._http_h2 import BufferedH2Connection
 from addons import flowconv, listener_layers
 from n32 import header_limits
 from n32.errors import N32Error
+from n32.exchange import METADATA_KEY, Exchange
 from n32io import admission, tls
 
 log = logging.getLogger("listeners")
@@ -74,6 +75,6 @@ class Listeners:
             log.warning("%s: request from %s refused: %s", listener.name,
                         human.format_address(flow.client_conn.peername), e.detail)
             flow.response = flowconv.problem_response(e)
-            flow.metadata["n32"] = {"role": "local", "answered": True,
-                                    "error": {"status": e.status, "cause": e.cause, "detail": e.detail}}
+            flow.metadata[METADATA_KEY] = Exchange(role="local", answered=True,
+                                                   error={"status": e.status, "cause": e.cause, "detail": e.detail})
 

@@ -7,7 +7,7 @@ For an ``n32f-process`` body (JSON with ``reformattedData``, request or response
 the message as rebuilt from the clear block with every encrypted IE decrypted in place and
 marked, the metaData and the flow's N32 metadata, the JWE integrity result, and each IPX
 modification with its signer, verification result and patch. For a plain NF message whose
-N32-f form the SEPP addon kept in ``flow.metadata["n32"]`` (``requestJwe`` / ``responseJwe``)
+N32-f form the SEPP kept on the flow's :class:`n32.exchange.Exchange` (``request_jwe`` / ``response_jwe``)
 it shows the message followed by that form under "as carried on N32-f".
 
 Options: ``n32view_keylog`` (key log path, may hold lines of several SEPPs; reread when it
@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 from mitmproxy import contentviews, ctx, http
 
 from addons import decode
-from n32 import keylog
+from n32 import exchange, keylog
 from n32.errors import N32Error
 
 VIEW_NAME = "N32-f PRINS"
@@ -100,9 +100,10 @@ class N32fView(contentviews.Contentview):
             lines = [decode.render(decode.examine(body, records, ipx_keys)), ""]
         except N32Error as e:  # the clear part itself does not decode
             lines = [f"malformed N32-f message: {e.detail}", "", json.dumps(body, indent=2, ensure_ascii=False), ""]
-        n32 = getattr(flow, "metadata", {}).get("n32") if flow is not None else None
-        if isinstance(n32, dict):
-            shown = {k: n32[k] for k in FLOW_METADATA_SHOWN if k in n32}
+        ex = exchange.of_metadata(getattr(flow, "metadata", None))
+        if ex is not None:
+            saved = ex.to_dict()
+            shown = {k: saved[k] for k in FLOW_METADATA_SHOWN if k in saved}
             lines.append("flow N32 metadata: " + json.dumps(shown, ensure_ascii=False))
         if not self.keylog_path:
             lines.append("key log: none (set n32view_keylog)")
@@ -120,13 +121,13 @@ def _counterpart(metadata: contentviews.Metadata) -> dict | None:
     flow, msg = metadata.flow, metadata.http_message
     if not isinstance(flow, http.HTTPFlow) or msg is None:
         return None
-    n32 = flow.metadata.get("n32")
-    if not isinstance(n32, dict):
+    ex = exchange.of_metadata(flow.metadata)
+    if ex is None:
         return None
     if msg is flow.request:
-        body = n32.get("requestJwe")
+        body = ex.request_jwe
     elif msg is flow.response:
-        body = n32.get("responseJwe")
+        body = ex.response_jwe
     else:
         return None
     return body if decode.is_n32f(body) else None

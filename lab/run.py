@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from lab import procs as P
 from lab.topology import HOME, ROOT, VISITED, Lab, sepp_fqdn, write_configs
+from n32.exchange import Exchange, of_metadata
 
 
 def _say(msg: str) -> None:
@@ -140,8 +141,8 @@ def run_traffic(lab: Lab, ues: int, concurrency: int = 4) -> list[Any]:
     return results
 
 
-def flow_stats(path: Path) -> list[dict]:
-    """The n32 metadata the SEPP left on each flow of a saved flow file."""
+def flow_stats(path: Path) -> list[Exchange]:
+    """The exchange the SEPP left on each flow of a saved flow file."""
     from mitmproxy import io
 
     if not path.exists():
@@ -149,9 +150,9 @@ def flow_stats(path: Path) -> list[dict]:
     stats = []
     with open(path, "rb") as f:
         for fl in io.FlowReader(f).stream():
-            meta = getattr(fl, "metadata", {}).get("n32")
-            if meta:
-                stats.append(meta)
+            ex = of_metadata(getattr(fl, "metadata", None))
+            if ex is not None:
+                stats.append(ex)
     return stats
 
 
@@ -166,13 +167,13 @@ def summarize(results: list[Any], out: Path) -> dict[str, dict]:
         a["latencies"].append(r.latency_ms)
         prefix_api["/".join(r.path.split("/")[:3])] = r.api
     for name in ("sepp-v", "sepp-h"):
-        for meta in flow_stats(out / f"{name}.flows"):
-            if meta.get("role") not in ("sending", "receiving"):
+        for ex in flow_stats(out / f"{name}.flows"):
+            if ex.role not in ("sending", "receiving"):
                 continue
-            api = prefix_api.get("/".join(str(meta.get("path", "")).split("/")[:3]))
+            api = prefix_api.get("/".join(str(ex.path or "").split("/")[:3]))
             if api in per:
-                per[api]["encryptedIes"] += int(meta.get("encrypted", 0)) + int(meta.get("encryptedResponse", 0))
-                per[api]["ipxModifications"] += int(meta.get("ipxModifications", 0))
+                per[api]["encryptedIes"] += ex.encrypted + ex.encrypted_response
+                per[api]["ipxModifications"] += ex.ipx_modifications
     for a in per.values():
         lat = sorted(a.pop("latencies"))
         a["meanMs"] = round(statistics.fmean(lat), 2) if lat else None
@@ -184,8 +185,8 @@ def ipx_counts(out: Path) -> dict[str, dict]:
     """Per IPX: messages it changed, as verified by the receiving SEPPs."""
     counts: dict[str, dict] = {}
     for name, kind in (("sepp-h", "requests"), ("sepp-v", "responses")):
-        for meta in flow_stats(out / f"{name}.flows"):
-            for ipx in meta.get("ipxModifiedBy") or []:
+        for ex in flow_stats(out / f"{name}.flows"):
+            for ipx in ex.ipx_modified_by:
                 c = counts.setdefault(ipx, {"requests": 0, "responses": 0})
                 c[kind] += 1
     return counts
