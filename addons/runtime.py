@@ -167,10 +167,10 @@ class SeppRuntime:
                     pass
                 ex.handshake_waited, ex.now = True, time.time()
                 actions = self.engine.on_request(ex, flowconv.to_http_request(flow.request))
+            self._perform(flow, ex, actions)
         except Exception as e:  # fail closed: never forward what we could not process
             log.exception("internal error on %s %s", flow.request.method, flow.request.path)
-            actions = self.engine.internal_error(ex, e)
-        self._perform(flow, ex, actions)
+            self._perform(flow, ex, self.engine.internal_error(ex, e))
 
     def response(self, flow: http.HTTPFlow) -> None:
         ex = of_metadata(flow.metadata)
@@ -201,8 +201,9 @@ class SeppRuntime:
                     master = conn["master"]
                     conn["state"] = handshake.ConnectionState(peer=self.relations.peer_settings[a.peer],
                                                               exporter=lambda: master, cert_plmns=conn["plmns"])
-                status, body = self.relations.n32c_handle(conn["state"], a.operation, a.body)
-                self._perform(flow, ex, self.engine.n32c_answered(ex, status, body))
+                state = conn["state"]
+                self._perform(flow, ex, self.engine.on_n32c(
+                    ex, lambda: self.relations.n32c_handle(state, a.operation, a.body)))
             elif isinstance(a, ReportError):
                 if self._spawn:
                     self._spawn(self.relations.report_n32f_error(a.peer, a.info))

@@ -68,9 +68,12 @@ class Engine:
         """Fail closed on a bug: never forward what could not be processed."""
         return self._fail(ex, N32Error(500, "SYSTEM_FAILURE", f"internal error: {type(exc).__name__}: {exc}"))
 
-    def n32c_answered(self, ex: Exchange, status: int, body: Any) -> list[Action]:
-        """The handshake responder's answer to a ``HandleN32c``."""
-        return [Answer(json_response(status, body))]
+    def on_n32c(self, ex: Exchange, respond: Callable[[], tuple[int, Any]]) -> list[Action]:
+        """Answer a ``HandleN32c`` with what the handshake responder (``respond``) returns."""
+        def run() -> list[Action]:
+            status, body = respond()
+            return [Answer(json_response(status, body))]
+        return self._guard(ex, run)
 
     def _guard(self, ex: Exchange, run: Callable[[], list[Action]]) -> list[Action]:
         try:
@@ -298,13 +301,12 @@ class Engine:
               ) -> tuple[dict, int]:
         """Protect with ``ctx``; a rekey starts before any counter could wrap (profile 11). A context
         whose keys are spent answers 503 (``_fail`` asks for the rekey, once)."""
-        try:
-            sealed = protect()
-        except jwe.KeyExhausted:
-            raise N32Error(503, REKEY_IN_PROGRESS, f"N32-f keys with {peer.fqdn} exhausted; rekeying") from None
         if ctx.needs_rekey:
             actions.append(StartHandshake(peer.fqdn, rekey=True))
-        return sealed
+        try:
+            return protect()
+        except jwe.KeyExhausted:
+            raise N32Error(503, REKEY_IN_PROGRESS, f"N32-f keys with {peer.fqdn} exhausted; rekeying") from None
 
     def _after_open(self, ex: Exchange, ctx: N32fContext, opened: prins.Opened) -> list[Action]:
         """Count verified IPX modifications; learn the peer's RI parameters (§13.2.2.2 step 7)."""

@@ -18,6 +18,7 @@ from jwcrypto import jwe as jjwe, jwk
 
 from lab import procs as P
 from lab.run import client_ssl, flow_stats, start_lab
+from n32.exchange import of_metadata
 from lab.topology import HOME, VISITED, Lab, sepp_fqdn
 from lab.h2server import multipart_decode
 from lab.scenario import ue_steps
@@ -144,11 +145,11 @@ def wire_messages(lab: Lab) -> list[dict]:
     out = []
     with open(lab.out / "sepp-v.flows", "rb") as f:
         for fl in io.FlowReader(f).stream():
-            meta = fl.metadata.get("n32") or {}
-            if meta.get("role") == "sending" and meta.get("mode") == "PRINS":
+            ex = of_metadata(fl.metadata)
+            if ex is not None and ex.role == "sending" and ex.mode == "PRINS":
                 out.append(json.loads(fl.request.raw_content))
-                if meta.get("responseJwe"):
-                    out.append(meta["responseJwe"])
+                if ex.response_jwe:
+                    out.append(ex.response_jwe)
     return out
 
 
@@ -310,4 +311,4 @@ def test_nothing_leaves_in_clear_when_no_context_exists(pki, tmp_path_factory):
         assert first.status == 503 and b"N32_NOT_ESTABLISHED" in first.response_body
         assert _log_has(lab, "sepp-v", "retrying in")  # unreachable peer: backoff, logged
         stats = flow_stats(lab.out / "sepp-v.flows")
-        assert not any(s.get("messageId") for s in stats)  # no N32-f message was built
+        assert not any(s.message_id for s in stats)  # no N32-f message was built

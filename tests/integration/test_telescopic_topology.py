@@ -28,6 +28,7 @@ from lab.run import client_ssl, start_lab
 from lab.topology import HOME, ROOT, VISITED, Lab
 from lab.traffic import H2Client
 from n32 import schema
+from n32.exchange import of_metadata
 
 from .conftest import run
 
@@ -192,12 +193,12 @@ def _wire(lab: Lab) -> tuple[str, str]:
             (reqs if json.loads(line)["direction"] == "request" else rsps).append(line)
         return "\n".join(reqs), "\n".join(rsps)
     for fl in _flows(lab.out / "sepp-v.flows"):          # requests as the cSEPP sent them
-        if fl.metadata.get("n32", {}).get("role") != "sending":
+        if getattr(of_metadata(fl.metadata), "role", None) != "sending":
             continue
         reqs.append(json.dumps([fl.request.pretty_url, list(fl.request.headers.items(multi=True)),
                                 fl.request.get_text(strict=False)]))
     for fl in _flows(lab.out / "sepp-h.flows"):          # responses as the pSEPP sent them
-        if fl.response and fl.metadata.get("n32", {}).get("role") == "tls-receiving":
+        if fl.response and getattr(of_metadata(fl.metadata), "role", None) == "tls-receiving":
             rsps.append(json.dumps([fl.response.status_code, list(fl.response.headers.items(multi=True)),
                                     fl.response.get_text(strict=False)]))
     return "\n".join(reqs), "\n".join(rsps)
