@@ -17,29 +17,28 @@ import json
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from . import edge as edge_mod, errors, jwe, modifications, origin, prins, rh_error, routing
+from . import body as body_mod, edge as edge_mod, errors, jwe, modifications, origin, prins, rh_error, routing, wire
 from .context import ContextStore, N32fContext, PeerRelation
-from .errors import PROBLEM_JSON, N32Error
+from .errors import N32Error
 from .exchange import (Action, Answer, Exchange, Forward, HandleN32c, HopKind, Listener, Log, ReportError,
                        StartHandshake, StatusChanged)
 from .message import HttpRequest, HttpResponse
 from .peer import EXT_RI_PARAMETERS
 from .policy import PolicySet
 
-TARGET_HEADER = routing.TARGET_API_ROOT
-N32C_PREFIX = "/n32c-handshake/v1/"
-N32F_PROCESS = "/n32f-forward/v1/n32f-process"
-MAX_N32C_BODY = 64 * 1024
-MAX_N32F_BODY = 4 * 1024 * 1024
-JSON = "application/json"
+TARGET_HEADER = wire.TARGET_API_ROOT
+N32C_PREFIX = wire.N32C_API
+N32F_PROCESS = wire.N32F_PROCESS
 REKEY_IN_PROGRESS = "N32_REKEY_IN_PROGRESS"
 
 
 class Engine:
     """Per-message decisions of one SEPP; state lives in ``store`` (contexts and relations)."""
 
-    def __init__(self, cfg: Any, policy: PolicySet, store: ContextStore, edge: edge_mod.Edge) -> None:
+    def __init__(self, cfg: Any, policy: PolicySet, store: ContextStore, edge: edge_mod.Edge,
+                 limits: body_mod.Limits = body_mod.DEFAULT) -> None:
         self.cfg = cfg
+        self.limits = limits
         self.policy = policy
         self.store = store
         self.edge = edge
@@ -66,7 +65,7 @@ class Engine:
 
     def internal_error(self, ex: Exchange, exc: BaseException) -> list[Action]:
         """Fail closed on a bug: never forward what could not be processed."""
-        return self._fail(ex, N32Error(500, "SYSTEM_FAILURE", f"internal error: {type(exc).__name__}: {exc}"))
+        return self._fail(ex, N32Error(500, wire.SYSTEM_FAILURE, f"internal error: {type(exc).__name__}: {exc}"))
 
     def on_n32c(self, ex: Exchange, respond: Callable[[], tuple[int, Any]]) -> list[Action]:
         """Answer a ``HandleN32c`` with what the handshake responder (``respond``) returns."""
@@ -99,16 +98,16 @@ class Engine:
                            "N32 requires mutual TLS with a certificate of a configured roaming partner")
         if path.startswith(N32C_PREFIX):
             if ex.listener is not Listener.N32:
-                raise N32Error(404, "RESOURCE_URI_STRUCTURE_NOT_FOUND",
+                raise N32Error(404, wire.RESOURCE_URI_STRUCTURE_NOT_FOUND,
                                f"{path}: N32-c is served on listeners.n32, this is the N32-f listener")
             operation = path[len(N32C_PREFIX):]
-            body = json_body(req, MAX_N32C_BODY)
+            body = json_body(req, self.limits, self.limits.n32c_body)
             ex.role, ex.answered, ex.peer, ex.operation = "n32c", True, ex.peer_identity, operation
             return [HandleN32c(ex.peer_identity, operation, body)]
         if path == N32F_PROCESS:
             return self._open_n32f_request(ex, req, via_ipx=None)
         if path.startswith(("/n32c-handshake/", "/n32f-forward/")):
-            raise N32Error(404, "RESOURCE_URI_STRUCTURE_NOT_FOUND", f"no such N32 resource: {req.method} {path}")
+            raise N32Error(404, wire.RESOURCE_URI_STRUCTURE_NOT_FOUND, f"no such N32 resource: {req.method} {path}")
         return self._tls_mode_inbound(ex, req)
 
     def _response(self, ex: Exchange, rsp: HttpResponse) -> list[Action]:
@@ -158,7 +157,7 @@ class Engine:
         req = origin.outbound(req, self.cfg.plmn_ids, self.cfg.fqdn)
         hop = peer.first_hop_ipx
         if hop is not None and hop.fqdn not in self._ipx_with_anchor:
-            raise N32Error(500, "SYSTEM_FAILURE", f"no trust anchor configured for IPX {hop.fqdn} (ipx_keys)")
+            raise N32Error(500, wire.SYSTEM_FAILURE, f"no trust anchor configured for IPX {hop.fqdn} (ipx_keys)")
         sel = self.policy.selection(peer.fqdn, req.method, req.path, "request")
         message_id = prins.new_message_id()
         actions: list[Action] = []
@@ -174,7 +173,7 @@ class Engine:
         ex.report_to, ex.method, ex.path = peer.fqdn, req.method, req.path
         ex.original = {"method": req.method, "authority": req.authority, "path": req.target}
         dest = hop.uri if hop else n32f_dest(peer, relation)
-        headers = [("content-type", JSON)]
+        headers = [(wire.CONTENT_TYPE, wire.JSON)]
         if hop:  # the IPX routes on the receiving SEPP (interop profile: IPX routing)
             headers.append((TARGET_HEADER, f"https://{peer.fqdn}"))
         name = hop.fqdn if hop else peer.fqdn
@@ -200,10 +199,10 @@ class Engine:
     def _restore_response(self, ex: Exchange, rsp: HttpResponse) -> list[Action]:
         ctx = self.store.by_local_id(ex.context or "")
         if ctx is None:
-            raise N32Error(502, "CONTEXT_NOT_FOUND", "N32-f context ended before the response arrived")
+            raise N32Error(502, errors.CONTEXT_NOT_FOUND, "N32-f context ended before the response arrived")
         if rsp.status != 200:
             raise forwarded_failure(rsp)
-        body = _loads(rsp.body or b"null")
+        body = body_mod.loads(rsp.body or b"null", self.limits)
         ex.response_jwe = body  # kept for inspection: the flow now shows the restored response
         if rh_error.is_rh_error(body):
             return self._answer_rh_error(ex, body)
@@ -224,23 +223,23 @@ class Engine:
         ex.answered, ex.status, ex.rh_error = True, status, {"hub": hub, **problem}
         line = (f"N32-f sending: peer={ex.peer} context={ex.context} messageId={ex.message_id}: "
                 f"roaming hub {hub} refused it: {status} {problem.get('cause')}")
-        return [Log(line), Answer(json_response(status, problem, PROBLEM_JSON))]
+        return [Log(line), Answer(json_response(status, problem, wire.PROBLEM_JSON))]
 
     # ================================================================== receiving SEPP (pSEPP)
     def _open_n32f_request(self, ex: Exchange, req: HttpRequest, via_ipx: str | None) -> list[Action]:
-        body = json_body(req, MAX_N32F_BODY)
+        body = json_body(req, self.limits, self.limits.body)
         peeked = prins.peek(body)  # metaData read once per hop, without a key
         meta = peeked.meta
         ctx = self.store.by_local_id(meta["n32fContextId"])
         # relayed by a roaming intermediary: the context names the sending SEPP
         peer = ex.peer_identity if via_ipx is None else (ctx.peer_fqdn if ctx is not None else None)
         if peer is None or peer not in self._peers:
-            raise N32Error(403, "CONTEXT_NOT_FOUND", f"no N32-f context {meta['n32fContextId']}",
+            raise N32Error(403, errors.CONTEXT_NOT_FOUND, f"no N32-f context {meta['n32fContextId']}",
                            n32f_error_type=errors.CONTEXT_NOT_FOUND, context_id=meta["n32fContextId"])
         ex.role, ex.peer, ex.message_id, ex.report_to, ex.via_ipx = "receiving", peer, meta["messageId"], peer, via_ipx
         ex.request_jwe = body  # kept for inspection: the flow now shows the restored request
         if ctx is None or ctx.peer_fqdn != peer:
-            raise N32Error(403, "CONTEXT_NOT_FOUND", f"no N32-f context {meta['n32fContextId']} with {peer}",
+            raise N32Error(403, errors.CONTEXT_NOT_FOUND, f"no N32-f context {meta['n32fContextId']} with {peer}",
                            n32f_error_type=errors.CONTEXT_NOT_FOUND, context_id=meta["n32fContextId"])
         ex.context, ex.peer_context_id = ctx.local_context_id, ctx.peer_context_id
         opened = prins.open_request(ctx, body, self.modification_check(ctx), peeked)
@@ -284,7 +283,7 @@ class Engine:
     def _protect_response(self, ex: Exchange, rsp: HttpResponse) -> list[Action]:
         ctx = self.store.by_local_id(ex.context or "")
         if ctx is None:
-            raise N32Error(503, "CONTEXT_NOT_FOUND", "N32-f context ended before the response")
+            raise N32Error(503, errors.CONTEXT_NOT_FOUND, "N32-f context ended before the response")
         rsp = self.edge.to_peer(rsp)
         sel = self.policy.selection(ctx.peer_fqdn, ex.method or "", ex.path or "", "response")
         peer = self._peers[ctx.peer_fqdn]
@@ -395,26 +394,19 @@ def forwarded_failure(rsp: HttpResponse) -> N32Error:
                     pd.get("cause") or "N32F_FORWARDING_FAILED", detail)
 
 
-def json_body(req: HttpRequest, limit: int) -> Any:
-    """The JSON body of an N32 POST (TS 29.573 §6.1/§6.2 take application/json only)."""
+def json_body(req: HttpRequest, limits: body_mod.Limits, max_body: int) -> Any:
+    """The JSON body of an N32 POST (TS 29.573 §6.1/§6.2 take application/json only), parsed
+    within ``limits`` (413 before 415, as the size is known first)."""
     if req.method != "POST":
-        raise N32Error(405, "METHOD_NOT_ALLOWED", f"{req.method} is not allowed here; use POST")
-    if len(req.body) > limit:
-        raise N32Error(413, "PAYLOAD_TOO_LARGE", f"body of {len(req.body)} octets exceeds {limit}")
-    ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
-    if ctype != JSON:
-        raise N32Error(415, "UNSUPPORTED_MEDIA_TYPE", f"content-type must be application/json, got {ctype or 'none'!r}")
-    return _loads(req.body)
+        raise N32Error(405, wire.METHOD_NOT_ALLOWED, f"{req.method} is not allowed here; use POST")
+    ctype = wire.media_type(req.header(wire.CONTENT_TYPE))
+    if len(req.body) <= max_body and ctype != wire.JSON:
+        raise N32Error(415, wire.UNSUPPORTED_MEDIA_TYPE,
+                       f"content-type must be application/json, got {ctype or 'none'!r}")
+    return body_mod.loads(req.body, limits, max_body=max_body)
 
 
-def _loads(raw: bytes) -> Any:
-    try:
-        return json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise errors.bad_request(f"body is not valid JSON: {e}", cause="INVALID_MSG_FORMAT") from None
-
-
-def json_response(status: int, obj: Any, content_type: str = JSON) -> HttpResponse:
+def json_response(status: int, obj: Any, content_type: str = wire.JSON) -> HttpResponse:
     body = b"" if obj is None else json.dumps(obj, separators=(",", ":")).encode()
     return HttpResponse(status, [("content-type", content_type)] if body else [], body)
 
@@ -422,7 +414,7 @@ def json_response(status: int, obj: Any, content_type: str = JSON) -> HttpRespon
 def problem_response(err: N32Error, allow: str = "POST") -> HttpResponse:
     """ProblemDetails (TS 29.571); with ``suggested_status`` set it is a ProblemDetailsMsgForwarding
     (TS 29.573 §6.2.5.2.4) as n32f-process answers it. A 405 names the allowed method (RFC 9110 §15.5.6)."""
-    rsp = json_response(err.status, err.problem_details(), PROBLEM_JSON)
+    rsp = json_response(err.status, err.problem_details(), wire.PROBLEM_JSON)
     if err.status == 405:
-        rsp.headers.append(("allow", allow))
+        rsp.headers.append((wire.ALLOW, allow))
     return rsp
