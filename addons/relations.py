@@ -157,8 +157,8 @@ class Relations:
                     self._spawn(self.report_n32f_error(ev.peer, ev.error().n32f_error_info("0", context_id)))
             case events.N32fErrorReceived():
                 log.warning("n32f-error from %s: %s", ev.peer, json.dumps(ev.info))
-            case _:
-                log.info("N32 event %s", ev)
+            case _:  # the event's name and peer: its repr holds the whole context
+                log.info("N32 event %s with %s", type(ev).__name__, getattr(ev, "peer", "-"))
         self.write_status()
 
     def n32c_handle(self, conn_state: handshake.ConnectionState, operation: str, body: Any) -> tuple[int, Any]:
