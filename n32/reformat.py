@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -29,7 +28,7 @@ from urllib.parse import unquote_plus
 
 import jsonpointer
 
-from . import errors, multipart, wire
+from . import errors, jwe, multipart, wire
 from .body import check as check_json_limits
 from .errors import N32Error
 from .message import HttpRequest, HttpResponse
@@ -201,20 +200,13 @@ def _protect_multipart(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypte
 def _parse_json(raw: bytes, where: str) -> Any:
     check_json_limits(raw, where=where)     # limits before the parser (n32/body.py)
     try:
-        doc = _JSON_IN.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        doc = jwe.json_loads(raw)
     except (ValueError, RecursionError) as e:
         raise N32Error(400, "INVALID_MSG_FORMAT", f"{where} is declared JSON but is not: {e}") from None
     # The member name can only be there literally or written with \u escapes (RFC 8259 §7).
     if (INDEX.encode() in raw or b"\\u" in raw) and contains_enc_block_index(doc):
         raise _rejected(where)
     return doc
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-_JSON_IN = json.JSONDecoder(parse_constant=_no_constant)       # what json.loads does, built once
 
 
 def _select(doc: Any, patterns: tuple[tuple[str, ...], ...], enc: _Encrypted) -> Any:
@@ -568,12 +560,9 @@ def _checked_header(name: Any, value: Any, where: str) -> tuple[str, str]:
     return lower, value
 
 
-_JSON_OUT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def _dumps(doc: Any, where: str) -> bytes:
     try:
-        return _JSON_OUT.encode(doc).encode()
+        return jwe.json_dumps(doc)
     except (ValueError, RecursionError) as e:
         _fail(where, errors.INVALID_JSON_POINTER, f"restored body is not JSON: {e}")
 

@@ -325,3 +325,42 @@ def test_b64url_helpers():
     for bad in ("+/8", "-_8==", "a", "ab=c", " ab", 3):
         with pytest.raises(ValueError):
             jwe.b64url_decode(bad)
+
+
+# --- the JSON codec of the per-message path (orjson with the standard library's results) ---------
+
+@pytest.mark.parametrize("text", [b'{"a":123456789012345678901234567890}', b'{"a":-12345678901234567}',
+                                  b'{"a":0.1234567890123456789}', b'\xef\xbb\xbf{"a":1}',
+                                  b'{"a":1,"a":2}', b'{"a": [1.5, {"b": null}], "c": "\xc3\xa9"}',
+                                  b'{"messageId":"12345678901234567890"}'])
+def test_fast_json_reads_what_the_standard_library_reads(text):
+    assert jwe.json_loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", [b'{"a":NaN}', b'{"a":Infinity}', b'{"a":1e400}', b"{", b'{"a":1}x',
+                                  b'{"a":"\\ud800"}'])
+def test_fast_json_refuses_what_is_not_json(text):
+    """Also a lone surrogate (RFC 8259 §8.2): no UTF-8 text can carry it on."""
+    with pytest.raises(ValueError):
+        jwe.json_loads(text)
+
+
+@pytest.mark.parametrize("text,dup", [(b'{"a":1,"a":2}', True), (b'{"a":{"b":1, "b":1}}', True),
+                                      (b'{"a":1,"b":{"a":2}}', False), (b'{"a" : 1}', False),
+                                      (b'{"n":123456789012345678901234567890}', False)])
+def test_duplicate_names_are_found_in_any_formatting(text, dup):
+    if dup:
+        with pytest.raises(ValueError):
+            jwe.json_object(text)
+    else:
+        assert jwe.json_object(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("value", [{"a": 2**70}, {"a": "\ud800"}, {"a": 1e16, "b": [0.1, -0.0]}, {"é": "ü"}])
+def test_fast_json_writes_what_the_standard_library_writes(value):
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        assert jwe.json_dumps(value) == expected.encode("utf-8")
+    except UnicodeEncodeError:      # a lone surrogate cannot be UTF-8 either way
+        with pytest.raises(ValueError):
+            expected.encode("utf-8")
