@@ -90,8 +90,12 @@ def json_dumps(value: Any) -> bytes:
         out = orjson.dumps(value)
     except TypeError:
         return _ENCODER.encode(value).encode("utf-8")
-    if b"null" in out:      # orjson writes NaN and Infinity as null: the standard library refuses them
+    # orjson writes NaN and Infinity as null (the standard library refuses them), and numbers
+    # below 1e-4 in another form ("1e-7", "0.00001" for "1e-07", "1e-05"): those go to json.
+    if b"null" in out:
         _ENCODER.encode(value)
+    if b"e-" in out or b"0.0000" in out:
+        return _ENCODER.encode(value).encode("utf-8")
     return out
 
 

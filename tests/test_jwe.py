@@ -356,7 +356,8 @@ def test_duplicate_names_are_found_in_any_formatting(text, dup):
         assert jwe.json_object(text) == json.loads(text)
 
 
-@pytest.mark.parametrize("value", [{"a": 2**70}, {"a": "\ud800"}, {"a": 1e16, "b": [0.1, -0.0]}, {"é": "ü"}])
+@pytest.mark.parametrize("value", [{"a": 2**70}, {"a": "\ud800"}, {"a": 1e16, "b": [0.1, -0.0]}, {"é": "ü"},
+                                   {"a": [5.29932991412271e-07, 1e-05, 1.5e-5, 0.0001, 1e-300, -7.1e-9]}])
 def test_fast_json_writes_what_the_standard_library_writes(value):
     expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     try:
