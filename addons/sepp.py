@@ -19,6 +19,7 @@ from mitmproxy.connection import Client
 
 from addons import listeners
 from addons.runtime import SeppRuntime
+from n32io import tls as n32tls
 
 log = logging.getLogger("sepp")
 
@@ -119,7 +120,7 @@ class Sepp:
     def tls_failed_client(self, data: tls.TlsData) -> None:
         if self.rt:
             info = data.ssl_conn.get_app_data() if data.ssl_conn is not None else None
-            reason = getattr(info, "error", None) or data.conn.error
+            reason = getattr(info, "error", None) or n32tls.handshake_failure(data.conn.error)
             log.warning("TLS handshake from %s refused on %s: %s", data.conn.peername,
                         self.rt.listener_role(data.context.client.proxy_mode.full_spec), reason)
 

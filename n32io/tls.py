@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -230,3 +231,21 @@ def export_n32_master(conn: SSL.Connection) -> bytes:
     """The N32-f master key: exporter label EXPORTER_3GPP_N32_MASTER, empty context, 64 octets
     (TS 33.501 §13.2.2.2 step 4, §13.2.4.4.1; profile point 8)."""
     return conn.export_keying_material(N32_EXPORTER_LABEL, 64, b"")
+
+
+_PROXY_HINT = re.compile(r"The client (?:may not|does not) trust the proxy's certificate for \S+ \((?P<err>.*)\)$",
+                         re.DOTALL)
+
+
+def handshake_failure(message: str | None) -> str:
+    """mitmproxy's reason for a failed client handshake without its proxy wording: as a SEPP we
+    are the server, our certificate is not in question, and the address it names is the
+    placeholder upstream. What remains is OpenSSL's error."""
+    if not message:
+        return "unknown"
+    m = _PROXY_HINT.match(message)
+    if m:
+        return m.group("err")
+    if message.startswith("The client disconnected during the handshake"):
+        return "the client closed the connection during the handshake"
+    return message

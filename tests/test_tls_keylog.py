@@ -62,3 +62,12 @@ def test_environment_variable_and_off(pki: Path, tmp_path: Path, monkeypatch: py
     before = keys.read_bytes()
     handshake(pki)
     assert keys.read_bytes() == before
+
+
+def test_handshake_failure_reason_without_the_proxy_wording() -> None:
+    err = "OpenSSL Error([('SSL routines', '', 'session id context uninitialized')])"
+    assert tls.handshake_failure(f"The client may not trust the proxy's certificate for 127.0.0.1:9 ({err})") == err
+    assert tls.handshake_failure("The client disconnected during the handshake. If this happens ...") == \
+        "the client closed the connection during the handshake"
+    assert tls.handshake_failure("Cannot parse ClientHello: x") == "Cannot parse ClientHello: x"
+    assert tls.handshake_failure(None) == "unknown"
