@@ -189,3 +189,16 @@ def test_roaming_hub_error_reaches_the_nf_consumer(hub_lab):
     assert _log_has(lab, "sepp-v", "roaming hub ipx1.ipx.lab refused it")
     received = [r for r in json.loads(run(nf(lab, "GET", "/_lab/received"))) if r["path"].startswith("/nudm-sdm")]
     assert received == []
+
+
+@pytest.mark.parametrize("ipx", ["ipx1.ipx.lab", "ipx2.ipx.lab"])
+def test_ipx_listener_refuses_cleartext(ipx_lab, ipx):
+    """The IPX's N32-f listener is TLS only (issue 13.1): cleartext HTTP gets a closed connection."""
+    import socket
+
+    lab = ipx_lab
+    with socket.create_connection(("127.0.0.1", lab.port(ipx)), timeout=5) as s:
+        s.sendall(b"POST /n32f-forward/v1/n32f-process HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+        assert s.recv(4096) == b""
+    log = (lab.out / f"{ipx.split('.')[0]}.log").read_text()
+    assert "listeners.n32f: connection from 127.0.0.1:" in log
