@@ -14,7 +14,7 @@ IPX ?= 0
 KEEP ?= 0
 OUT ?= lab/out
 
-.PHONY: venv test lab certs bench clean system-deps
+.PHONY: venv test lab certs bench clean system-deps probe
 
 # Debian packages the tests use: headless Chromium (mitmweb view check, tests/integration/test_mitmweb.py)
 # and an emoji font for its screenshot. Installed only when missing; needs root (or sudo) and apt.
@@ -47,6 +47,11 @@ lab: venv
 	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --keep $(KEEP) --out $(OUT)
 
 # Under ~10 minutes; not part of make test. Results: bench/out/results.json and bench/out/bench.png.
+# Run the SEPP security cases against a SEPP under test (README: "Probing a SEPP under test").
+probe: venv
+	@test -n "$(CONFIG)" || { echo "usage: make probe CONFIG=probe.yaml [CASES='4.2.2.7 4.2.5']" >&2; exit 2; }
+	$(PY) -m probe --config $(CONFIG) $(foreach c,$(CASES),--case $(c)) --json probe-report.json --junit probe-report.xml
+
 bench: venv
 	@command -v h2load >/dev/null && command -v nghttpd >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nghttp2-client nghttp2-server; }

@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 import json
 import secrets
+from typing import Any
 
 from n32 import jwe
 from n32.message import HttpRequest
 
 from ..checks import nssai_request, require_not_delivered, require_problem, supi, valid_message
-from ..runner import Env, Failed, Trace
+from n32io.h2client import Response
+
+from ..runner import CONNECTION_ERRORS, Env, Failed, Refused, Trace
 from . import case
 
 PRINS = ("PRINS",)
@@ -145,6 +148,34 @@ async def deep_json(env: Env, t: Trace) -> None:
         rsp = await env.send(t, "N32-f body nested 10,000 deep", None, raw=_deep(10000))
         if getattr(rsp, "status", 400) >= 500 or getattr(rsp, "status", 400) < 400:
             bad.append(f"N32-f answered {rsp.status}")
+    if bad:
+        raise Failed("; ".join(bad))
+
+
+@case("hostile.size", "oversized bodies on N32-c and N32-f: refused (4xx or reset), never 5xx, service goes on",
+      "TS 29.500 §5.2.7.2 (413 Content Too Large as ProblemDetails); issue 13: limits enforced before any work")
+async def oversized(env: Env, t: Trace) -> None:
+    bad = []
+    pad = b'{"sender":"' + b"a" * (2 * 1024 * 1024) + b'"}'
+    client, prefix = await env.peer.connect(env.cfg.target.n32c)
+    try:
+        t.sent("POST exchange-capability with a 2 MB body")
+        try:
+            rsp: Any = await client.request("POST", prefix + "/n32c-handshake/v1/exchange-capability", body=pad,
+                                            headers=[("content-type", "application/json")], timeout=env.cfg.timeout)
+        except CONNECTION_ERRORS as e:
+            rsp = Refused(e)
+        t.got("answer", rsp)
+        if isinstance(rsp, Response) and not 400 <= rsp.status < 500:
+            bad.append(f"N32-c answered {rsp.status} to 2 MB")
+    finally:
+        await client.close()
+    if env.mode == "PRINS":
+        big = b'{"reformattedData":{"aad":"' + b"A" * (8 * 1024 * 1024) + b'"}}'
+        rsp = await env.send(t, "N32-f with an 8 MB body", None, raw=big)
+        if isinstance(rsp, Response) and not 400 <= rsp.status < 500:
+            bad.append(f"N32-f answered {rsp.status} to 8 MB")
+        await valid_message(env, t, "control: a valid message afterwards")
     if bad:
         raise Failed("; ".join(bad))
 

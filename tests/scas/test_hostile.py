@@ -4,3 +4,7 @@ from .conftest import check
 
 def test_deep_json_is_a_client_error(probe):
     check(probe, "hostile.depth")
+
+
+def test_oversized_bodies_are_refused(probe):
+    check(probe, "hostile.size")
