@@ -2,7 +2,6 @@
 reached the NF, what the target reported on N32-c, forged JWS entries."""
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -161,3 +160,15 @@ def count_index(obj: Any) -> int:
     if isinstance(obj, list):
         return sum(count_index(v) for v in obj)
     return 0
+
+
+async def capability(env: Env, t: Trace, what: str, keys: Any, sender: str | None = None) -> Any:
+    """One N32-c exchange-capability presenting ``keys``; the answer, or Refused."""
+    t.sent(f"N32-c exchange-capability presenting {what}")
+    try:
+        rsp: Any = await env.peer.n32c_post("exchange-capability", {
+            "sender": sender or env.cfg.peer.fqdn, "supportedSecCapabilityList": [env.mode or "TLS"]}, keys=keys)
+    except CONNECTION_ERRORS as e:
+        rsp = Refused(e)
+    t.got("answer", rsp)
+    return rsp

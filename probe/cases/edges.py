@@ -3,27 +3,14 @@ target accepts from the peer's side of N32, in both N32-f modes where the case a
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
 from n32io.h2client import Response
 
-from ..checks import require_not_delivered, require_problem, supi, tls_mode
+from ..checks import capability, require_not_delivered, require_problem, supi, tls_mode
 from ..runner import CONNECTION_ERRORS, Env, Failed, NotApplicable, Refused, Trace
 from . import case
-
-
-async def _capability(env: Env, t: Trace, what: str, keys: Any, sender: str | None = None) -> Any:
-    t.sent(f"N32-c exchange-capability presenting {what}")
-    try:
-        rsp: Any = await env.peer.n32c_post("exchange-capability", {
-            "sender": sender or env.cfg.peer.fqdn, "supportedSecCapabilityList": [env.mode or "TLS"]}, keys=keys)
-    except CONNECTION_ERRORS as e:
-        rsp = Refused(e)
-    t.got("answer", rsp)
-    return rsp
 
 
 @case("trust.certificates", "N32 refuses certificates from an unknown CA, expired ones and an IPX's",
@@ -39,7 +26,7 @@ async def certificates(env: Env, t: Trace) -> None:
         raise NotApplicable("no trust.untrusted, trust.expired or ipx.certificate configured")
     accepted = []
     for what, keys in options:
-        rsp = await _capability(env, t, what, keys)
+        rsp = await capability(env, t, what, keys)
         if isinstance(rsp, Response) and rsp.status < 400:
             accepted.append(f"N32-c accepted {what}")
         if env.mode == "PRINS":
@@ -57,7 +44,7 @@ async def certificates(env: Env, t: Trace) -> None:
 async def sender(env: Env, t: Trace) -> None:
     other = env.cfg.trust.get("other_peer")
     name = other.fqdn if other else "sepp.5gc.mnc098.mcc998.3gppnetwork.org"
-    rsp = await _capability(env, t, f"the peer's certificate with sender {name}", env.cfg.peer.tls, sender=name)
+    rsp = await capability(env, t, f"the peer's certificate with sender {name}", env.cfg.peer.tls, sender=name)
     require_problem(rsp, "a sender other than the authenticated peer")
 
 
@@ -206,5 +193,3 @@ async def tls_relation(env: Env, t: Trace) -> None:
     require_problem(rsp, "N32-f from a peer without an N32-c relation")
     await require_not_delivered(env, t, mark, "N32-f from a peer without an N32-c relation")
 
-
-del socket, ssl

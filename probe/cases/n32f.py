@@ -8,7 +8,6 @@ import secrets
 from typing import Any
 
 from n32 import jwe
-from n32.message import HttpRequest
 
 from ..checks import nssai_request, require_not_delivered, require_problem, supi, valid_message
 from n32io.h2client import Response
@@ -179,5 +178,3 @@ async def oversized(env: Env, t: Trace) -> None:
     if bad:
         raise Failed("; ".join(bad))
 
-
-del HttpRequest

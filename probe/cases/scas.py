@@ -4,22 +4,23 @@
 when the target behaved as the clause requires; ``Trace`` keeps what was sent and received."""
 from __future__ import annotations
 
-import asyncio
-import os
+import json
 import secrets
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
+from n32 import jwe
 from n32io import tls
 from n32io.h2client import H2TlsClient, Response
 
 from ..checks import (clear_block, count_index, fresh_ec_pem, jws_entry, n32c_report, need_ipx, need_prins,
                      nssai_request, peer_snn, public_pem, refused, require_not_delivered, require_problem,
-                     require_refused, supi, valid_message, with_entries)
-from ..config import KeyPair
+                     require_refused, supi, with_entries)
 from ..peer import ROOT, default_policy
 from ..runner import CONNECTION_ERRORS, Env, Failed, NotApplicable, Refused, Trace
 from . import case
@@ -109,14 +110,11 @@ async def serving_plmn(env: Env, t: Trace) -> None:
 def _access_token(consumer_plmn: dict, producer_plmn: dict) -> str:
     """An OAuth 2.0 access token (TS 29.510 AccessTokenClaims) naming ``consumer_plmn``; a SEPP
     cannot verify the NRF's signature, it reads the claims (TS 33.501 §13.4.1.2, §5.9.3.2)."""
-    import json
-    import time as _time
-    from n32 import jwe as _jwe
     claims = {"iss": "2b5f6c0e-0e0c-4a73-9c2e-000000000001", "sub": "2b5f6c0e-0e0c-4a73-9c2e-000000000002",
-              "aud": "UDM", "scope": "nudm-sdm", "exp": int(_time.time()) + 600,
+              "aud": "UDM", "scope": "nudm-sdm", "exp": int(time.time()) + 600,
               "consumerPlmnId": consumer_plmn, "producerPlmnId": producer_plmn}
-    head = _jwe.b64url_encode(b'{"alg":"ES256","typ":"JWT"}')
-    return f"{head}.{_jwe.b64url_encode(json.dumps(claims).encode())}.{_jwe.b64url_encode(secrets.token_bytes(64))}"
+    head = jwe.b64url_encode(b'{"alg":"ES256","typ":"JWT"}')
+    return f"{head}.{jwe.b64url_encode(json.dumps(claims).encode())}.{jwe.b64url_encode(secrets.token_bytes(64))}"
 
 
 @case("4.2.2.4-token", "serving PLMN ID in the access token mismatching the N32-f context: refused and reported",
@@ -148,7 +146,6 @@ async def enc_block_index(env: Env, t: Trace) -> None:
     s = await env.session()
 
     async def reply(got: Any) -> tuple[int, list, bytes]:
-        import json
         av = {"avType": "5G_HE_AKA", **SECRETS}
         return 200, [("content-type", "application/json")], json.dumps(
             {"authType": "5G_AKA", "authenticationVector": av, "supi": supi(env, 7)}).encode()
@@ -264,7 +261,6 @@ async def misplaced_index(env: Env, t: Trace) -> None:
 
 # ---------------------------------------------------------------------- 4.2.2.9
 async def _sbi(env: Env, method: str, path: str, authority: str, headers: list | None = None) -> Response:
-    from urllib.parse import urlsplit
     u = urlsplit(env.cfg.target.sbi or "")
     ctx = tls.client_context(certificate=None, private_key=None, anchors=[env.cfg.target.sbi_ca or env.cfg.target.ca])
     host = authority.split(":")[0]
@@ -327,105 +323,3 @@ async def target_header_prins(env: Env, t: Trace) -> None:
         raise Failed(f":authority at the NF is {r.header(':authority')}, not {nf} from the apiRoot")
     if not r.path.startswith("/probe-root/nudm-sdm/"):
         raise Failed(f"the path at the NF is {r.path}: the apiRoot prefix /probe-root was not applied")
-
-
-# ---------------------------------------------------------------------- 4.2.5
-async def _capability(env: Env, t: Trace, what: str, keys: KeyPair, sender: str) -> Any:
-    t.sent(f"N32-c exchange-capability presenting {what}")
-    try:
-        rsp: Any = await env.peer.n32c_post("exchange-capability", {
-            "sender": sender, "supportedSecCapabilityList": [env.mode or "TLS"]}, keys=keys)
-    except CONNECTION_ERRORS as e:
-        rsp = Refused(e)
-    t.got("answer", rsp)
-    return rsp
-
-
-async def _trigger_report(env: Env, t: Trace, recorder: Any, keys: KeyPair, what: str, n: int) -> bool:
-    """Serve the peer's N32-c with ``keys``, provoke an n32f-error report, tell whether it arrived."""
-    await recorder.restart(keys)
-    try:
-        s = await env.session()
-        mark = recorder.mark()
-        req = env.peer.request(f"/nudm-ueau/v1/{supi(env, 40 + n)}/security-information/generate-auth-data",
-                               method="POST", body={"servingNetworkName": "5G:mnc098.mcc998.3gppnetwork.org",
-                                                    "ausfInstanceId": "7e5b3c2a-4c4f-4d1e-9f7a-000000000003"})
-        body, mid = env.peer.protect(s, req)
-        await env.send(t, f"a message the target reports (PLMN mismatch); the probe's N32-c server presents {what}",
-                       body)
-        got = await recorder.wait(mark, lambda r: r.path.endswith("/n32f-error"), 2.0 if n else 5.0)
-        t.got(f"n32f-error at the probe's N32-c server ({what})", {"arrived": got is not None})
-        return got is not None
-    finally:
-        await recorder.restart(env.cfg.peer.tls)
-
-
-@case("4.2.5", "trust anchoring by PLMN ID (C1/C2 accepted, C3/C4 refused; server and client roles)",
-      "TS 33.517 4.2.5, TS 33.501 §13.1: a certificate is accepted only under the trust anchor configured for the "
-      "PLMN it names: C3 (peer PLMN, other root) and C4 (two PLMNs) are refused as client and as server")
-async def trust_anchoring(env: Env, t: Trace) -> None:
-    tr = env.cfg.trust
-    if not all(k in tr for k in ("other_peer", "other_root", "two_plmns")):
-        raise NotApplicable("trust.other_peer (C2), trust.other_root (C3) and trust.two_plmns (C4) are needed")
-    me, other = env.cfg.peer, tr["other_peer"]
-    bad = []
-    for what, keys, sender, accept in (("C1 (peer PLMN, its root)", me.tls, me.fqdn, True),
-                                       ("C2 (second peer PLMN, its root)", other.tls, other.fqdn, True),
-                                       ("C3 (peer PLMN, issued by the other root)", tr["other_root"], me.fqdn, False),
-                                       ("C4 (names both PLMNs)", tr["two_plmns"], me.fqdn, False)):
-        rsp = await _capability(env, t, what, keys, sender)
-        ok = isinstance(rsp, Response) and rsp.status == 200
-        if ok != accept:
-            bad.append(f"server role: {what} {'refused' if accept else 'accepted'}")
-    if env.n32c is None or env.mode != "PRINS":
-        t.note("client role not checked: needs peer.n32c_listen and a PRINS target (an n32f-error report "
-               "makes the target connect to the probe)")
-    else:
-        if not await _trigger_report(env, t, env.n32c, me.tls, "C1", 0):
-            raise RuntimeError("control: the target sent no n32f-error to the probe presenting C1; "
-                               "the client role cannot be checked")
-        for n, (what, keys) in enumerate((("C3", tr["other_root"]), ("C4", tr["two_plmns"])), 1):
-            if await _trigger_report(env, t, env.n32c, keys, what, n):
-                bad.append(f"client role: the target accepted the server certificate {what}")
-    if bad:
-        raise Failed("; ".join(bad))
-
-
-# ---------------------------------------------------------------------- IPX patch rules
-@case("ipx.rules", "IPX modifications outside the rules are discarded",
-      "TS 33.501 §13.2.4.7 steps 5-9, §13.2.3.4 (modification policy): each modificationsBlock entry must verify "
-      "with the key of the IPX it names, that IPX must be the authorized one, its patch must stay within the "
-      "policy the peer announced and belong to this message; otherwise the message is discarded", PRINS)
-async def ipx_rules(env: Env, t: Trace) -> None:
-    ipx = need_ipx(env)
-    s = await env.session()
-    via = [{"op": "add", "path": "/headers/-", "value": {"header": "via", "value": "ipx"}}]
-
-    def msg(n: int) -> dict:
-        return env.peer.protect(s, nssai_request(env, 80 + n), authorized_ipx=ipx.fqdn)[0]
-
-    variants = {
-        "a patch outside the announced modification policy (the request path)":
-            lambda b: env.peer.ipx_patch(b, [{"op": "replace", "path": "/requestLine/path",
-                                              "value": "/nudm-sdm/v2/{encBlockIndex:0}/am-data"}]),
-        "a signature by a key the target never learnt": lambda b: env.peer.ipx_patch(b, via, key_pem=fresh_ec_pem()),
-        "authorized IPX named, its entry dropped": lambda b: b,
-        "an entry copied from another message": lambda b: {**b, "modificationsBlock":
-                                                          env.peer.ipx_patch(msg(9), via)["modificationsBlock"]},
-        "an encrypted IE moved into a clear header": lambda b: env.peer.ipx_patch(b, [
-            {"op": "move", "from": "/payload/0/value", "path": "/headers/0/value"}]),
-        "a first entry by another IPX than the authorized one":
-            lambda b: env.peer.ipx_patch(b, via, identity="ipx9.probe.invalid", key_pem=fresh_ec_pem()),
-        "the authorized IPX signing twice": lambda b: env.peer.ipx_patch(env.peer.ipx_patch(b, via), via),
-    }
-    bad = []
-    for n, (what, make) in enumerate(variants.items()):
-        mark = env.nf.mark()
-        rsp = await env.send(t, what, make(msg(n)))
-        try:
-            require_refused(rsp, what)
-            await require_not_delivered(env, t, mark, what)
-        except Failed as e:
-            bad.append(str(e))
-    if bad:
-        raise Failed("; ".join(bad))
