@@ -21,6 +21,8 @@ PLANTED = {  # flaw script -> (case that must fail, the clause it names)
     "alg_none": ("4.2.2.7", "TS 33.517 4.2.2.7"),
     "cleartext": ("listener.cleartext", "TS 33.501 §13.1"),
     "dot_segments": ("routing.dot-segments", "RFC 3986 §5.2.4"),
+    "ipx_keys_global": ("4.2.2.3", "TS 33.517 4.2.2.3"),
+    "clear_av": ("4.2.2.5", "TS 33.517 4.2.2.5"),
 }
 
 
