@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -11,7 +12,8 @@ from jwcrypto import jwk
 from jwcrypto import jws as jjws
 
 from n32 import jwe
-from n32io.h2client import Response
+from n32io import tls
+from n32io.h2client import H2TlsClient, Response
 
 from .runner import CONNECTION_ERRORS, Env, Failed, NotApplicable, Refused, Trace
 
@@ -172,3 +174,13 @@ async def capability(env: Env, t: Trace, what: str, keys: Any, sender: str | Non
         rsp = Refused(e)
     t.got("answer", rsp)
     return rsp
+
+
+async def sbi_request(env: Env, method: str, path: str, authority: str, headers: list | None = None) -> Response:
+    """A request to the target's NF-facing listener (``target.sbi``), as one of its own NFs."""
+    u = urlsplit(env.cfg.target.sbi or "")
+    ctx = tls.client_context(certificate=None, private_key=None, anchors=[env.cfg.target.sbi_ca or env.cfg.target.ca])
+    async with await H2TlsClient.connect(u.hostname or "127.0.0.1", u.port or 443, ctx,
+                                         server_name=authority.split(":")[0], timeout=env.cfg.timeout,
+                                         authority=authority) as c:
+        return await c.request(method, path, headers=headers or [], timeout=env.cfg.timeout)

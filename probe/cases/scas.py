@@ -10,17 +10,15 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from n32 import jwe
-from n32io import tls
-from n32io.h2client import H2TlsClient, Response
+from n32io.h2client import Response
 
 from ..checks import (clear_block, count_index, fresh_ec_pem, jws_entry, n32c_report, need_ipx, need_prins,
                      nssai_request, peer_snn, public_pem, refused, require_not_delivered, require_problem,
-                     require_refused, supi, with_entries)
+                     require_refused, sbi_request, supi, with_entries)
 from ..peer import ROOT, default_policy
 from ..runner import CONNECTION_ERRORS, Env, Failed, NotApplicable, Refused, Trace
 from . import case
@@ -260,15 +258,6 @@ async def misplaced_index(env: Env, t: Trace) -> None:
 
 
 # ---------------------------------------------------------------------- 4.2.2.9
-async def _sbi(env: Env, method: str, path: str, authority: str, headers: list | None = None) -> Response:
-    u = urlsplit(env.cfg.target.sbi or "")
-    ctx = tls.client_context(certificate=None, private_key=None, anchors=[env.cfg.target.sbi_ca or env.cfg.target.ca])
-    host = authority.split(":")[0]
-    async with await H2TlsClient.connect(u.hostname or "127.0.0.1", u.port or 443, ctx, server_name=host,
-                                         timeout=env.cfg.timeout, authority=authority) as c:
-        return await c.request(method, path, headers=headers or [], timeout=env.cfg.timeout)
-
-
 @case("4.2.2.9", "telescopic FQDN and 3gpp-Sbi-Target-apiRoot must agree",
       "TS 33.517 4.2.2.9, TS 33.501 §13.1.1.1/§13.2.2: a request whose telescopic :authority and "
       "3gpp-Sbi-Target-apiRoot name different NFs (same PLMN, or another PLMN) is not forwarded")
@@ -279,7 +268,7 @@ async def telescopic_consistency(env: Env, t: Trace) -> None:
     domain = f"5gc.mnc{mnc.zfill(3)}.mcc{mcc}.3gppnetwork.org"
     foreign = f"udm.{domain}"
     t.sent(f"Nsepp_Telescopic_FQDN_Mapping GET ?foreign-fqdn={foreign} on the target's SBI listener")
-    m = await _sbi(env, "GET", f"/nsepp-telescopic/v1/mapping?foreign-fqdn={foreign}", env.cfg.target.fqdn)
+    m = await sbi_request(env, "GET", f"/nsepp-telescopic/v1/mapping?foreign-fqdn={foreign}", env.cfg.target.fqdn)
     t.got("mapping", m)
     doc = m.json() if m.status == 200 else None
     if not isinstance(doc, dict) or not doc.get("telescopicLabel") or not doc.get("seppDomain"):
@@ -292,7 +281,7 @@ async def telescopic_consistency(env: Env, t: Trace) -> None:
         t.sent(f":authority {tele} (telescopic for {foreign}) with 3gpp-Sbi-Target-apiRoot {root} ({what})",
                {"path": path})
         try:
-            rsp: Any = await _sbi(env, "GET", path, tele, hdrs)
+            rsp: Any = await sbi_request(env, "GET", path, tele, hdrs)
         except CONNECTION_ERRORS as e:
             rsp = Refused(e)
         t.got("answer", rsp)

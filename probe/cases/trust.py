@@ -1,30 +1,42 @@
 """TS 33.517 4.2.5: trust anchoring by PLMN ID, as N32 server and as N32 client."""
 from __future__ import annotations
 
-from typing import Any
-
 from n32io.h2client import Response
 
-from ..checks import capability, supi
+from ..checks import capability, sbi_request, supi
 from ..config import KeyPair
-from ..runner import Env, Failed, NotApplicable, Trace
+from ..runner import CONNECTION_ERRORS, Env, Failed, NotApplicable, Trace
 from . import case
 
 
-async def _trigger_report(env: Env, t: Trace, recorder: Any, keys: KeyPair, what: str, n: int) -> bool:
-    """Serve the peer's N32-c with ``keys``, provoke an n32f-error report, tell whether it arrived."""
+async def _provoke(env: Env, t: Trace, keys: KeyPair, what: str, n: int) -> bool:
+    """Serve the peer's N32-c with ``keys`` and make the target dial it (client role); tell whether
+    a request arrived. PRINS: a message the target must report in an n32f-error; TLS mode: one of
+    its own NFs sends a request for the peer's PLMN through its NF-facing listener."""
+    recorder = env.n32c
     await recorder.restart(keys)
     try:
-        s = await env.session()
         mark = recorder.mark()
-        req = env.peer.request(f"/nudm-ueau/v1/{supi(env, 40 + n)}/security-information/generate-auth-data",
-                               method="POST", body={"servingNetworkName": "5G:mnc098.mcc998.3gppnetwork.org",
-                                                    "ausfInstanceId": "7e5b3c2a-4c4f-4d1e-9f7a-000000000003"})
-        body, mid = env.peer.protect(s, req)
-        await env.send(t, f"a message the target reports (PLMN mismatch); the probe's N32-c server presents {what}",
-                       body)
-        got = await recorder.wait(mark, lambda r: r.path.endswith("/n32f-error"), 2.0 if n else 5.0)
-        t.got(f"n32f-error at the probe's N32-c server ({what})", {"arrived": got is not None})
+        if env.mode == "PRINS":
+            s = await env.session()
+            req = env.peer.request(f"/nudm-ueau/v1/{supi(env, 40 + n)}/security-information/generate-auth-data",
+                                   method="POST", body={"servingNetworkName": "5G:mnc098.mcc998.3gppnetwork.org",
+                                                        "ausfInstanceId": "7e5b3c2a-4c4f-4d1e-9f7a-000000000003"})
+            body, _ = env.peer.protect(s, req)
+            await env.send(t, f"a message the target reports (PLMN mismatch); the probe's N32-c server presents "
+                           f"{what}", body)
+        else:
+            mcc, mnc = env.cfg.peer.plmn_ids[0].split("-")
+            root = f"https://amf.5gc.mnc{mnc.zfill(3)}.mcc{mcc}.3gppnetwork.org"
+            t.sent(f"as the target's own NF: a request for {root} (the peer's PLMN); the probe's N32 server "
+                   f"presents {what}")
+            try:
+                await sbi_request(env, "GET", "/namf-comm/v1/ue-contexts/probe", env.cfg.target.fqdn,
+                                  [("3gpp-sbi-target-apiroot", root)])
+            except CONNECTION_ERRORS:
+                pass
+        got = await recorder.wait(mark, lambda r: True, 2.0 if n else 5.0)
+        t.got(f"at the probe's N32 server ({what})", {"arrived": got.brief() if got else None})
         return got is not None
     finally:
         await recorder.restart(env.cfg.peer.tls)
@@ -47,15 +59,15 @@ async def trust_anchoring(env: Env, t: Trace) -> None:
         ok = isinstance(rsp, Response) and rsp.status == 200
         if ok != accept:
             bad.append(f"server role: {what} {'refused' if accept else 'accepted'}")
-    if env.n32c is None or env.mode != "PRINS":
-        t.note("client role not checked: needs peer.n32c_listen and a PRINS target (an n32f-error report "
-               "makes the target connect to the probe)")
+    if env.n32c is None or (env.mode != "PRINS" and not env.cfg.target.sbi):
+        t.note("client role not checked: needs peer.n32c_listen, and for a TLS-mode target its NF-facing "
+               "listener (target.sbi) with its N32-f for this peer pointing at peer.n32c_listen")
     else:
-        if not await _trigger_report(env, t, env.n32c, me.tls, "C1", 0):
-            raise RuntimeError("control: the target sent no n32f-error to the probe presenting C1; "
+        if not await _provoke(env, t, me.tls, "C1", 0):
+            raise RuntimeError("control: the target did not connect to the probe presenting C1; "
                                "the client role cannot be checked")
         for n, (what, keys) in enumerate((("C3", tr["other_root"]), ("C4", tr["two_plmns"])), 1):
-            if await _trigger_report(env, t, env.n32c, keys, what, n):
+            if await _provoke(env, t, keys, what, n):
                 bad.append(f"client role: the target accepted the server certificate {what}")
     if bad:
         raise Failed("; ".join(bad))

@@ -23,6 +23,7 @@ PLANTED = {  # flaw script -> (case that must fail, the clause it names)
     "dot_segments": ("routing.dot-segments", "RFC 3986 §5.2.4"),
     "ipx_keys_global": ("4.2.2.3", "TS 33.517 4.2.2.3"),
     "clear_av": ("4.2.2.5", "TS 33.517 4.2.2.5"),
+    "server_plmns": ("4.2.5", "TS 33.517 4.2.5"),
 }
 
 
