@@ -11,6 +11,7 @@ UES ?= 3
 MODE ?= prins
 SUITE ?= A128GCM
 IPX ?= 0
+NF ?= tls
 KEEP ?= 0
 OUT ?= lab/out
 
@@ -44,7 +45,7 @@ certs: venv
 	$(PY) -m certs.pki --out certs/out
 
 lab: venv
-	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --keep $(KEEP) --out $(OUT)
+	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --nf $(NF) --keep $(KEEP) --out $(OUT)
 
 # Under ~10 minutes; not part of make test. Results: bench/out/results.json and bench/out/bench.png.
 # Run the SEPP security cases against a SEPP under test (README: "Probing a SEPP under test").

@@ -271,7 +271,18 @@ async def _serve_h1(handler: Handler, reader: asyncio.StreamReader, writer: asyn
 
 
 # --------------------------------------------------------------------------- server
-async def _connection(handler: Handler, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _refuse_h1(writer: asyncio.StreamWriter) -> None:
+    """What an h2c-only server (nghttp2, as in open5gs NFs) does with anything but the HTTP/2
+    preface: GOAWAY PROTOCOL_ERROR "Received bad client magic byte string", then close."""
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    conn.close_connection(h2.errors.ErrorCodes.PROTOCOL_ERROR, b"Received bad client magic byte string")
+    writer.write(conn.data_to_send())
+    await writer.drain()
+
+
+async def _connection(handler: Handler, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      h2c_only: bool = False) -> None:
     sslobj = writer.get_extra_info("ssl_object")
     if sslobj is not None:
         h2_mode, prefix = sslobj.selected_alpn_protocol() == "h2", b""
@@ -283,6 +294,9 @@ async def _connection(handler: Handler, reader: asyncio.StreamReader, writer: as
                 return
             prefix += chunk
         h2_mode = prefix == PREFACE
+        if not h2_mode and h2c_only:
+            await _refuse_h1(writer)
+            return
     await (_serve_h2 if h2_mode else _serve_h1)(handler, reader, writer, prefix)
 
 
@@ -295,9 +309,11 @@ def server_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
     return ctx
 
 
-async def serve(handler: Handler, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> asyncio.Server:
+async def serve(handler: Handler, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+                h2c_only: bool = False) -> asyncio.Server:
     """Listen on ``host:port`` (0 = any free port). With ``ssl_context`` the server speaks TLS and
-    sets that context's ALPN list to ``h2, http/1.1``. Stop it with :func:`stop`."""
+    sets that context's ALPN list to ``h2, http/1.1``; without, ``h2c_only`` refuses HTTP/1.1 as
+    open5gs NFs do. Stop it with :func:`stop`."""
     if ssl_context is not None:
         ssl_context.set_alpn_protocols(["h2", "http/1.1"])
     conns: set[asyncio.Task] = set()
@@ -307,7 +323,7 @@ async def serve(handler: Handler, host: str, port: int, ssl_context: ssl.SSLCont
         assert task is not None
         conns.add(task)
         try:
-            await _connection(handler, reader, writer)
+            await _connection(handler, reader, writer, h2c_only)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, EOFError):
             pass
         except asyncio.CancelledError:

@@ -416,9 +416,9 @@ class HomeNfs:
 async def main_async(args: argparse.Namespace) -> None:
     nfs = HomeNfs(args.plmn, args.record)
     ctx = h2server.server_ssl_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-    server = await h2server.serve(nfs.handle, args.host, args.port, ctx)
+    server = await h2server.serve(nfs.handle, args.host, args.port, ctx, h2c_only=args.h2c_only)
     print(f"lab.nf: home NFs of PLMN {args.plmn} on {'https' if ctx else 'http'}://{args.host}:"
-          f"{h2server.bound_port(server)}", flush=True)
+          f"{h2server.bound_port(server)}{' (HTTP/2 prior knowledge only)' if args.h2c_only else ''}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
@@ -434,9 +434,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tls-key")
     ap.add_argument("--plmn", default=f"{scenario.HOME_MCC}-{scenario.HOME_MNC}", help="home PLMN, mcc-mnc")
     ap.add_argument("--record", type=Path, help="append every received request to FILE as JSON lines")
+    ap.add_argument("--h2c-only", action="store_true",
+                    help="cleartext HTTP/2 with prior knowledge only, HTTP/1.1 refused (as open5gs NFs)")
     args = ap.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
+    if args.h2c_only and args.tls_cert:
+        ap.error("--h2c-only is cleartext: no --tls-cert")
     try:
         asyncio.run(main_async(args))
     except KeyboardInterrupt:

@@ -49,14 +49,17 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: Iterable[str] = (), slim: bool =
         for suffix in (".keylog.jsonl", ".status.json", ".flows"):
             (out / f"{name}{suffix}").unlink(missing_ok=True)
     home = lab.pki / f"plmn-{HOME['plmn']}"
+
+    def listen(d: Path) -> list[str]:  # NF=h2c: cleartext HTTP/2 only, as open5gs NFs
+        return ["--h2c-only"] if lab.nf == "h2c" else ["--tls-cert", str(d / "nf.crt"), "--tls-key", str(d / "nf.key")]
+
     nf = procs.start("nf-home", [sys.executable, "-m", "lab.nf", "--host", "127.0.0.1",
-                                 "--port", str(lab.port("sepp-h.nf")), "--tls-cert", str(home / "nf.crt"),
-                                 "--tls-key", str(home / "nf.key"), "--plmn", HOME["plmn"],
+                                 "--port", str(lab.port("sepp-h.nf")), *listen(home), "--plmn", HOME["plmn"],
                                  "--record", str(out / "nf-home.requests.jsonl")], out=out)
     visited = lab.pki / f"plmn-{VISITED['plmn']}"
     nfv = procs.start("nf-visited", [sys.executable, "-m", "lab.nf", "--host", "127.0.0.1",
-                                     "--port", str(lab.port("sepp-v.nf")), "--tls-cert", str(visited / "nf.crt"),
-                                     "--tls-key", str(visited / "nf.key"), "--plmn", VISITED["plmn"]], out=out)
+                                     "--port", str(lab.port("sepp-v.nf")), *listen(visited),
+                                     "--plmn", VISITED["plmn"]], out=out)
     seppv = None
     started = [nfv]
     if lab.ipx:
@@ -259,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=("prins", "tls"), default="prins")
     ap.add_argument("--suite", choices=("A128GCM", "A256GCM"), default="A128GCM")
     ap.add_argument("--ipx", type=int, default=0)
+    ap.add_argument("--nf", choices=("tls", "h2c"), default="tls", help="h2c: home NFs speak only cleartext HTTP/2")
     ap.add_argument("--keep", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "lab/out")
     ap.add_argument("--handshake-only", action="store_true")
@@ -296,7 +300,8 @@ def _report(args: argparse.Namespace, report: dict[str, Any], results: list[Any]
 
 def _run(args: argparse.Namespace) -> int:
     clean_out(args.out)
-    lab = Lab(out=args.out, pki=ROOT / "certs/out", mode=args.mode, suite=args.suite, ipx=bool(args.ipx))
+    lab = Lab(out=args.out, pki=ROOT / "certs/out", mode=args.mode, suite=args.suite, ipx=bool(args.ipx),
+              nf=args.nf)
     report: dict[str, Any] = {"mode": args.mode, "ues": args.ues}
     failed = False
     reported = False

@@ -53,6 +53,7 @@ class Lab:
     mode: str = "prins"           # prins | tls
     suite: str = "A128GCM"
     ipx: bool = False
+    nf: str = "tls"               # tls | h2c: how the home NFs listen (h2c: cleartext HTTP/2 only, as open5gs)
     ports: dict[str, int] = field(default_factory=dict)
     configs: dict[str, Path] = field(default_factory=dict)
     overrides: dict[str, dict] = field(default_factory=dict)       # sepp name -> top-level keys
@@ -95,7 +96,8 @@ def sepp_config(lab: Lab, me: dict, peer: dict, *, initiate: bool, extra_peer: d
             "placement": [str(ROOT / "policies/placement")],
             "modification": str(ROOT / "policies/modification.yaml"),
         },
-        "home_nfs": {
+        # http:// home NFs get HTTP/2 with prior knowledge (TS 29.500 §5.2; docs/interop-profile.md)
+        "home_nfs": {"default": f"http://127.0.0.1:{lab.port(me['name'] + '.nf')}"} if lab.nf == "h2c" else {
             "default": f"https://127.0.0.1:{lab.port(me['name'] + '.nf')}",
             "trust_anchor": str(mine / "ca.crt"),
         },

@@ -338,3 +338,24 @@ def test_unknown_hop_or_kind_is_a_programming_error():
         ue.upstream_failure("nrf", ue.RESET)
     with pytest.raises(ValueError):
         ue.upstream_failure(ue.NF, "weird")
+
+
+def test_h2c_only_server_like_open5gs_refuses_http11_and_serves_prior_knowledge():
+    """The lab NF in h2c-only mode answers HTTP/1.1 as nghttp2 does (GOAWAY "bad client magic")."""
+    async def go():
+        server = await h2server.serve(echo, "127.0.0.1", 0, h2c_only=True)
+        port = h2server.bound_port(server)
+        up = Upstream()
+        try:
+            ok = await up.send(Hop("127.0.0.1", port, "h2c"), req(), 5)
+            try:
+                await up.send(Hop("127.0.0.1", port, "h1"), req(), 5)
+                h1 = None
+            except UpstreamError as e:
+                h1 = e.kind
+            return ok.status, h1
+        finally:
+            await up.close()
+            await h2server.stop(server)
+
+    assert run(go()) == (200, ue.PROTOCOL)
