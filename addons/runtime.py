@@ -27,6 +27,8 @@ from n32.exchange import (METADATA_KEY, Action, Answer, Exchange, Forward, Handl
                           ReportError, StartHandshake, StatusChanged, of_metadata)
 from n32.policy import PolicySet
 from n32io import admission, tls
+from n32io.transport import UpstreamError
+from n32io.upstream import Hop, Upstream
 
 log = logging.getLogger("sepp")
 
@@ -52,7 +54,8 @@ class SeppRuntime:
         # apart from the peer SEPPs' (SCAS TS 33.517 4.2.2.2).
         self._ipx_trust = [trust.IpxTrust(k.fqdn, [k.trust_anchor]) for k in cfg.ipx_keys if k.trust_anchor]
         self._conns: dict[str, dict[str, Any]] = {}      # client connection id -> {peer, ipx, master, state}
-        self._upstreams: dict[tuple[str, int], tuple[str, SSL.Context, HopKind]] = {}
+        # every next hop is dialled here, not by mitmproxy (docs/architecture.md, "Next hops")
+        self.upstream = Upstream(idle_timeout=cfg.timeouts.idle)
         self._build_tls()
         self.relations = Relations(cfg, self.store, handshake.LocalSepp.from_config(cfg, self.policy),
                                    self._peer_client, keylog_path, status_path)
@@ -87,6 +90,8 @@ class SeppRuntime:
         anchors = [cfg.home_nfs.trust_anchor] if cfg.home_nfs.trust_anchor else []
         self._nf_client = tls.client_context(certificate=cfg.certificate, private_key=cfg.private_key,
                                              anchors=anchors) if anchors else None
+        # https:// home NF without home_nfs.trust_anchor: nothing is trusted, the handshake fails
+        self._no_anchor = tls.client_context(certificate=None, private_key=None, anchors=[])
         self._mode_roles: dict[str, Listener] = {}
         placeholder = "reverse:http://127.0.0.1:9"  # never dialled: connection_strategy=lazy
         # A separate N32-f listener (listeners.n32f) serves N32-f only; N32-c stays on listeners.n32.
@@ -133,13 +138,6 @@ class SeppRuntime:
     def forget_client(self, client_id: str) -> None:
         self._conns.pop(client_id, None)
 
-    def upstream_tls(self, address: tuple[str, int] | None) -> SSL.Connection | None:
-        entry = self._upstreams.get(tuple(address)) if address else None
-        if entry is None:
-            return None
-        name, ctx, kind = entry
-        return tls.client_connection(ctx, name, alpn=(b"h2",) if kind is not HopKind.NF else (b"h2", b"http/1.1"))
-
     def _tls_client(self, fwd: Forward) -> SSL.Context | None:
         if fwd.hop is HopKind.PEER:
             return self._peer_client[fwd.tls_name]
@@ -168,6 +166,9 @@ class SeppRuntime:
                 ex.handshake_waited, ex.now = True, time.time()
                 actions = self.engine.on_request(ex, flowconv.to_http_request(flow.request))
             self._perform(flow, ex, actions)
+            fwd = next((a for a in actions if isinstance(a, Forward)), None)
+            if fwd is not None and flow.response is None:
+                await self._forward(flow, ex, fwd)
         except Exception as e:  # fail closed: never forward what we could not process
             log.exception("internal error on %s %s", flow.request.method, flow.request.path)
             self._perform(flow, ex, self.engine.internal_error(ex, e))
@@ -179,19 +180,36 @@ class SeppRuntime:
         ex.now = time.time()
         self._perform(flow, ex, self.engine.on_response(ex, flowconv.to_response(flow.response)))
 
+    async def _forward(self, flow: http.HTTPFlow, ex: Exchange, fwd: Forward) -> None:
+        """Send ``fwd`` ourselves and answer the flow with what came back; mitmproxy opens no
+        server connection for a flow answered in the request hook."""
+        parts = urlsplit(fwd.uri)
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        ctx = (self._tls_client(fwd) or self._no_anchor) if parts.scheme == "https" else None
+        hop = Hop(host, port, fwd.protocol, ctx, fwd.tls_name)
+        seconds = max(fwd.deadline - time.time(), 0.001) if fwd.deadline else self.cfg.timeouts.n32f
+        try:
+            rsp = await self.upstream.send(hop, fwd.request, seconds)
+        except UpstreamError as e:  # the address stays in our log, never in the answer
+            log.warning("%s %s at %s:%d failed (%s): %s", fwd.hop.value, fwd.tls_name, host, port, e.kind, e)
+            ex.now = time.time()
+            self._perform(flow, ex, self.engine.on_upstream_error(ex, fwd.hop, e.kind))
+            return
+        flow.response = flowconv.response_from(rsp)
+
     def error(self, flow: http.HTTPFlow) -> None:
-        ex = of_metadata(flow.metadata)
-        if ex is not None and flow.response is None and flow.error:
-            self._perform(flow, ex, self.engine.on_upstream_error(ex, flow.error.msg))
+        # Next hops are ours (_forward): a flow error here is the NF or peer side going away.
+        if flow.error and of_metadata(flow.metadata) is not None:
+            log.debug("flow ended without an answer: %s", flow.error.msg)
+
+    async def close(self) -> None:
+        await self.upstream.close()
 
     def _perform(self, flow: http.HTTPFlow, ex: Exchange, actions: list[Action]) -> None:
         for a in actions:
-            if isinstance(a, Forward):
+            if isinstance(a, Forward):  # the flow shows what _forward sends
                 parts = urlsplit(a.uri)
                 host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-                ctx = self._tls_client(a)
-                if parts.scheme == "https" and ctx is not None:
-                    self._upstreams[(host, port)] = (a.tls_name, ctx, a.hop)
                 flowconv.apply_request(flow, a.request, scheme=parts.scheme, host=host, port=port)
             elif isinstance(a, Answer):
                 flow.response = flowconv.response_from(a.response)

@@ -59,9 +59,11 @@ class Sepp:
             await ctx.master.addons.get("proxyserver").setup_servers()
             self.rt.start_background(self._spawn)
 
-    def done(self) -> None:
+    async def done(self) -> None:
         for t in list(self._tasks):
             t.cancel()
+        if self.rt:
+            await self.rt.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -123,12 +125,6 @@ class Sepp:
             reason = getattr(info, "error", None) or n32tls.handshake_failure(data.conn.error)
             log.warning("TLS handshake from %s refused on %s: %s", data.conn.peername,
                         self.rt.listener_role(data.context.client.proxy_mode.full_spec), reason)
-
-    def tls_start_server(self, data: tls.TlsData) -> None:
-        if self.rt:
-            conn = self.rt.upstream_tls(data.conn.address)
-            if conn is not None:
-                data.ssl_conn = conn
 
     def client_disconnected(self, client: Client) -> None:
         if self.rt:

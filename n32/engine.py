@@ -18,6 +18,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import body as body_mod, edge as edge_mod, errors, jwe, modifications, origin, prins, rh_error, routing, wire
+from . import upstream_errors
 from .context import ContextStore, N32fContext, PeerRelation
 from .errors import N32Error
 from .exchange import (Action, Answer, Exchange, Forward, HandleN32c, HopKind, Listener, Log, ReportError,
@@ -56,12 +57,19 @@ class Engine:
             return []
         return self._guard(ex, lambda: self._response(ex, rsp))
 
-    def on_upstream_error(self, ex: Exchange, message: str) -> list[Action]:
-        """The next hop could not be reached (the adapter answers the stream itself)."""
-        err = N32Error(504 if "timed out" in message.lower() else 502,
-                       "TARGET_NF_NOT_REACHABLE" if ex.role == "receiving" else "N32_PEER_NOT_REACHABLE",
-                       f"upstream failed: {message}")
-        return [self._log_failure(ex, err)]
+    def on_upstream_error(self, ex: Exchange, hop: HopKind, kind: str) -> list[Action]:
+        """The next hop of a ``Forward`` failed (``kind``: n32.upstream_errors.KINDS). A failed
+        delivery to the home NF is answered like an NF answer, so it travels back to the peer (in
+        the protected N32-f response in PRINS) and the visited NF gets this side's cause; a failed
+        N32-f hop is answered to our NF directly (TS 29.500 §5.2.7)."""
+        err = upstream_errors.upstream_failure(hop.value, kind, self._timeout(hop))
+        if hop is HopKind.NF and not ex.answered:
+            return [self._log_failure(ex, err), Answer(problem_response(err))]
+        return self._fail(ex, err)
+
+    def _timeout(self, hop: HopKind) -> float:
+        t = self.cfg.timeouts
+        return t.home_nf if hop is HopKind.NF else t.n32f
 
     def internal_error(self, ex: Exchange, exc: BaseException) -> list[Action]:
         """Fail closed on a bug: never forward what could not be processed."""
@@ -179,7 +187,8 @@ class Engine:
         name = hop.fqdn if hop else peer.fqdn
         out = HttpRequest("POST", "https", name, dest_path(dest), "", headers,
                           json.dumps(body, separators=(",", ":")).encode())
-        actions.append(Forward(out, dest, HopKind.IPX if hop else HopKind.PEER, name))
+        kind = HopKind.IPX if hop else HopKind.PEER
+        actions.append(Forward(out, dest, kind, name, ex.now + self._timeout(kind)))
         return actions
 
     def _send_tls_mode(self, ex: Exchange, req: HttpRequest, target: routing.ApiRoot, peer: Any,
@@ -194,7 +203,7 @@ class Engine:
         req.scheme = "https"
         ex.method, ex.path = req.method, req.path
         ex.original = {"method": req.method, "path": req.target, "authority": str(target)}
-        return [Forward(req, dest, HopKind.PEER, peer.fqdn)]
+        return [Forward(req, dest, HopKind.PEER, peer.fqdn, ex.now + self._timeout(HopKind.PEER))]
 
     def _restore_response(self, ex: Exchange, rsp: HttpResponse) -> list[Action]:
         ctx = self.store.by_local_id(ex.context or "")
@@ -246,7 +255,7 @@ class Engine:
         actions = self._after_open(ex, ctx, opened)
         ex.answer_ri_parameters = isinstance(opened.block.get(prins.RI_PARAMETERS), dict)
         assert isinstance(opened.message, HttpRequest)
-        fwd = self._deliver_to_home_nf(opened.message, ctx.peer_plmn_ids)
+        fwd = self._deliver_to_home_nf(ex, opened.message, ctx.peer_plmn_ids)
         r = fwd.request
         ex.method, ex.path = r.method, r.path
         ex.original = {"method": r.method, "authority": r.authority, "path": r.target}
@@ -260,11 +269,11 @@ class Engine:
         if relation is None or relation.capability != "TLS":
             raise N32Error(403, "N32_NOT_ESTABLISHED",
                            f"no TLS-mode N32 relation with {peer.fqdn}; run N32-c exchange-capability first")
-        fwd = self._deliver_to_home_nf(req, peer.plmn_ids)
+        fwd = self._deliver_to_home_nf(ex, req, peer.plmn_ids)
         ex.method, ex.path = fwd.request.method, fwd.request.path
         return [fwd]
 
-    def _deliver_to_home_nf(self, req: HttpRequest, peer_plmns: Any) -> Forward:
+    def _deliver_to_home_nf(self, ex: Exchange, req: HttpRequest, peer_plmns: Any) -> Forward:
         """Checks shared by both N32-f modes, then the request goes to the home NF the target names.
         The target header, if any, is consumed here: delivery is direct (open5gs does the same)."""
         origin.inbound(req, peer_plmns)
@@ -272,13 +281,15 @@ class Engine:
         req = self.edge.from_peer(req)
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)
-        uri = self.cfg.home_nfs.routes.get(target.host) or self.cfg.home_nfs.default
-        if not uri:
+        route = self.cfg.home_nfs.route(target.host)
+        if route is None:
             raise N32Error(504, "TARGET_NF_NOT_REACHABLE", f"no route to home NF {target.host}")
+        uri, protocol = route   # http:// is HTTP/2 prior knowledge unless the route says h1
         if req.header(TARGET_HEADER):
             req.authority, req.path = target.authority, target.prefix + req.path
         req.headers = [(k, v) for k, v in req.headers if k != TARGET_HEADER]
-        return Forward(req, uri, HopKind.NF, target.host)
+        req.scheme = urlsplit(uri).scheme
+        return Forward(req, uri, HopKind.NF, target.host, ex.now + self._timeout(HopKind.NF), protocol)
 
     def _protect_response(self, ex: Exchange, rsp: HttpResponse) -> list[Action]:
         ctx = self.store.by_local_id(ex.context or "")

@@ -123,6 +123,7 @@ class Forward:
     hop: HopKind
     tls_name: str
     deadline: float | None = None         # absolute time (the ``now`` scale) to give up by
+    protocol: str = "h2"                  # h2 (TLS, ALPN h2) | h2c (prior knowledge) | h1
 
 
 @dataclass(frozen=True, slots=True)
