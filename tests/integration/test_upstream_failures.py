@@ -1,0 +1,160 @@
+"""Next-hop failures through real SEPP processes: every answer is ProblemDetails naming where it
+failed, within the hop's deadline, never mitmproxy's HTML page and never an internal address.
+
+Home NFs in these labs speak only cleartext HTTP/2 (as open5gs NFs: HTTP/1.1 refused), reached
+through ``http://`` routes. Extra home NF routes point at a listener that never accepts (stall),
+a server that resets mid-body and a closed port.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from lab import procs as P
+from lab.run import client_ssl, start_lab
+from lab.topology import HOME, Lab, free_port
+from lab.traffic import H2Client
+
+from .conftest import run
+
+DOMAIN = "5gc.mnc070.mcc999.3gppnetwork.org"
+HOME_NF_DEADLINE = 1.5
+N32F_DEADLINE = 4.0
+
+
+class _Loop:
+    """An asyncio loop in a thread for the misbehaving servers of this module."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def _blackhole() -> socket.socket:
+    """Listens (the kernel completes TCP handshakes) but never accepts nor answers."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    return s
+
+
+async def _resetting_server() -> asyncio.Server:
+    from tests.test_upstream import _resetting_server as make
+    return await make(100)
+
+
+def _problem(rsp) -> dict:
+    assert dict(rsp.headers).get("content-type") == "application/problem+json", (rsp.status, rsp.body[:200])
+    pd = json.loads(rsp.body)
+    assert pd["status"] == rsp.status
+    assert "127.0.0.1" not in rsp.body.decode() and "Errno" not in pd.get("detail", "")
+    return pd
+
+
+async def _nf_request(lab: Lab, host: str, timeout: float = 30.0):
+    c = await H2Client.connect("127.0.0.1", lab.port("sepp-v.sbi"), client_ssl(lab))
+    try:
+        return await c.request("GET", "/nudm-sdm/v2/imsi-999700000000001/nssai",
+                               [("3gpp-sbi-target-apiroot", f"https://{host}")], b"", timeout=timeout)
+    finally:
+        await c.close()
+
+
+def _lab(pki, out, mode: str, routes: dict[str, str], peer: dict | None = None) -> Lab:
+    lab = Lab(out=out, pki=pki, mode=mode, nf="h2c")
+    nf = f"http://127.0.0.1:{lab.port('sepp-h.nf')}"
+    lab.overrides["sepp-h"] = {"home_nfs": {"default": nf, "routes": routes},
+                               "timeouts": {"home_nf": HOME_NF_DEADLINE, "n32f": N32F_DEADLINE},
+                               "topology_hiding": {"enabled": False}}
+    lab.overrides["sepp-v"] = {"timeouts": {"n32f": N32F_DEADLINE}, "topology_hiding": {"enabled": False}}
+    if peer:
+        lab.peer_overrides["sepp-v"] = peer
+    return lab
+
+
+@pytest.fixture(scope="module", params=["prins", "tls"])
+def faulty(request, pki, tmp_path_factory):
+    loop = _Loop()
+    hole = _blackhole()
+    resetter = loop.call(_resetting_server())
+    routes = {f"stall.{DOMAIN}": f"http://127.0.0.1:{hole.getsockname()[1]}",
+              f"reset.{DOMAIN}": f"http://127.0.0.1:{resetter.sockets[0].getsockname()[1]}",
+              f"gone.{DOMAIN}": f"http://127.0.0.1:{free_port()}"}
+    lab = _lab(pki, tmp_path_factory.mktemp(f"up-{request.param}"), request.param, routes)
+    try:
+        with P.Procs(lab.out) as procs:
+            info = start_lab(lab, procs)
+            yield lab, info
+    finally:
+        resetter.close()
+        hole.close()
+        loop.stop()
+
+
+def test_http_home_nf_that_speaks_only_h2c_is_reached(faulty):
+    lab, _ = faulty
+    rsp = run(_nf_request(lab, f"udm.{DOMAIN}"))
+    assert rsp.status == 200, rsp.body[:300]
+
+
+def test_home_nf_that_stalls_gets_504_within_the_deadline(faulty):
+    lab, _ = faulty
+    t0 = time.monotonic()
+    rsp = run(_nf_request(lab, f"stall.{DOMAIN}"))
+    elapsed = time.monotonic() - t0
+    pd = _problem(rsp)
+    assert (rsp.status, pd["cause"]) == (504, "TIMED_OUT_REQUEST") and "home NF" in pd["detail"]
+    assert HOME_NF_DEADLINE - 0.1 <= elapsed < N32F_DEADLINE
+
+
+@pytest.mark.parametrize("host", ["reset", "gone"])
+def test_home_nf_reset_or_down_reaches_the_visited_nf_as_target_nf_not_reachable(faulty, host):
+    lab, _ = faulty
+    rsp = run(_nf_request(lab, f"{host}.{DOMAIN}"))
+    pd = _problem(rsp)
+    assert (rsp.status, pd["cause"]) == (504, "TARGET_NF_NOT_REACHABLE"), pd
+    assert "home NF" in pd["detail"]
+
+
+def test_peer_sepp_down_is_problem_details_not_html(faulty):
+    """Last in the module: the home SEPP is killed."""
+    lab, info = faulty
+    home = next(p for p in info["procs"] if p.name == HOME["name"])
+    home.popen.kill()
+    home.popen.wait(5)
+    t0 = time.monotonic()
+    rsp = run(_nf_request(lab, f"udm.{DOMAIN}"))
+    pd = _problem(rsp)
+    assert rsp.status in (502, 503) and pd["cause"] in ("N32_PEER_NOT_REACHABLE", "N32_NOT_ESTABLISHED"), pd
+    assert time.monotonic() - t0 < N32F_DEADLINE
+
+
+def test_peer_sepp_that_stalls_gets_504_within_the_n32f_deadline(pki, tmp_path_factory):
+    """N32-f goes to a listener that never completes TLS (n32f_uri): 504 after timeouts.n32f."""
+    hole = _blackhole()
+    lab = _lab(pki, tmp_path_factory.mktemp("up-stall"), "prins", {},
+               peer={"n32f_uri": f"https://127.0.0.1:{hole.getsockname()[1]}"})
+    try:
+        with P.Procs(lab.out) as procs:
+            start_lab(lab, procs)
+            t0 = time.monotonic()
+            rsp = run(_nf_request(lab, f"udm.{DOMAIN}"))
+            elapsed = time.monotonic() - t0
+    finally:
+        hole.close()
+    pd = _problem(rsp)
+    assert (rsp.status, pd["cause"]) == (504, "TIMED_OUT_REQUEST") and "peer SEPP" in pd["detail"]
+    assert N32F_DEADLINE - 0.1 <= elapsed < N32F_DEADLINE + 3
