@@ -50,10 +50,10 @@ class H1Client:
             coro = self._exchange(method, path, body, headers or [], authority or self.authority)
             return await (coro if timeout is None else asyncio.wait_for(coro, timeout))
         except asyncio.TimeoutError:
-            self.closed = True
+            await self.close()
             raise UpstreamError(ue.TIMEOUT, f"no answer within {timeout:g} s") from None
         except BaseException:
-            self.closed = True
+            await asyncio.shield(self.close())
             raise
         finally:
             self._busy = False
@@ -91,8 +91,8 @@ class H1Client:
                 raise UpstreamError(ue.RESET, "connection closed by server before the whole answer")
         if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
             self._h11.start_next_cycle()
-        else:
-            self.closed = True
+        else:  # the server closes after this answer (Connection: close, RFC 9112 §9.6)
+            await self.close()
         return Response(status, rsp_headers, bytes(out))
 
     async def close(self) -> None:

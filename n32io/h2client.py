@@ -173,6 +173,14 @@ class H2Client:
     # ------------------------------------------------------------------ receiving
     async def _read_loop(self) -> None:
         try:
+            await self._read_frames()
+        finally:
+            # the server closed or broke the connection: answer its close_notify and release the
+            # socket now (a TLS server waits for our close_notify before it can finish closing)
+            await self.transport.close()
+
+    async def _read_frames(self) -> None:
+        try:
             while True:
                 data = await self.transport.read()
                 if not data:

@@ -36,6 +36,7 @@ class Transport:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  conn: SSL.Connection | None) -> None:
         self._reader, self._writer, self.tls = reader, writer, conn
+        self._closing: asyncio.Task | None = None
 
     @classmethod
     async def open(cls, host: str, port: int, ctx: SSL.Context | None = None, server_name: str = "",
@@ -117,6 +118,8 @@ class Transport:
     async def read(self) -> bytes:
         """Plaintext from the server; ``b""`` on orderly close."""
         while True:
+            if self.tls is not None and self.tls.get_shutdown() & SSL.RECEIVED_SHUTDOWN:
+                return b""  # close_notify came with the last data: do not wait for more
             try:
                 data = await self._reader.read(READ_SIZE)
             except OSError as e:
@@ -139,8 +142,6 @@ class Transport:
             plain = b"".join(out)
             if plain:
                 return plain
-            if self.tls.get_shutdown() & SSL.RECEIVED_SHUTDOWN:
-                return b""
 
     def export_n32_master(self) -> bytes:
         assert self.tls is not None
@@ -150,6 +151,13 @@ class Transport:
         self._writer.close()
 
     async def close(self) -> None:
+        """close_notify when TLS, then the socket. Idempotent and safe to call from several tasks:
+        one closing task; a caller that is cancelled does not cancel it for the others."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         if self.tls is not None and not self._writer.is_closing():
             try:
                 self.tls.shutdown()
@@ -157,7 +165,7 @@ class Transport:
             except SSL.Error:
                 pass
         self._writer.close()
-        try:
-            await self._writer.wait_closed()
-        except OSError:
-            pass
+        try:  # a peer that reads nothing more must not hold us: then drop what is unsent
+            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+        except (OSError, asyncio.TimeoutError):
+            self._writer.transport.abort()

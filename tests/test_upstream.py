@@ -359,3 +359,25 @@ def test_h2c_only_server_like_open5gs_refuses_http11_and_serves_prior_knowledge(
             await h2server.stop(server)
 
     assert run(go()) == (200, ue.PROTOCOL)
+
+
+def test_a_tls_server_that_closes_gets_our_close_notify_and_the_socket_back(pki):
+    """asyncio's TLS server waits for the client's close_notify before its connection ends: a
+    pooled client must answer it at once, or the server's shutdown stalls (up to 30 s)."""
+    d = pki / "plmn-001-01"
+    ctx = tls.client_context(certificate=d / "sepp.crt", private_key=d / "sepp.key",
+                             anchors=[pki / "plmn-999-70" / "ca.crt"])
+
+    async def go():
+        server = await h2server.serve(echo, "127.0.0.1", 0, _mtls_server_ctx(pki))
+        up = Upstream()
+        try:
+            hop = Hop("127.0.0.1", h2server.bound_port(server), "h2", ctx, "udm.5gc.mnc070.mcc999.3gppnetwork.org")
+            assert (await up.send(hop, req(scheme="https"), 5)).status == 200
+            t0 = time.monotonic()
+            await h2server.stop(server)
+            return time.monotonic() - t0
+        finally:
+            await up.close()
+
+    assert run(go()) < 3
