@@ -24,7 +24,6 @@ import binascii
 import functools
 import json
 import math
-import re
 from typing import Any
 
 import orjson
@@ -73,13 +72,28 @@ def b64url_decode(text: Any) -> bytes:
 # ``json`` gives: numbers of 16 digits or more (orjson turns integers beyond 64 bits into floats),
 # a byte order mark, and anything orjson cannot write (integers beyond 64 bits, lone surrogates).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_DIGITS = re.compile(rb"[0-9.]{16}")      # fast filter: 16 digits in a row anywhere (strings too)
-# then precisely: a number token (after "[", ":", "," or at the start) with 16 integer or 15 fraction digits
-_LONG_NUMBER = re.compile(rb"[\[:,][ \t\r\n]*-?(?:[0-9]{16}|[0-9]*\.[0-9]{15})|^[ \t\r\n]*-?[0-9.]{16}")
+_RUNS = bytes(0x30 if c in b"0123456789." else 0x20 for c in range(256))   # digits and "." -> "0", else " "
+_RUN = b"0" * 16                          # 16 digits (or 15 and a point) in a row, strings included
+_NUMBER_CHARS = frozenset(b"0123456789.-+eE \t\r\n")
 
 
 def _long_number(data: bytes) -> bool:
-    return _DIGITS.search(data) is not None and _LONG_NUMBER.search(data) is not None
+    """Whether a number token has 16 integer digits or 15 fraction digits: such a run that
+    starts a value (after "[", ":", "," or at the start of the text, maybe after a sign and
+    spaces) rather than sitting inside a string. Runs are found with bytes.find (C)."""
+    runs = data.translate(_RUNS)
+    pos = runs.find(_RUN)
+    while pos >= 0:
+        i = pos
+        while i > 0 and data[i - 1] in _NUMBER_CHARS:
+            i -= 1
+        if i == 0 or data[i - 1] in b"[:,":
+            return True
+        end = runs.find(b" ", pos)
+        if end < 0:
+            return False
+        pos = runs.find(_RUN, end)
+    return False
 _BOM = b"\xef\xbb\xbf"
 
 
