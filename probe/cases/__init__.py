@@ -15,4 +15,4 @@ def case(cid: str, title: str, clause: str, modes: tuple[str, ...] = ("PRINS", "
     return register
 
 
-from . import scas, trust, ipx, n32f, n32c, edges  # noqa: E402,F401  (registers the cases, in this order)
+from . import scas, trust, ipx, n32f, n32c, edges, fuzz  # noqa: E402,F401  (registers the cases, in this order)

@@ -8,3 +8,7 @@ def test_deep_json_is_a_client_error(probe):
 
 def test_oversized_bodies_are_refused(probe):
     check(probe, "hostile.size")
+
+
+def test_mutated_n32f_messages(probe):
+    check(probe, "fuzz.n32f")
