@@ -128,7 +128,9 @@ async def _raw(host: str, port: int, data: bytes, timeout: float) -> bytes:
       "TS 33.501 §13.1 (N32 over TLS), TS 33.210 §6.2; issue 13 item 1: a TLS listener serves nothing in clear")
 async def cleartext(env: Env, t: Trace) -> None:
     bad = []
-    targets = [("N32", env.cfg.target.n32c)] + ([("SBI", env.cfg.target.sbi)] if env.cfg.target.sbi else [])
+    tg = env.cfg.target
+    targets = [("N32", tg.n32c)] + ([("N32-f", tg.n32f)] if tg.n32f and tg.n32f != tg.n32c else []) + \
+        ([("SBI", tg.sbi)] if tg.sbi else [])
     root = env.cfg.target.api_root()
     h1 = (f"GET /nudm-sdm/v2/{supi(env, 72)}/nssai HTTP/1.1\r\nHost: {env.cfg.target.fqdn}\r\n"
           f"3gpp-Sbi-Target-apiRoot: {root}\r\nConnection: close\r\n\r\n").encode()

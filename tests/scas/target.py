@@ -1,6 +1,7 @@
 """Our SEPP as the probe's target: the home SEPP (PLMN 999-70) of the lab, alone, with two
 configured peers (001-01, played by the probe, and 002-02 for the trust cases), its home NF
-route and its peer's N32-c apiRoot pointing at the probe. ``flaws`` are addon scripts loaded
+route and its peer's N32-c apiRoot pointing at the probe. In TLS mode it serves N32-f on a
+listener of its own, as open5gs does. ``flaws`` are addon scripts loaded
 before the SEPP's, each patching one check out of that process (tests/probe/flaws/): the
 product has no insecure switch."""
 from __future__ import annotations
@@ -79,6 +80,8 @@ def write_target(lab: Lab, mode: str) -> Path:
                          "trust_anchor": str(lab.pki / f"plmn-{OTHER['plmn']}" / "ca.crt"),
                          "security_capabilities": caps, "initiate": False})
     cfg["home_nfs"]["default"] = f"https://127.0.0.1:{lab.port('probe.nf')}"
+    if mode == "tls":  # the open5gs shape: N32-f on a listener of its own, given to the probe as target.n32f
+        cfg["listeners"]["n32f"] = {"host": "127.0.0.1", "port": lab.port("sepp-h.n32f")}
     lab.out.mkdir(parents=True, exist_ok=True)
     path = lab.out / f"target-{mode}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -98,6 +101,7 @@ def probe_dict(lab: Lab, certs: dict[str, dict]) -> dict:
     ipx = pki / "ipx" / "ipx1.ipx.lab"
     return {
         "target": {"n32c": f"https://127.0.0.1:{lab.port('sepp-h.n32')}", "fqdn": sepp_fqdn(HOME),
+                   **({"n32f": f"https://127.0.0.1:{lab.port('sepp-h.n32f')}"} if lab.mode == "tls" else {}),
                    "ca": str(home / "ca.crt"), "plmn_ids": [HOME["plmn"]],
                    "sbi": f"https://127.0.0.1:{lab.port('sepp-h.sbi')}", "sbi_ca": str(home / "ca.crt")},
         "peer": {"fqdn": sepp_fqdn(VISITED), "plmn_ids": [VISITED["plmn"]], "certificate": str(visited / "sepp.crt"),
@@ -130,4 +134,6 @@ def our_sepp(pki: Path, out: Path, mode: str = "prins", flaws: tuple[Path, ...] 
         p = procs.start("target", argv)
         P.wait_port(lab.port("sepp-h.n32"), 30, [p])
         P.wait_port(lab.port("sepp-h.sbi"), 30, [p])
+        if mode == "tls":
+            P.wait_port(lab.port("sepp-h.n32f"), 30, [p])
         yield probe_config(lab, certs)
