@@ -29,6 +29,7 @@ from typing import Any, Callable
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from n32 import handshake as hs
+from n32 import body as jbody
 from n32 import jwe, modifications, prins
 from n32.context import ContextStore, N32fContext
 from n32.message import HttpRequest, HttpResponse
@@ -211,10 +212,10 @@ class Pipeline:
         sel = self._sel(H, req, "request")
         mid = prins.new_message_id()
         body, _ = prins.protect_request(ctx, req, sel, mid, None)
-        return json.dumps(body, separators=(",", ":")).encode(), mid
+        return jwe.json_dumps(body), mid            # as n32/engine.py writes the N32-f request
 
     def open_request(self, wire: bytes) -> Any:
-        body = json.loads(wire)
+        body = jbody.loads(wire)                    # as n32/engine.py reads an N32-f body
         peeked = prins.peek(body)
         ctx = self.store.by_local_id(peeked.meta["n32fContextId"])
         return prins.open_request(ctx, body, self.check, peeked)
@@ -223,11 +224,11 @@ class Pipeline:
         ctx = self.store.by_local_id(self.ctx_h.local_context_id)
         sel = self._sel(V, req, "response")
         body, _ = prins.protect_response(ctx, rsp, sel, mid, None)
-        return json.dumps(body, separators=(",", ":")).encode()
+        return json.dumps(body, separators=(",", ":")).encode()    # engine.json_response
 
     def open_response(self, wire: bytes, mid: str) -> Any:
         ctx = self.store_v.by_local_id(self.ctx_v.local_context_id)
-        return prins.open_response(ctx, json.loads(wire), mid, self.check_v)
+        return prins.open_response(ctx, jbody.loads(wire), mid, self.check_v)
 
 
 def _aes_floor(wire: bytes) -> float:

@@ -185,8 +185,7 @@ class Engine:
         if hop:  # the IPX routes on the receiving SEPP (interop profile: IPX routing)
             headers.append((TARGET_HEADER, f"https://{peer.fqdn}"))
         name = hop.fqdn if hop else peer.fqdn
-        out = HttpRequest("POST", "https", name, dest_path(dest), "", headers,
-                          json.dumps(body, separators=(",", ":")).encode())
+        out = HttpRequest("POST", "https", name, dest_path(dest), "", headers, jwe.json_dumps(body))
         kind = HopKind.IPX if hop else HopKind.PEER
         actions.append(Forward(out, dest, kind, name, ex.now + self._timeout(kind)))
         return actions

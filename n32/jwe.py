@@ -23,13 +23,12 @@ import base64
 import binascii
 import functools
 import json
-import math
 from typing import Any
 
-import orjson
 from cryptography.exceptions import InvalidTag
 
 from . import errors, suites
+from . import body as body_json
 from .body import check as check_json_limits
 from .errors import N32Error
 from .kdf import SALT_LENGTH
@@ -67,94 +66,9 @@ def b64url_decode(text: Any) -> bytes:
         raise ValueError(f"bad base64url: {exc}") from None
 
 
-# JSON on the per-message path: orjson (C, about 10x the standard library for dumps, 3x for
-# loads), with the standard library wherever the two could differ, so that the result is what
-# ``json`` gives: numbers of 16 digits or more (orjson turns integers beyond 64 bits into floats),
-# a byte order mark, and anything orjson cannot write (integers beyond 64 bits, lone surrogates).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_RUNS = bytes(0x30 if c in b"0123456789." else 0x20 for c in range(256))   # digits and "." -> "0", else " "
-_RUN = b"0" * 16                          # 16 digits (or 15 and a point) in a row, strings included
-_NUMBER_CHARS = frozenset(b"0123456789.-+eE \t\r\n")
-
-
-def _long_number(data: bytes) -> bool:
-    """Whether a number token has 16 integer digits or 15 fraction digits: such a run that
-    starts a value (after "[", ":", "," or at the start of the text, maybe after a sign and
-    spaces) rather than sitting inside a string. Runs are found with bytes.find (C)."""
-    runs = data.translate(_RUNS)
-    pos = runs.find(_RUN)
-    while pos >= 0:
-        i = pos
-        while i > 0 and data[i - 1] in _NUMBER_CHARS:
-            i -= 1
-        if i == 0 or data[i - 1] in b"[:,":
-            return True
-        end = runs.find(b" ", pos)
-        if end < 0:
-            return False
-        pos = runs.find(_RUN, end)
-    return False
-_BOM = b"\xef\xbb\xbf"
-
-
-def json_dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON (RFC 8259; no NaN/Infinity), as ``json.dumps(separators=(",", ":"),
-    ensure_ascii=False)`` writes it."""
-    try:
-        out = orjson.dumps(value)
-    except TypeError:
-        return _ENCODER.encode(value).encode("utf-8")
-    # orjson writes NaN and Infinity as null (the standard library refuses them), and numbers
-    # below 1e-4 in another form ("1e-7", "0.00001" for "1e-07", "1e-05"): those go to json.
-    if b"null" in out:
-        _ENCODER.encode(value)
-    if b"e-" in out or b"0.0000" in out:
-        return _ENCODER.encode(value).encode("utf-8")
-    return out
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (math.inf, -math.inf):
-        raise ValueError(f"number {text[:20]} is out of range")    # orjson refuses it too
-    return value
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise ValueError("duplicate member name")  # RFC 7516 §4 / RFC 7515 §5.2: reject
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite)
-_PLAIN_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
-
-
-def json_loads(data: bytes) -> Any:
-    """Parse JSON (duplicate names: the last wins, as ``json``); ``ValueError`` if it is not JSON.
-    Limits are the caller's (n32/body.py)."""
-    if data.startswith(_BOM) or _long_number(data):
-        return _PLAIN_DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
-    return orjson.loads(data)
-
-
-def _unique_object(data: bytes) -> Any:
-    """Parse JSON refusing duplicate member names. What orjson parses and writes back byte for
-    byte has none (a duplicate would be missing from the copy): our own blocks take that path;
-    any other text (also a number orjson would read inexactly: it does not write it back the
-    same) is parsed by the standard library with a duplicate check."""
-    try:
-        value = orjson.loads(data)
-        if orjson.dumps(value) == data:
-            return value
-    except (orjson.JSONDecodeError, TypeError):
-        pass
-    return _DECODER.decode(data.decode("utf-8"))
+# JSON: n32/body.py (orjson with the standard library's results).
+json_dumps = body_json.dumps
+json_loads = body_json.fast_loads
 
 
 # The encrypted block is read by the two SEPPs only, so duplicate names there cannot make two
@@ -168,7 +82,7 @@ def json_object(data: bytes, duplicates: bool = False) -> dict:
     except N32Error as e:
         raise ValueError(e.detail) from None
     try:
-        value = json_loads(data) if duplicates else _unique_object(data)
+        value = json_loads(data) if duplicates else body_json.unique_loads(data)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     if not isinstance(value, dict):
