@@ -158,3 +158,62 @@ def test_peer_sepp_that_stalls_gets_504_within_the_n32f_deadline(pki, tmp_path_f
     pd = _problem(rsp)
     assert (rsp.status, pd["cause"]) == (504, "TIMED_OUT_REQUEST") and "peer SEPP" in pd["detail"]
     assert N32F_DEADLINE - 0.1 <= elapsed < N32F_DEADLINE + 3
+
+
+class _Relay:
+    """A TCP relay in front of the peer SEPP's N32 port; ``cut`` resets the next answer mid-body:
+    half of the next chunk from the server is passed on, then both sides get a TCP RST."""
+
+    def __init__(self, loop: _Loop, target_port: int) -> None:
+        self.loop, self.target_port, self.cut, self.resets = loop, target_port, False, 0
+        self.server = loop.call(asyncio.start_server(self._conn, "127.0.0.1", 0))
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _conn(self, cr, cw) -> None:
+        sr, sw = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        def rst(w) -> None:
+            w.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                  b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            w.transport.abort()
+
+        async def pump(r, w, from_server: bool) -> None:
+            while data := await r.read(65536):
+                if from_server and self.cut:
+                    self.cut, self.resets = False, self.resets + 1
+                    w.write(data[: len(data) // 2])
+                    await w.drain()
+                    rst(cw)
+                    rst(sw)
+                    return
+                w.write(data)
+                await w.drain()
+            w.close()
+
+        await asyncio.gather(pump(cr, sw, False), pump(sr, cw, True), return_exceptions=True)
+
+
+@pytest.mark.parametrize("mode", ["prins", "tls"])
+def test_n32f_connection_reset_mid_answer_is_problem_details_and_the_next_request_works(pki, tmp_path_factory,
+                                                                                       mode):
+    loop = _Loop()
+    lab = Lab(out=tmp_path_factory.mktemp(f"up-relay-{mode}"), pki=pki, mode=mode, nf="h2c")
+    relay = _Relay(loop, lab.port("sepp-h.n32"))
+    lab.peer_overrides["sepp-v"] = {"n32f_uri": f"https://127.0.0.1:{relay.port}"}
+    try:
+        with P.Procs(lab.out) as procs:
+            start_lab(lab, procs)
+            assert run(_nf_request(lab, f"udm.{DOMAIN}")).status == 200     # pooled N32-f connection
+            relay.cut = True
+            t0 = time.monotonic()
+            rsp = run(_nf_request(lab, f"udm.{DOMAIN}"))
+            elapsed = time.monotonic() - t0
+            after = run(_nf_request(lab, f"udm.{DOMAIN}"))
+    finally:
+        relay.server.close()
+        loop.stop()
+    assert relay.resets == 1
+    pd = _problem(rsp)
+    assert (rsp.status, pd["cause"]) == (502, "N32F_FORWARDING_FAILED") and "peer SEPP" in pd["detail"], pd
+    assert elapsed < 3
+    assert after.status == 200   # a new connection, no operator action
