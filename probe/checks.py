@@ -138,6 +138,11 @@ def jws_entry(body: dict, identity: str, alg: str, ops: list | None = None, key_
     elif alg.startswith("RS") or alg.startswith("PS"):
         key = jwk.JWK.from_pem(rsa.generate_private_key(65537, 2048).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    elif alg == "ES256+jwk":
+        key = jwk.JWK.from_pem(fresh_ec_pem())
+        s = jjws.JWS(payload)
+        s.add_signature(key, alg="ES256", protected=json.dumps({"alg": "ES256", "jwk": json.loads(key.export_public())}))
+        return json.loads(s.serialize())
     elif alg == "ES384":
         key = jwk.JWK.from_pem(ec.generate_private_key(ec.SECP384R1()).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))

@@ -73,6 +73,7 @@ class Target:
     sbi_ca: Path | None = None
     nf_fqdn: str | None = None            # a home NF of the target, for the :authority of requests
     nf_scheme: str = "https"              # how the target reaches its NFs (open5gs: http, h2 prior knowledge)
+    log: Path | None = None               # the target's log file, where readable (4.2.2.6 allows "log it")
 
     @property
     def n32c_host_port(self) -> tuple[str, int]:
@@ -143,7 +144,7 @@ def from_dict(raw: dict, base: Path = Path(".")) -> ProbeConfig:
     target = Target(str(t["n32c"]).rstrip("/"), str(t["fqdn"]), _path(base, t.get("ca"), "target.ca"),
                     tuple(map(str, t["plmn_ids"])), t.get("n32f"), t.get("sbi"),
                     _path(base, t["sbi_ca"], "target.sbi_ca") if t.get("sbi_ca") else None, t.get("nf_fqdn"),
-                    str(t.get("nf_scheme", "https")))
+                    str(t.get("nf_scheme", "https")), _path(base, t["log"], "target.log") if t.get("log") else None)
     peer = _identity(base, raw.get("peer"), "peer")
     nf = raw.get("nf") or {}
     if not nf.get("listen"):

@@ -10,7 +10,7 @@ import datetime
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import yaml
 from cryptography import x509
@@ -70,7 +70,7 @@ def make_pki(pki: Path) -> dict[str, dict]:
     }
 
 
-def write_target(lab: Lab, mode: str) -> Path:
+def write_target(lab: Lab, mode: str, tweak: Callable[[dict], None] | None = None) -> Path:
     cfg = sepp_config(lab, HOME, VISITED, initiate=False)
     peer = cfg["peers"][0]
     peer["n32c_uri"] = f"https://127.0.0.1:{lab.port('probe.n32c')}"
@@ -82,6 +82,8 @@ def write_target(lab: Lab, mode: str) -> Path:
     cfg["home_nfs"]["default"] = f"https://127.0.0.1:{lab.port('probe.nf')}"
     if mode == "tls":  # the open5gs shape: N32-f on a listener of its own, given to the probe as target.n32f
         cfg["listeners"]["n32f"] = {"host": "127.0.0.1", "port": lab.port("sepp-h.n32f")}
+    if tweak is not None:
+        tweak(cfg)
     lab.out.mkdir(parents=True, exist_ok=True)
     path = lab.out / f"target-{mode}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -103,7 +105,8 @@ def probe_dict(lab: Lab, certs: dict[str, dict]) -> dict:
         "target": {"n32c": f"https://127.0.0.1:{lab.port('sepp-h.n32')}", "fqdn": sepp_fqdn(HOME),
                    **({"n32f": f"https://127.0.0.1:{lab.port('sepp-h.n32f')}"} if lab.mode == "tls" else {}),
                    "ca": str(home / "ca.crt"), "plmn_ids": [HOME["plmn"]],
-                   "sbi": f"https://127.0.0.1:{lab.port('sepp-h.sbi')}", "sbi_ca": str(home / "ca.crt")},
+                   "sbi": f"https://127.0.0.1:{lab.port('sepp-h.sbi')}", "sbi_ca": str(home / "ca.crt"),
+                   "log": str(lab.out / "target.log")},
         "peer": {"fqdn": sepp_fqdn(VISITED), "plmn_ids": [VISITED["plmn"]], "certificate": str(visited / "sepp.crt"),
                  "private_key": str(visited / "sepp.key"), "n32c_listen": f"127.0.0.1:{lab.port('probe.n32c')}"},
         "nf": {"listen": f"127.0.0.1:{lab.port('probe.nf')}", "certificate": str(home / "nf.crt"),
@@ -119,12 +122,12 @@ def probe_dict(lab: Lab, certs: dict[str, dict]) -> dict:
 
 @contextmanager
 def our_sepp(pki: Path, out: Path, mode: str = "prins", flaws: tuple[Path, ...] = (),
-             certs: dict[str, dict] | None = None) -> Iterator[ProbeConfig]:
-    """Our SEPP running as a target (``flaws``: addon scripts loaded before it); yields the probe
-    config. ``certs``: what :func:`make_pki` returned for ``pki`` (made here when not given)."""
+             certs: dict[str, dict] | None = None, tweak: Callable[[dict], None] | None = None) -> Iterator[ProbeConfig]:
+    """Our SEPP running as a target (``flaws``: addon scripts loaded before it; ``tweak`` edits its
+    configuration); yields the probe config. ``certs``: what :func:`make_pki` returned for ``pki``."""
     certs = certs or make_pki(pki)
     lab = Lab(out=out, pki=pki, mode=mode)
-    config = write_target(lab, mode)
+    config = write_target(lab, mode, tweak)
     argv = [str(BIN / "mitmdump")]
     for f in flaws:
         argv += ["-s", str(f)]
