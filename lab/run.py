@@ -73,15 +73,8 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: Iterable[str] = (), slim: bool =
             P.wait_port(lab.port(fqdn), 30, [p])
     for side in (HOME, VISITED):  # the responder listens before the initiator dials
         name = side["name"]
-        p = procs.start_mitmdump(name, "addons/sepp.py", {
-            "sepp_config": lab.configs[name],
-            "n32_keylog": out / f"{name}.keylog.jsonl",
-            "sepp_status": out / f"{name}.status.json",
-            **ui(name),
-            **lab.options.get(name, {}),
-        }, web=name in web, slim=slim, out=out)
+        p = start_sepp(lab, procs, name, ui(name), web=name in web, slim=slim)
         started.append(p)
-        P.wait_port(lab.port(f"{name}.n32"), 30, [p])
         if side is VISITED:
             seppv = p
     P.wait_port(lab.port("sepp-h.nf"), 15, [nf])
@@ -103,6 +96,21 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: Iterable[str] = (), slim: bool =
         return {"status": None, "procs": [nf, *started]}
     status = P.wait_for(established, 30, "the N32-c handshake", started + [nf])
     return {"status": status, "procs": [nf, *started]}
+
+
+def start_sepp(lab: Lab, procs: P.Procs, name: str, ui: dict[str, Any] | None = None, *, web: bool = False,
+               slim: bool = False) -> P.Proc:
+    """One lab SEPP (also to restart it with the same configuration); returns once it listens."""
+    out = lab.out
+    p = procs.start_mitmdump(name, "addons/sepp.py", {
+        "sepp_config": lab.configs[name],
+        "n32_keylog": out / f"{name}.keylog.jsonl",
+        "sepp_status": out / f"{name}.status.json",
+        **(ui or {}),
+        **lab.options.get(name, {}),
+    }, web=web, slim=slim, out=out)
+    P.wait_port(lab.port(f"{name}.n32"), 30, [p])
+    return p
 
 
 def keys_match(out: Path) -> tuple[bool, list[dict]]:
