@@ -31,10 +31,10 @@ SHUTDOWN_TIMEOUT = 3.0   # seconds for ending every relation on SIGTERM/SIGINT
 
 
 class Relations:
-    def __init__(self, cfg: Any, engine: Any, store: ContextStore, local: handshake.LocalSepp,
+    def __init__(self, cfg: Any, store: ContextStore, local: handshake.LocalSepp,
                  peer_client: dict[str, SSL.Context], keylog_path: Callable[[], str | None],
                  status_path: Callable[[], str | None], clock: Callable[[], float] = time.time) -> None:
-        self.cfg, self.engine, self.store, self.local, self.clock = cfg, engine, store, local, clock
+        self.cfg, self.store, self.local, self.clock = cfg, store, local, clock
         self.peers = {p.fqdn: Peer.from_config(p) for p in cfg.peers}
         self.peer_settings = self.peers              # the name the runtime used
         self.responder = handshake.Responder(local, list(self.peers.values()), store)
@@ -131,14 +131,15 @@ class Relations:
             m.handshake_failed(self.clock(), "cancelled", init.context)
             raise
         except N32Error as e:
-            log.error("N32-c %s with %s refused: %s %s: %s", what, peer.fqdn, e.status, e.cause, e.detail)
             m.handshake_failed(self.clock(), f"{e.status} {e.cause}", init.context)
+            log.error("N32-c %s with %s refused: %s %s: %s%s", what, peer.fqdn, e.status, e.cause, e.detail,
+                      self._retrying(m))
         except (H2Error, OSError, asyncio.TimeoutError) as e:
-            log.warning("N32-c %s with %s failed: %s", what, peer.fqdn, e or type(e).__name__)
             m.handshake_failed(self.clock(), str(e) or type(e).__name__, init.context)
+            log.warning("N32-c %s with %s failed: %s%s", what, peer.fqdn, e or type(e).__name__, self._retrying(m))
         except Exception as e:  # a bug must not kill the lifecycle: it retries with backoff
-            log.error("N32-c %s with %s failed: %s: %s", what, peer.fqdn, type(e).__name__, e)
             m.handshake_failed(self.clock(), type(e).__name__, init.context)
+            log.error("N32-c %s with %s failed: %s: %s%s", what, peer.fqdn, type(e).__name__, e, self._retrying(m))
         else:
             m.handshake_succeeded(self.clock(), init.peer_relation(), ctx)
             if ctx is not None:
@@ -148,6 +149,11 @@ class Relations:
                 log.info("N32 with %s: %s selected", peer.fqdn, init.selected_capability)
         finally:
             self._pump()
+
+    def _retrying(self, m: lifecycle.Relation) -> str:
+        if m.retry_at is not None:
+            return f"; retrying in {max(0.0, m.retry_at - self.clock()):.1f}s"
+        return "; giving up until it is needed again" if m.state is lifecycle.RelationState.IDLE else ""
 
     def _task_for(self, peer: Peer) -> asyncio.Future:
         task = self._handshakes.get(peer.fqdn)
@@ -245,10 +251,14 @@ class Relations:
     async def report_n32f_error(self, peer_fqdn: str, info: dict) -> None:
         """``POST n32f-error`` on a new N32-c connection (TS 33.501 §13.2.2.3), when the limiter
         admits it (n32/reports.py: not for unauthenticated messages, coalesced, rate-limited)."""
-        for (peer, kind, ctx_id), n in self.reports.take_suppressed().items():
-            log.info("n32f-error to %s: %d report(s) %s (context %s) coalesced or rate-limited", peer, n, kind,
-                     ctx_id or "-")
-        if peer_fqdn not in self.peers or not self.reports.admit(peer_fqdn, info, self.clock()):
+        if peer_fqdn not in self.peers:
+            return
+        if not self.reports.admit(peer_fqdn, info, self.clock()):
+            self.reports.take_suppressed()
+            why = "coalesced or rate-limited" if self.reports.reportable(info.get("n32fErrorType")) else \
+                "the message did not authenticate"
+            log.info("n32f-error %s for messageId %s to %s not sent: %s", info.get("n32fErrorType"),
+                     info.get("n32fMessageId"), peer_fqdn, why)
             return
         await self._post(self.peers[peer_fqdn], "n32f-error", info)
 
@@ -289,6 +299,7 @@ class Relations:
                 log.info("N32 TLS relation with %s released by the peer", ev.peer)
             case _:  # the event's name and peer: its repr holds the whole context
                 log.debug("N32 event %s with %s", type(ev).__name__, getattr(ev, "peer", "-"))
+        self.write_status()
 
     # ------------------------------------------------------------------ key log and status
     def _keylog(self, ctx: N32fContext) -> None:

@@ -136,7 +136,9 @@ class SeppRuntime:
                  conn.get_protocol_version_name())
 
     def forget_client(self, client_id: str) -> None:
-        self._conns.pop(client_id, None)
+        conn = self._conns.pop(client_id, None)
+        if conn is not None:
+            self.relations.connection_closed(conn["state"])
 
     def _tls_client(self, fwd: Forward) -> SSL.Context | None:
         if fwd.hop is HopKind.PEER:

@@ -60,8 +60,18 @@ class Sepp:
             self.rt.start_background(self._spawn)
 
     async def done(self) -> None:
-        for t in list(self._tasks):
+        # SIGTERM/SIGINT: end every relation (n32f-terminate / ["NONE"]) within a few seconds,
+        # then stop our tasks and wait for them, so that nothing is left to print a traceback.
+        if self.rt:
+            try:
+                await self.rt.relations.shutdown()
+            except Exception as e:  # shutting down: report, never raise
+                log.warning("ending the N32 relations failed: %s", e)
+        tasks = list(self._tasks)
+        for t in tasks:
             t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self.rt:
             await self.rt.close()
 
