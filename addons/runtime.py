@@ -20,12 +20,10 @@ from OpenSSL import SSL
 
 from addons import flowconv
 from addons.relations import Relations
-from n32 import config, edge, handshake, trust
+from n32 import config, engine, handshake, trust
 from n32.context import ContextStore
-from n32.engine import Engine
 from n32.exchange import (METADATA_KEY, Action, Answer, Exchange, Forward, HandleN32c, HopKind, Listener, Log,
                           ReportError, StartHandshake, StatusChanged, of_metadata)
-from n32.policy import PolicySet
 from n32io import admission, tls
 from n32io.transport import UpstreamError
 from n32io.upstream import Hop, Upstream
@@ -37,18 +35,10 @@ class SeppRuntime:
     def __init__(self, cfg: Any, keylog_path: Callable[[], str | None],
                  status_path: Callable[[], str | None] = lambda: None) -> None:
         self.cfg = cfg
-        self.policy = PolicySet.load(cfg.policies.encryption, list(cfg.policies.placement),
-                                     cfg.policies.modification)
         self.store = ContextStore()
         th = cfg.topology_hiding
-        self.edge = edge.build(telescopic_domain=cfg.telescopic.domain, hiding=th.enabled, plmn=cfg.plmn_ids[0],
-                               pseudonym_domain=th.pseudonym_domain,
-                               secret=th.secret_file.read_bytes() if th.secret_file else None,
-                               home_networks=th.home_networks, exclude=[cfg.fqdn])
-        if self.edge.hider is not None:   # configured routes get their pseudonyms before any traffic
-            for host in cfg.home_nfs.routes:
-                self.edge.hider.register(host)
-        self.engine = Engine(cfg, self.policy, self.store, self.edge)
+        self.engine = engine.build(cfg, self.store, th.secret_file.read_bytes() if th.secret_file else None)
+        self.policy, self.edge = self.engine.policy, self.engine.edge
         self._peer_trust = [trust.PeerTrust(p.fqdn, list(p.plmn_ids), [p.trust_anchor]) for p in cfg.peers]
         # Roaming intermediaries we contract (cfg.ipx_keys) relay N32-f to us; their anchors are kept
         # apart from the peer SEPPs' (SCAS TS 33.517 4.2.2.2).

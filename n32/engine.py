@@ -33,6 +33,20 @@ N32F_PROCESS = wire.N32F_PROCESS
 REKEY_IN_PROGRESS = "N32_REKEY_IN_PROGRESS"
 
 
+def build(cfg: Any, store: ContextStore, hiding_secret: bytes | None = None) -> "Engine":
+    """The engine of the SEPP ``cfg`` describes (policies, edge steps); ``hiding_secret``: the
+    content of ``topology_hiding.secret_file``, read by the caller (file I/O stays in loaders)."""
+    policy = PolicySet.load(cfg.policies.encryption, list(cfg.policies.placement), cfg.policies.modification)
+    th = cfg.topology_hiding
+    edge = edge_mod.build(telescopic_domain=cfg.telescopic.domain, hiding=th.enabled, plmn=cfg.plmn_ids[0],
+                          pseudonym_domain=th.pseudonym_domain, secret=hiding_secret,
+                          home_networks=th.home_networks, exclude=[cfg.fqdn], limits=cfg.limits)
+    if edge.hider is not None:   # configured routes get their pseudonyms before any traffic
+        for host in cfg.home_nfs.routes:
+            edge.hider.register(host)
+    return Engine(cfg, policy, store, edge, cfg.limits)
+
+
 class Engine:
     """Per-message decisions of one SEPP; state lives in ``store`` (contexts and relations)."""
 
@@ -276,7 +290,7 @@ class Engine:
         """Checks shared by both N32-f modes, then the request goes to the home NF the target names.
         The target header, if any, is consumed here: delivery is direct (open5gs does the same)."""
         origin.inbound(req, peer_plmns)
-        origin.check_plmn_consistency(req, peer_plmns)
+        origin.check_plmn_consistency(req, peer_plmns, self.limits)
         req = self.edge.from_peer(req)
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)
