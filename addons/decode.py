@@ -9,8 +9,10 @@ where the SEPP keeps the N32-f form of a message it rewrote in place), and for e
 * decrypts the JWE with the session key chosen from the key log (n32.inspect, TS 33.501
   §13.2.4.4.1: receiver's context ID + direction -> parallel/reverse request/response key),
   which also verifies the AEAD tag over the clear block, the header and the ciphertext;
-* verifies every IPX modification (ES256 JWS, TS 33.501 §13.2.4.7) against the given IPX
-  public keys, checks it carries this JWE's tag and that the first signer is authorizedIpxId.
+* verifies the IPX modifications with the receiving SEPP's verifier (n32.modifications,
+  TS 33.501 §13.2.4.7: ES256 JWS by the given IPX public keys, this JWE's tag, the first signer
+  authorizedIpxId, no metaData change, nothing encrypted touched); only the signer's
+  modification policy, which lives in the SEPPs, is not checked here.
 
 Exit status: 0; 1 if any check that could run (a key was available) failed; 2 on bad usage or
 an unreadable input. The functions here are shared with the mitmweb view (addons/n32view.py).
@@ -25,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from n32 import exchange, inspect, jws, keylog
+from n32 import exchange, inspect, jws, keylog, modifications
 from n32.errors import N32Error
 
 NO_IPX_KEY = "not verified: no key"
@@ -94,31 +96,28 @@ def load_ipx_keys(paths: Iterable[str | Path]) -> list:
 
 
 def _check_modifications(body: dict, d: inspect.Decoded, ipx_keys: Sequence) -> list[Modification]:
+    """Each IPX modification verified as the receiving SEPP verifies it (n32.modifications):
+    keys, tag, first signer, order, no metaData, nothing encrypted touched or inserted. Only the
+    signer's modification policy is not known here: any path is accepted."""
     entries = body.get("modificationsBlock") or []
     if not isinstance(entries, list):
         return [Modification(0, None, "FAILED: modificationsBlock is not an array", None)]
-    tag = body["reformattedData"].get("tag")
-    authorized = d.block.get("metaData", {}).get("authorizedIpxId")
-    out = []
-    for i, entry in enumerate(entries):
-        claimed = d.modifications[i] if i < len(d.modifications) else {}
-        signer, ops = claimed.get("identity"), claimed.get("operations")
-        if not ipx_keys:
-            out.append(Modification(i, signer, NO_IPX_KEY, ops))
-            continue
-        try:
-            payload = jws.verify_modifications(entry, ipx_keys)
-        except N32Error as e:
-            out.append(Modification(i, signer, f"FAILED: {e.detail}", ops))
-            continue
-        signer, ops = payload["identity"], payload["operations"]
-        if payload["tag"] != tag:
-            result = "FAILED: the JWS tag is not this message's JWE tag (modification taken from another message)"
-        elif i == 0 and signer != authorized:
-            result = f"FAILED: first signer {signer} is not authorizedIpxId {authorized}"
-        else:
-            result = "ok"
-        out.append(Modification(i, signer, result, ops))
+    claimed = [(m.get("identity"), m.get("operations")) for m in d.modifications]
+    claimed += [(None, None)] * (len(entries) - len(claimed))
+    if not ipx_keys or not entries:
+        return [Modification(i, who, NO_IPX_KEY, ops) for i, (who, ops) in enumerate(claimed)]
+    keys = tuple(ipx_keys)
+    signers = {who: modifications.Signer(who, keys, ()) for who, _ in claimed if isinstance(who, str)}
+    out: list[Modification] = []
+    try:
+        for step in modifications.verify_steps(d.block, entries, body["reformattedData"].get("tag", ""), signers,
+                                               policy=False):
+            out.append(Modification(step.index, step.identity, "ok", step.payload.get("operations")))
+    except N32Error as e:
+        who, ops = claimed[len(out)]
+        out.append(Modification(len(out), who, f"FAILED: {e.detail}", ops))
+        out += [Modification(i, w, "not verified: an earlier modification failed", o)
+                for i, (w, o) in enumerate(claimed) if i >= len(out)]
     return out
 
 

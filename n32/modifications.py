@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import copy
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import jsonpatch
 import jsonpointer
@@ -83,8 +83,9 @@ def _touches_encrypted(doc: Any, path: str) -> bool:
     return _contains_index(node)
 
 
-def check_operations(doc: dict, ops: list[dict], signer: Signer) -> None:
-    """Policy checks of one patch against the document it applies to (profile 18, 25)."""
+def check_operations(doc: dict, ops: list[dict], signer: Signer, policy: bool = True) -> None:
+    """Policy checks of one patch against the document it applies to (profile 18, 25);
+    ``policy=False`` (offline inspection, the policy unknown) leaves out only the signer's paths."""
     kind = errors.MODIFICATIONS_INSTRUCTIONS_FAILED
     if not isinstance(ops, list):
         raise _fail(kind, signer.fqdn, "operations must be a JSON Patch array or null")
@@ -95,7 +96,7 @@ def check_operations(doc: dict, ops: list[dict], signer: Signer) -> None:
         for path in paths:
             if path == "/metaData" or path.startswith("/metaData/") or path == "":
                 raise _fail(kind, signer.fqdn, f"operation {i} touches {path or '/'}: metaData is not modifiable")
-            if not any(pointer_matches(p, path) for p in signer.patterns):
+            if policy and not any(pointer_matches(p, path) for p in signer.patterns):
                 raise _fail(kind, signer.fqdn, f"operation {i} ({op['op']} {path}) is outside the "
                             f"modification policy of {signer.fqdn}")
         if op["op"] in ("remove", "replace", "move", "copy") and any(_touches_encrypted(doc, p) for p in paths):
@@ -107,8 +108,30 @@ def check_operations(doc: dict, ops: list[dict], signer: Signer) -> None:
             raise _fail(kind, signer.fqdn, f"operation {i} adds inside an encrypted IE")
 
 
+@dataclass(frozen=True)
+class Step:
+    """One verified ``modificationsBlock`` entry and the clear block after its patch."""
+
+    index: int
+    identity: str
+    payload: dict
+    block: dict
+
+
 def verify_and_apply(block: dict, entries: Any, tag: str, signers: dict[str, Signer]) -> tuple[dict, list[dict]]:
     """Verify ``modificationsBlock`` and return (patched block, verified payloads in order)."""
+    doc, payloads = block, []
+    for step in verify_steps(block, entries, tag, signers):
+        doc = step.block
+        payloads.append(step.payload)
+    return doc, payloads
+
+
+def verify_steps(block: dict, entries: Any, tag: str, signers: dict[str, Signer], *,
+                 policy: bool = True) -> Iterator[Step]:
+    """The verification of :func:`verify_and_apply`, one entry at a time: yields each verified
+    entry, raises N32Error at the first failure. The SEPP, the content view and the offline
+    decoder all verify with this (SCAS TS 33.517 4.2.2.7/4.2.2.8 hold for each)."""
     authorized = block.get("metaData", {}).get("authorizedIpxId")
     entries = entries or []
     integrity = errors.INTEGRITY_CHECK_ON_MODIFICATIONS_FAILED
@@ -118,7 +141,7 @@ def verify_and_apply(block: dict, entries: Any, tag: str, signers: dict[str, Sig
         if entries:
             raise _fail(integrity, _unverified_identity(entries[0]),
                         "authorizedIpxId is NULL, yet the message carries modifications")
-        return block, []
+        return
     if not entries:
         raise _fail(integrity, str(authorized), f"{authorized} is authorized but its JWS is missing (dropped?)")
     if len(entries) > MAX_INTERMEDIARIES:
@@ -144,7 +167,7 @@ def verify_and_apply(block: dict, entries: Any, tag: str, signers: dict[str, Sig
             raise _fail(integrity, identity, f"JWS of {identity} belongs to another message (tag mismatch)")
         ops = payload.get("operations")
         if ops not in (None, []):
-            check_operations(doc, ops, signer)
+            check_operations(doc, ops, signer, policy)
             try:
                 doc = jsonpatch.apply_patch(doc, ops)
             # whatever the library cannot carry out on this document (e.g. "add" below a string
@@ -158,7 +181,7 @@ def verify_and_apply(block: dict, entries: Any, tag: str, signers: dict[str, Sig
                                error_details=[{"attribute": str(ops), "msgReconstructFailReason":
                                                errors.INVALID_JSON_POINTER}]) from None
         payloads.append(payload)
-    return doc, payloads
+        yield Step(n, identity, payload, doc)
 
 
 def signers_from(ipx_sec_info: Iterable[dict], patterns: dict[str, Iterable[str]]) -> dict[str, Signer]:

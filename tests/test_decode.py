@@ -274,7 +274,7 @@ def test_ipx_modification_wrong_key_or_moved_jws_fails(capsys, tmp_path, lab):
     other = make_lab(tmp_path / "other")
     path = save(tmp_path / "ipx.flows", [sending_flow(lab, modify=True)])
     code, out = run(capsys, path, "--keylog", lab.keylog, "--ipx-key", other.ipx_public)
-    assert code == 1 and f"signer {IPX}: FAILED: modifications JWS: signature does not verify" in out
+    assert code == 1 and f"signer {IPX}: FAILED: JWS of {IPX}: modifications JWS: signature does not verify" in out
 
     # A valid JWS lifted onto another message: its tag names the other JWE.
     donor = seal(lab, "request", RESPONDER, modify=True)
@@ -282,7 +282,7 @@ def test_ipx_modification_wrong_key_or_moved_jws_fails(capsys, tmp_path, lab):
     victim["modificationsBlock"] = donor["modificationsBlock"]
     path = save(tmp_path / "moved.flows", [n32f_flow(request_body=victim)])
     code, out = run(capsys, path, "--keylog", lab.keylog, "--ipx-key", lab.ipx_public)
-    assert code == 1 and "FAILED: the JWS tag is not this message's JWE tag" in out
+    assert code == 1 and f"FAILED: JWS of {IPX} belongs to another message (tag mismatch)" in out
 
 
 def test_bad_inputs(capsys, tmp_path, lab):
@@ -313,3 +313,18 @@ def test_module_entry_point(tmp_path, lab):
     assert p.returncode == 0, p.stderr
     assert [json.loads(line)["keyLabel"] for line in p.stdout.splitlines()] == ["parallel_request",
                                                                                  "parallel_response"]
+
+
+@pytest.mark.parametrize("ops, reason", [
+    ([{"op": "replace", "path": "/payload/0/value", "value": "imsi-999990000000001"}], "touches an encrypted IE"),
+    ([{"op": "replace", "path": "/metaData/messageId", "value": "1"}], "metaData is not modifiable"),
+    ([{"op": "add", "path": "/payload/1/value", "value": {"encBlockIndex": 0}}], "inserts an encBlockIndex"),
+])
+def test_ipx_patch_the_sepp_refuses_is_failed_here_too(capsys, tmp_path, lab, ops, reason):
+    """The decoder and the view verify with the SEPP's verifier (n32.modifications): a correctly
+    signed patch that the receiving SEPP would refuse (SCAS TS 33.517 4.2.2.8) is not "ok" here."""
+    body = seal(lab, "request", RESPONDER)
+    body["modificationsBlock"] = [jws.sign_modifications(lab.ipx_private_pem, IPX, ops, body["reformattedData"]["tag"])]
+    path = save(tmp_path / "bad-patch.flows", [n32f_flow(request_body=body)])
+    code, out = run(capsys, path, "--keylog", lab.keylog, "--ipx-key", lab.ipx_public)
+    assert code == 1 and f"IPX modification 1: signer {IPX}: FAILED: " in out and reason in out
