@@ -39,7 +39,7 @@ from lab import procs as P
 from lab.topology import HOME, ROOT, Lab, free_port
 
 OUT = ROOT / "bench" / "out"
-SLIM = "n32io.slim"                     # the slim runner module (python -m ...)
+SLIM = "addons.slim"                     # the slim runner module (python -m ...)
 PATH = "/nausf-auth/v1/ue-authentications"
 TARGET = "https://ausf.5gc.mnc070.mcc999.3gppnetwork.org"
 REQUEST = json.dumps({"supiOrSuci": "suci-0-999-70-0000-0-0-0000000001",

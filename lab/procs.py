@@ -79,7 +79,7 @@ class Procs:
                        web: bool = False, slim: bool = False, out: Path | None = None) -> Proc:
         """mitmdump (or mitmweb, or the slim runner for load) with one addon script."""
         if slim:
-            argv = [sys.executable, "-m", "n32io.slim", "-s", str(ROOT / script)]
+            argv = [sys.executable, "-m", "addons.slim", "-s", str(ROOT / script)]
         else:
             argv = [str(BIN / ("mitmweb" if web else "mitmdump")), "-s", str(ROOT / script)]
         for k, v in options.items():

@@ -1,6 +1,6 @@
 """A slim mitmproxy runner for load: only the addons a SEPP/IPX needs.
 
-    python -m n32io.slim -s addons/sepp.py --set sepp_config=FILE [--set n32_keylog=FILE]
+    python -m addons.slim -s addons/sepp.py --set sepp_config=FILE [--set n32_keylog=FILE]
 
 ``mitmdump -s`` dispatches every hook through ~40 built-in addons; measured on our machines a
 Master with only core, proxyserver, next_layer, tlsconfig and errorcheck forwards ~1.5x more.
@@ -19,7 +19,7 @@ from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, script, 
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m n32io.slim", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m addons.slim", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-s", "--script", action="append", default=[], help="addon script (repeatable)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="option (repeatable)")
