@@ -3,14 +3,13 @@
     mitmdump -s addons/ipx.py --set ipx_config=lab/out/ipx1.yaml
 
 It accepts N32-f (``POST /n32f-forward/v1/n32f-process``) over mutual TLS from a SEPP or the
-previous intermediary, appends its signed modification (``n32.ipx.modify``) and forwards the
-message to its next hop; the response comes back through the same flow and is treated the same
-way (TS 33.501 §13.2.4.5: pIPX first on responses). The next hop is chosen by the receiving
-SEPP named in ``3gpp-Sbi-Target-apiRoot`` of the N32-f request (our interop profile).
+previous intermediary; ``n32.ipx_relay`` decides (refuse, or append its signed modification and
+forward to the next hop towards the receiving SEPP named in ``3gpp-Sbi-Target-apiRoot``); the
+response comes back through the same flow and is treated the same way (TS 33.501 §13.2.4.5:
+pIPX first on responses). This module performs those decisions.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,16 @@ from urllib.parse import urlsplit
 from mitmproxy import ctx, exceptions, http, tls
 
 from addons import flowconv, listeners
-from n32 import config, ipx, rh_error, wire
-from n32.errors import N32Error
+from n32 import config, ipx_relay
 from n32io import admission, tls as n32tls
 
 log = logging.getLogger("ipx")
-N32F_PROCESS = wire.N32F_PROCESS
-TARGET = wire.TARGET_API_ROOT
 
 
 class Ipx:
     def __init__(self) -> None:
         self.cfg: Any = None
-        self.rules: list[ipx.Rule] = []
+        self.relay: ipx_relay.Relay | None = None
         self.counts = {"request": 0, "response": 0}
 
     def load(self, loader: Any) -> None:
@@ -41,14 +37,9 @@ class Ipx:
         if "ipx_config" in updated and ctx.options.ipx_config:
             try:
                 self.cfg = config.load_ipx_config(Path(ctx.options.ipx_config))
-            except Exception as e:
+                self.relay = ipx_relay.Relay(self.cfg, Path(self.cfg.private_key).read_bytes())
+            except Exception as e:  # ConfigError carries "<file>: <key>: <problem>"
                 raise exceptions.OptionsError(str(e)) from None
-            self.key = Path(self.cfg.private_key).read_bytes()
-            self.rules = [ipx.Rule(direction=m.direction, method=m.method, path=m.path, peer=m.peer,
-                                   patch=tuple(m.patch), set_headers=tuple(m.set_headers.items()))
-                          for m in self.cfg.modifications if not m.reject]
-            self.rejects = [(ipx.Rule(direction="request", method=m.method, path=m.path, peer=m.peer), m.reject)
-                            for m in self.cfg.modifications if m.reject]
             self._server = n32tls.server_context(self.cfg.certificate, self.cfg.private_key,
                                                  client_anchors=list(self.cfg.trust_anchors))
             self._client = n32tls.client_context(certificate=self.cfg.certificate, private_key=self.cfg.private_key,
@@ -57,7 +48,8 @@ class Ipx:
             lst = self.cfg.listeners.n32f
             self._mode = f"reverse:http://127.0.0.1:9@{lst.host}:{lst.port}"
             ctx.options.update(mode=[self._mode], connection_strategy="lazy")
-            log.info("IPX %s listening on %s:%s with %d rule(s)", self.cfg.fqdn, lst.host, lst.port, len(self.rules))
+            log.info("IPX %s listening on %s:%s with %d rule(s)", self.cfg.fqdn, lst.host, lst.port,
+                     len(self.relay.rules))
 
     async def running(self) -> None:
         if self.cfg:  # see addons/sepp.py: our listener replaces mitmproxy's default one
@@ -73,55 +65,32 @@ class Ipx:
             data.ssl_conn = n32tls.client_connection(self._client, name, alpn=(b"h2",))
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if not self.cfg or flow.response is not None:
+        if not self.relay or flow.response is not None:
             return
-        try:
-            if flow.request.path != N32F_PROCESS or flow.request.method != "POST":
-                raise N32Error(404, "RESOURCE_URI_STRUCTURE_NOT_FOUND", "an IPX only relays n32f-process")
-            target = flow.request.headers.get(TARGET, "")
-            hop = self._next_hop(urlsplit(target).hostname or "")
-            body = json.loads(flow.request.get_content(strict=False) or b"null")
-            block = ipx.current_block(body)
-            for rule, reject in self.rejects:
-                if rule.matches("request", block):  # refuse delivery: a roaming hub error (§13.2.4.5.2a)
-                    answer = rh_error.make(body, self.cfg.fqdn, self.key, int(reject.get("status", 403)),
-                                           str(reject.get("cause", "CONTRACTUAL_REASONS")),
-                                           str(reject.get("detail", "message not delivered for contractual reasons")))
-                    flow.response = flowconv.json_response(200, answer)
-                    flow.metadata["ipx"] = {"identity": self.cfg.fqdn, "rejected": reject}
-                    return
-            res = ipx.modify(body, self.cfg.fqdn, self.key, self.rules, "request")
-            parts = urlsplit(hop.uri)
-            self._upstreams[(parts.hostname, parts.port or 443)] = hop.server_name
-            flow.request.scheme, flow.request.host, flow.request.port = "https", parts.hostname, parts.port or 443
-            flow.request.content = json.dumps(res.body, separators=(",", ":")).encode()
-            flow.metadata["ipx"] = {"identity": self.cfg.fqdn, "requestOperations": res.operations,
-                                    "nextHop": hop.uri}
-            self.counts["request"] += 1
-        except N32Error as e:
-            flow.response = flowconv.problem_response(e)
-        except (ValueError, KeyError) as e:
-            flow.response = flowconv.problem_response(N32Error(400, "INVALID_MSG_FORMAT", str(e)))
+        out = self.relay.request(flowconv.to_http_request(flow.request))
+        if isinstance(out, ipx_relay.Answer):
+            flow.response = flowconv.response_from(out.response)
+            if out.rejected is not None:
+                flow.metadata["ipx"] = {"identity": self.cfg.fqdn, "rejected": out.rejected}
+            return
+        parts = urlsplit(out.uri)
+        self._upstreams[(parts.hostname, parts.port or 443)] = out.server_name
+        flow.request.scheme, flow.request.host, flow.request.port = "https", parts.hostname, parts.port or 443
+        flow.request.content = out.body
+        flow.metadata["ipx"] = {"identity": self.cfg.fqdn, "requestOperations": out.operations, "nextHop": out.uri}
+        self.counts["request"] += 1
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if not self.cfg or "ipx" not in flow.metadata or flow.response is None or flow.response.status_code != 200 \
-                or flow.metadata["ipx"].get("rejected"):
+        meta = flow.metadata.get("ipx")
+        if not self.relay or not meta or meta.get("rejected") or flow.response is None \
+                or flow.response.status_code != 200:
             return
-        try:
-            body = json.loads(flow.response.get_content(strict=False) or b"null")
-            res = ipx.modify(body, self.cfg.fqdn, self.key, self.rules, "response")
-        except (N32Error, ValueError, KeyError) as e:
-            log.warning("IPX %s: response not modifiable: %s", self.cfg.fqdn, e)
+        out = self.relay.response(flow.response.get_content(strict=False) or b"")
+        if isinstance(out, str):
+            log.warning("IPX %s: %s", self.cfg.fqdn, out)
             return
-        flow.response.content = json.dumps(res.body, separators=(",", ":")).encode()
-        flow.metadata["ipx"]["responseOperations"] = res.operations
+        flow.response.content, meta["responseOperations"] = out
         self.counts["response"] += 1
-
-    def _next_hop(self, target_host: str) -> Any:
-        for hop in self.cfg.next_hops:
-            if not hop.peer or hop.peer == target_host:
-                return hop
-        raise N32Error(404, "NEXT_HOP_NOT_FOUND", f"no next hop towards {target_host or 'an unnamed SEPP'}")
 
 
 _IPX_LISTENER = admission.Listener("listeners.n32f", tls=True)
