@@ -99,7 +99,7 @@ def test_prins_request_and_response_through_both_seps(pair):
     # cSEPP: our NF's request becomes an N32-f message for the peer SEPP
     ex_v = Exchange(listener=Listener.SBI, now=NOW)
     fwd = only(v.engine.on_request(ex_v, nf_request()), Forward)
-    assert fwd.hop is HopKind.PEER and fwd.tls_name == h.cfg.fqdn
+    assert fwd.hop is HopKind.PEER and fwd.tls_name == h.cfg.fqdn and fwd.deadline == NOW + v.cfg.timeouts.n32f
     assert fwd.request.method == "POST" and fwd.request.path == eng.N32F_PROCESS
     assert SUPI.encode() not in fwd.request.body           # encrypted IE (policy: SUPI in the path)
     assert (ex_v.role, ex_v.mode, ex_v.peer) == ("sending", "PRINS", h.cfg.fqdn) and ex_v.encrypted >= 1
@@ -109,7 +109,8 @@ def test_prins_request_and_response_through_both_seps(pair):
     ex_h = n32(h, v.cfg.fqdn)
     acts = h.engine.on_request(ex_h, fwd.request)
     to_nf = only(acts, Forward)
-    assert to_nf.hop is HopKind.NF and to_nf.tls_name == UDM
+    assert to_nf.hop is HopKind.NF and to_nf.tls_name == UDM and to_nf.deadline == NOW + h.cfg.timeouts.home_nf
+    assert to_nf.protocol == h.cfg.home_nfs.route(UDM)[1]
     assert to_nf.request.path == f"/nudm-sdm/v2/{SUPI}/am-data" and to_nf.request.authority == UDM
     assert to_nf.request.header("3gpp-sbi-target-apiroot") is None   # consumed (TS 33.501 §13.1.1.2)
     assert ex_h.role == "receiving" and ex_h.message_id == ex_v.message_id and ex_h.request_jwe
