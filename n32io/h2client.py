@@ -191,7 +191,7 @@ class H2Client:
         except UpstreamError as e:
             self._fail_all(e)
             return
-        except h2.exceptions.ProtocolError as e:
+        except (h2.exceptions.ProtocolError, ValueError) as e:  # ValueError: e.g. non-UTF-8 header bytes
             self._fail_all(UpstreamError(ue.PROTOCOL, f"HTTP/2 protocol error from server: {e}"))
             return
         except asyncio.CancelledError:

@@ -381,3 +381,51 @@ def test_a_tls_server_that_closes_gets_our_close_notify_and_the_socket_back(pki)
             await up.close()
 
     assert run(go()) < 3
+
+
+@pytest.mark.parametrize("tls_on", [False, True])
+def test_large_bodies_both_ways_respect_flow_control(nghttpd, pki, tls_on):
+    """1 MB up and 1 MB back (nghttpd --echo-upload): far beyond the 64 KB initial windows."""
+    port = nghttpd(tls_on)
+    ctx = tls.client_context(certificate=None, private_key=None, anchors=[pki / "plmn-999-70" / "ca.crt"])
+    hop = Hop("127.0.0.1", port, "h2", ctx, HOME_FQDN) if tls_on else Hop("127.0.0.1", port, "h2c")
+    body = bytes(range(256)) * 4096
+
+    async def go():
+        up = Upstream()
+        try:
+            return await asyncio.gather(*(up.send(hop, req("POST", "/hello", body, scheme="https" if tls_on else "http"),
+                                                  10) for _ in range(3)))
+        finally:
+            await up.close()
+
+    for rsp in run(go()):
+        assert rsp.status == 200 and rsp.body == body
+
+
+def test_a_response_header_that_is_not_utf8_is_a_protocol_failure_not_a_hang():
+    async def on_conn(reader, writer):
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, validate_outbound_headers=False))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        while data := await reader.read(65536):
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    conn.send_headers(ev.stream_id, [(b":status", b"200"), (b"x-bad", b"\xff\xfe")], end_stream=True)
+            writer.write(conn.data_to_send())
+            await writer.drain()
+
+    async def go():
+        server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        up = Upstream()
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(UpstreamError) as e:
+                await up.send(Hop("127.0.0.1", server.sockets[0].getsockname()[1], "h2c"), req(), 5)
+            return e.value.kind, time.monotonic() - t0
+        finally:
+            await up.close()
+            server.close()
+
+    kind, elapsed = run(go())
+    assert kind == ue.PROTOCOL and elapsed < 2
