@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from n32 import config, engine, handshake, trust
 from n32.context import ContextStore
 from n32.exchange import (METADATA_KEY, Action, Answer, Exchange, Forward, HandleN32c, HopKind, Listener, Log,
                           ReportError, StartHandshake, StatusChanged, of_metadata)
+from n32.message import HttpRequest
 from n32io import admission, tls
 from n32io.transport import UpstreamError
 from n32io.upstream import Hop, Upstream
@@ -146,24 +148,44 @@ class SeppRuntime:
         conn = self._conns.get(flow.client_conn.id) or {}
         ex = Exchange(listener=role, peer_identity=conn.get("peer"), ipx_identity=conn.get("ipx"), now=time.time())
         flow.metadata[METADATA_KEY] = ex
+        source = flowconv.to_http_request(flow.request)
         try:
-            actions = self.engine.on_request(ex, flowconv.to_http_request(flow.request))
-            pending = next((a for a in actions if isinstance(a, StartHandshake) and a.wait), None)
-            if pending is not None:
-                task = self.relations.start_handshake(self.relations.peer(pending.peer), pending.rekey)
-                try:
-                    await asyncio.wait_for(asyncio.shield(task), wait)
-                except asyncio.TimeoutError:
-                    pass
-                ex.handshake_waited, ex.now = True, time.time()
-                actions = self.engine.on_request(ex, flowconv.to_http_request(flow.request))
-            self._perform(flow, ex, actions)
-            fwd = next((a for a in actions if isinstance(a, Forward)), None)
-            if fwd is not None and flow.response is None:
-                await self._forward(flow, ex, fwd)
+            await self._run(flow, ex, source, wait)
+            lost = self.engine.context_lost(ex, flowconv.to_response(flow.response)) \
+                if role is Listener.SBI and flow.response is not None else None
+            if lost is not None:
+                # The peer restarted: it could not read the message, so nothing was delivered. Rebuild
+                # the relation (one handshake per peer, with backoff) and send the request once more.
+                await self._wait_for(self.relations.context_dead(lost.peer, lost.context_id), wait)
+                ex = Exchange(listener=role, now=time.time(), handshake_waited=True, handshake_retried=True)
+                flow.metadata[METADATA_KEY] = ex
+                flow.response = None
+                await self._run(flow, ex, source, wait)
         except Exception as e:  # fail closed: never forward what we could not process
             log.exception("internal error on %s %s", flow.request.method, flow.request.path)
             self._perform(flow, ex, self.engine.internal_error(ex, e))
+
+    async def _run(self, flow: http.HTTPFlow, ex: Exchange, source: HttpRequest, wait: float) -> None:
+        """The engine's decision on ``source`` (after a handshake it asks to wait for), then the forward.
+        The engine rewrites the request it is given: it gets a copy, ``source`` stays as received."""
+        actions = self.engine.on_request(ex, replace(source, headers=list(source.headers)))
+        pending = next((a for a in actions if isinstance(a, StartHandshake) and a.wait), None)
+        if pending is not None:
+            await self._wait_for(self.relations.start_handshake(self.relations.peer(pending.peer), pending.rekey),
+                                 wait)
+            ex.handshake_waited, ex.now = True, time.time()
+            actions = self.engine.on_request(ex, replace(source, headers=list(source.headers)))
+        self._perform(flow, ex, actions)
+        fwd = next((a for a in actions if isinstance(a, Forward)), None)
+        if fwd is not None and flow.response is None:
+            await self._forward(flow, ex, fwd)
+
+    @staticmethod
+    async def _wait_for(task: asyncio.Future, wait: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(task), wait)
+        except asyncio.TimeoutError:
+            pass
 
     def response(self, flow: http.HTTPFlow) -> None:
         ex = of_metadata(flow.metadata)
@@ -217,6 +239,8 @@ class SeppRuntime:
             elif isinstance(a, ReportError):
                 if self._spawn:
                     self._spawn(self.relations.report_n32f_error(a.peer, a.info))
+            elif isinstance(a, StartHandshake) and a.dead:
+                self.relations.context_dead(a.peer, a.context_id)
             elif isinstance(a, StartHandshake):
                 self.relations.start_handshake(self.relations.peer(a.peer), rekey=a.rekey)
             elif isinstance(a, Log):

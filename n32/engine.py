@@ -14,6 +14,7 @@ Every protocol failure is an ``N32Error`` raised by the core and turned here int
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -161,8 +162,9 @@ class Engine:
         if not _ready(relation, ctx):
             if not ex.handshake_waited:
                 return [StartHandshake(peer.fqdn, wait=True)]
-            raise N32Error(503, "N32_NOT_ESTABLISHED",
-                           f"no N32 security context with {peer.fqdn} yet; handshake pending or failed")
+            raise N32Error(503, wire.N32_NOT_ESTABLISHED,
+                           f"no N32 security context with {peer.fqdn} yet; handshake pending or failed",
+                           retry_after=self._retry_after)
         assert relation is not None
         ex.mode = relation.capability
         if relation.capability == "TLS":
@@ -261,8 +263,13 @@ class Engine:
         ex.role, ex.peer, ex.message_id, ex.report_to, ex.via_ipx = "receiving", peer, meta["messageId"], peer, via_ipx
         ex.request_jwe = body  # kept for inspection: the flow now shows the restored request
         if ctx is None or ctx.peer_fqdn != peer:
-            raise N32Error(403, errors.CONTEXT_NOT_FOUND, f"no N32-f context {meta['n32fContextId']} with {peer}",
+            err = N32Error(403, errors.CONTEXT_NOT_FOUND, f"no N32-f context {meta['n32fContextId']} with {peer}",
                            n32f_error_type=errors.CONTEXT_NOT_FOUND, context_id=meta["n32fContextId"])
+            if via_ipx is None and self.store.by_peer(peer) is None:
+                # an authenticated peer we hold no context with (we restarted): we handshake
+                # ourselves, whatever ``initiate`` says; the 403 tells it its context is gone
+                return [StartHandshake(peer)] + self._fail(ex, err)
+            raise err
         ex.context, ex.peer_context_id = ctx.local_context_id, ctx.peer_context_id
         opened = prins.open_request(ctx, body, self.modification_check(ctx), peeked)
         actions = self._after_open(ex, ctx, opened)
@@ -280,8 +287,13 @@ class Engine:
         relation = self.store.relation(peer.fqdn)
         ex.role, ex.peer = "tls-receiving", peer.fqdn
         if relation is None or relation.capability != "TLS":
-            raise N32Error(403, "N32_NOT_ESTABLISHED",
-                           f"no TLS-mode N32 relation with {peer.fqdn}; run N32-c exchange-capability first")
+            # we hold no relation with this authenticated peer (we restarted, or it never ran N32-c):
+            # we handshake ourselves, whatever ``initiate`` says (issue 12). The message itself is
+            # refused with a 4xx (a peer without relation is not served, issue 13) naming the cause,
+            # on which a peer like us rebuilds the relation too, and when to come back.
+            err = N32Error(403, wire.N32_NOT_ESTABLISHED,
+                           f"no TLS-mode N32 relation with {peer.fqdn}; establishing it", retry_after=self._retry_after)
+            return [StartHandshake(peer.fqdn)] + self._fail(ex, err)
         fwd = self._deliver_to_home_nf(ex, req, peer.plmn_ids)
         ex.method, ex.path = fwd.request.method, fwd.request.path
         return [fwd]
@@ -318,6 +330,26 @@ class Engine:
             ctx, rsp, sel, ex.message_id or "", ipx, peer.options.authorized_ipx_null, extra))
         ex.status, ex.encrypted_response, ex.answered = rsp.status, n_enc, True
         return actions + [Answer(json_response(200, body))]
+
+    @property
+    def _retry_after(self) -> int:
+        return max(1, math.ceil(self.cfg.handshake.retry_initial))
+
+    def context_lost(self, ex: Exchange, rsp: HttpResponse) -> StartHandshake | None:
+        """The peer SEPP answered our N32-f with CONTEXT_NOT_FOUND (PRINS) or N32_NOT_ESTABLISHED
+        (TLS mode): it does not hold what we sent on, so it restarted. It could not read the
+        message, so nothing was delivered: the relation is rebuilt and the request may be retried."""
+        if ex.role != "sending" or ex.handshake_retried or rsp.status not in (403, 404, 503):
+            return None
+        try:
+            cause = json.loads(rsp.body or b"{}").get("cause")
+        except (ValueError, AttributeError):
+            return None
+        if cause == errors.CONTEXT_NOT_FOUND and ex.mode == "PRINS" and ex.context:
+            return StartHandshake(ex.peer or "", dead=True, context_id=ex.context)
+        if cause == wire.N32_NOT_ESTABLISHED and ex.mode == "TLS":
+            return StartHandshake(ex.peer or "", dead=True)
+        return None
 
     # ================================================================== shared steps
     def _seal(self, actions: list[Action], peer: Any, ctx: N32fContext, protect: Callable[[], tuple[dict, int]]
@@ -441,4 +473,6 @@ def problem_response(err: N32Error, allow: str = "POST") -> HttpResponse:
     rsp = json_response(err.status, err.problem_details(), wire.PROBLEM_JSON)
     if err.status == 405:
         rsp.headers.append((wire.ALLOW, allow))
+    if err.retry_after is not None:
+        rsp.headers.append((wire.RETRY_AFTER, str(err.retry_after)))
     return rsp

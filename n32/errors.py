@@ -54,6 +54,8 @@ class N32Error(Exception):
     context_id: str | None = None
     # Set for 403 answers of n32f-process (ProblemDetailsMsgForwarding, TS 29.573 §6.2.5.2).
     suggested_status: int | None = None
+    # Seconds for a Retry-After header (RFC 9110 §10.2.3) on 503 answers while a relation is rebuilt.
+    retry_after: int | None = None
 
     def __post_init__(self) -> None:
         self.detail = bounded(self.detail, MAX_DETAIL)

@@ -56,6 +56,7 @@ class Exchange:
     ipx_identity: str | None = None       # FQDN of the roaming intermediary authenticated instead
     now: float = 0.0
     handshake_waited: bool = False        # the adapter already waited for a pending handshake
+    handshake_retried: bool = False       # this is the one retry after the peer lost our context
     # ---- what the engine decided / learnt (saved with the flow)
     role: str | None = None               # sending | receiving | tls-receiving | n32c | local
     mode: str | None = None               # PRINS | TLS (sending side)
@@ -151,6 +152,10 @@ class StartHandshake:
     peer: str
     rekey: bool = False
     wait: bool = False
+    # the peer does not hold our context ``context_id`` (or, None, our TLS-mode relation): it
+    # restarted; the relation is rebuilt and the NF request retried once (issue 12)
+    dead: bool = False
+    context_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

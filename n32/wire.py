@@ -20,6 +20,8 @@ CONTENT_ID = "content-id"
 LOCATION = "location"
 CONTENT_LOCATION = "content-location"
 ALLOW = "allow"
+RETRY_AFTER = "retry-after"
+N32_NOT_ESTABLISHED = "N32_NOT_ESTABLISHED"
 
 # ---------------------------------------------------------------- media types (TS 29.500 §5.4)
 JSON = "application/json"

@@ -1,0 +1,95 @@
+"""The engine's part of recovery without an operator (issue 12), sans-I/O: a peer answering
+CONTEXT_NOT_FOUND / N32_NOT_ESTABLISHED marks what we sent on as dead (the adapter rebuilds the
+relation and retries once); N32-f from an authenticated peer we hold nothing with makes us
+handshake ourselves and answers 403 CONTEXT_NOT_FOUND (PRINS) or 403 N32_NOT_ESTABLISHED with
+Retry-After (TLS)."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from certs.pki import ensure_lab_pki
+from lab.topology import HOME, Lab, write_configs
+from n32 import config, edge
+from n32.context import ContextStore
+from n32.engine import Engine
+from n32.exchange import Answer, Exchange, Listener, StartHandshake
+from n32.message import HttpRequest, HttpResponse
+from n32.policy import PolicySet
+
+V = "sepp.5gc.mnc001.mcc001.3gppnetwork.org"
+
+
+@pytest.fixture(scope="module")
+def home_engine(tmp_path_factory) -> Engine:
+    pki = tmp_path_factory.mktemp("pki")
+    ensure_lab_pki(pki)
+    lab = Lab(out=tmp_path_factory.mktemp("cfg"), pki=pki)
+    cfg = config.load_sepp_config(write_configs(lab)[HOME["name"]])
+    policy = PolicySet.load(cfg.policies.encryption, list(cfg.policies.placement), cfg.policies.modification)
+    e = edge.build(telescopic_domain=None, hiding=False, plmn=cfg.plmn_ids[0], exclude=[cfg.fqdn])
+    return Engine(cfg, policy, ContextStore(), e)
+
+
+def problem(status: int, cause: str) -> HttpResponse:
+    return HttpResponse(status, [("content-type", "application/problem+json")],
+                        json.dumps({"status": status, "cause": cause}).encode())
+
+
+@pytest.mark.parametrize("mode,status,cause,dead", [
+    ("PRINS", 403, "CONTEXT_NOT_FOUND", True), ("TLS", 403, "N32_NOT_ESTABLISHED", True),
+    ("TLS", 503, "N32_NOT_ESTABLISHED", True), ("PRINS", 403, "INTEGRITY_CHECK_FAILED", False),
+    ("PRINS", 200, "CONTEXT_NOT_FOUND", False)])
+def test_a_peer_that_lost_our_context_is_detected(home_engine, mode, status, cause, dead):
+    ex = Exchange(listener=Listener.SBI, role="sending", mode=mode, peer=V,
+                  context="0123456789abcdef" if mode == "PRINS" else None)
+    got = home_engine.context_lost(ex, problem(status, cause))
+    assert (got is not None) == dead
+    if dead:
+        assert got.dead and got.peer == V and got.context_id == ex.context
+        ex.handshake_retried = True          # the retry is the last attempt
+        assert home_engine.context_lost(ex, problem(status, cause)) is None
+
+
+def _n32f(context_id: str) -> HttpRequest:
+    aad = {"metaData": {"n32fContextId": context_id, "messageId": "1", "authorizedIpxId": "NULL"}}
+    body = {"reformattedData": {"protected": "eyJhbGciOiJkaXIiLCJlbmMiOiJBMTI4R0NNIn0",
+                                "aad": base64.urlsafe_b64encode(json.dumps(aad).encode()).decode().rstrip("="),
+                                "iv": "AAAAAAAAAAAAAAAA", "ciphertext": "", "tag": "AAAAAAAAAAAAAAAAAAAAAA"}}
+    return HttpRequest("POST", "https", "sepp", "/n32f-forward/v1/n32f-process", "",
+                       [("content-type", "application/json")], json.dumps(body).encode())
+
+
+def test_n32f_from_a_peer_we_hold_nothing_with_starts_our_handshake(home_engine):
+    ex = Exchange(listener=Listener.N32F, peer_identity=V)
+    actions = home_engine.on_request(ex, _n32f("0123456789abcdef"))
+    assert StartHandshake(V) in actions
+    answer = next(a for a in actions if isinstance(a, Answer))
+    assert answer.response.status == 403 and json.loads(answer.response.body)["cause"] == "CONTEXT_NOT_FOUND"
+
+
+def test_tls_mode_n32f_without_relation_is_refused_with_retry_after_and_starts_our_handshake(home_engine):
+    ex = Exchange(listener=Listener.N32F, peer_identity=V)
+    req = HttpRequest("GET", "https", "sepp", "/nudm-sdm/v2/imsi-999700000000001/nssai", "",
+                      [("3gpp-sbi-target-apiroot", "https://udm.5gc.mnc070.mcc999.3gppnetwork.org")])
+    actions = home_engine.on_request(ex, req)
+    assert StartHandshake(V) in actions
+    rsp = next(a for a in actions if isinstance(a, Answer)).response
+    assert rsp.status == 403 and json.loads(rsp.body)["cause"] == "N32_NOT_ESTABLISHED"
+    assert rsp.header("retry-after") == "1"
+
+
+def test_unknown_context_while_we_hold_one_is_not_a_reason_to_handshake(home_engine):
+    # a late message on a retired context: we still hold a usable one, so nothing is started
+    from n32 import kdf
+    from n32.context import N32fContext
+    keys = kdf.derive_session_keys(b"\0" * 64, "1" * 16, "2" * 16, "A128GCM")
+    ctx = N32fContext("2" * 16, "1" * 16, "responder", V, (), "A128GCM", "ES256", keys, b"\0" * 64)
+    home_engine.store.add(ctx)
+    try:
+        actions = home_engine.on_request(Exchange(listener=Listener.N32F, peer_identity=V), _n32f("f" * 16))
+        assert not any(isinstance(a, StartHandshake) for a in actions)
+    finally:
+        home_engine.store.remove(ctx)
