@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from . import body as body_mod, edge as edge_mod, errors, jwe, modifications, origin, prins, rh_error, routing, wire
 from . import upstream_errors
+from .config import Peer as PeerConfig, SeppConfig
 from .context import ContextStore, N32fContext, PeerRelation
 from .errors import N32Error
 from .exchange import (Action, Answer, Exchange, Forward, HandleN32c, HopKind, Listener, Log, ReportError,
                        StartHandshake, StatusChanged)
 from .message import HttpRequest, HttpResponse
 from .peer import EXT_RI_PARAMETERS
+from .plmn import PlmnId
 from .policy import PolicySet
 
 TARGET_HEADER = wire.TARGET_API_ROOT
@@ -34,7 +36,7 @@ N32F_PROCESS = wire.N32F_PROCESS
 REKEY_IN_PROGRESS = "N32_REKEY_IN_PROGRESS"
 
 
-def build(cfg: Any, store: ContextStore, hiding_secret: bytes | None = None) -> "Engine":
+def build(cfg: SeppConfig, store: ContextStore, hiding_secret: bytes | None = None) -> "Engine":
     """The engine of the SEPP ``cfg`` describes (policies, edge steps); ``hiding_secret``: the
     content of ``topology_hiding.secret_file``, read by the caller (file I/O stays in loaders)."""
     policy = PolicySet.load(cfg.policies.encryption, list(cfg.policies.placement), cfg.policies.modification)
@@ -51,7 +53,7 @@ def build(cfg: Any, store: ContextStore, hiding_secret: bytes | None = None) -> 
 class Engine:
     """Per-message decisions of one SEPP; state lives in ``store`` (contexts and relations)."""
 
-    def __init__(self, cfg: Any, policy: PolicySet, store: ContextStore, edge: edge_mod.Edge,
+    def __init__(self, cfg: SeppConfig, policy: PolicySet, store: ContextStore, edge: edge_mod.Edge,
                  limits: body_mod.Limits = body_mod.DEFAULT) -> None:
         self.cfg = cfg
         self.limits = limits
@@ -172,7 +174,7 @@ class Engine:
         assert ctx is not None
         return self._send_prins(ex, req, target, peer, relation, ctx)
 
-    def _send_prins(self, ex: Exchange, req: HttpRequest, target: routing.ApiRoot, peer: Any,
+    def _send_prins(self, ex: Exchange, req: HttpRequest, target: routing.ApiRoot, peer: PeerConfig,
                     relation: PeerRelation, ctx: N32fContext) -> list[Action]:
         # The request URI inside the protected message is built from the target apiRoot, and the
         # header is removed (TS 33.501 §13.1.1.2; SCAS TS 33.517 4.2.2.10).
@@ -206,7 +208,7 @@ class Engine:
         actions.append(Forward(out, dest, kind, name, ex.now + self._timeout(kind)))
         return actions
 
-    def _send_tls_mode(self, ex: Exchange, req: HttpRequest, target: routing.ApiRoot, peer: Any,
+    def _send_tls_mode(self, ex: Exchange, req: HttpRequest, target: routing.ApiRoot, peer: PeerConfig,
                        relation: PeerRelation) -> list[Action]:
         """TS 33.501 §13.1.1.2: :authority becomes the receiving SEPP, the target header stays."""
         if not req.header(TARGET_HEADER):
@@ -298,7 +300,7 @@ class Engine:
         ex.method, ex.path = fwd.request.method, fwd.request.path
         return [fwd]
 
-    def _deliver_to_home_nf(self, ex: Exchange, req: HttpRequest, peer_plmns: Any) -> Forward:
+    def _deliver_to_home_nf(self, ex: Exchange, req: HttpRequest, peer_plmns: Iterable[PlmnId]) -> Forward:
         """Checks shared by both N32-f modes, then the request goes to the home NF the target names.
         The target header, if any, is consumed here: delivery is direct (open5gs does the same)."""
         origin.inbound(req, peer_plmns)
@@ -352,7 +354,7 @@ class Engine:
         return None
 
     # ================================================================== shared steps
-    def _seal(self, actions: list[Action], peer: Any, ctx: N32fContext, protect: Callable[[], tuple[dict, int]]
+    def _seal(self, actions: list[Action], peer: PeerConfig, ctx: N32fContext, protect: Callable[[], tuple[dict, int]]
               ) -> tuple[dict, int]:
         """Protect with ``ctx``; a rekey starts before any counter could wrap (profile 11). A context
         whose keys are spent answers 503 (``_fail`` asks for the rekey, once)."""
@@ -387,7 +389,7 @@ class Engine:
             signers[k.fqdn] = modifications.Signer(k.fqdn, tuple(k.public_keys + k.certificates),
                                                    tuple(self.policy.modification_patterns(k.fqdn, ctx.peer_fqdn)))
 
-        def check(ctx: Any, body: dict, block: dict, tag: str) -> tuple[dict, list[dict]]:
+        def check(ctx: N32fContext, body: dict, block: dict, tag: str) -> tuple[dict, list[dict]]:
             return modifications.verify_and_apply(block, body.get("modificationsBlock"), tag, signers)
         return check
 
@@ -419,7 +421,7 @@ def _ready(relation: PeerRelation | None, ctx: N32fContext | None) -> bool:
         (relation.capability != "PRINS" or ctx is not None)
 
 
-def n32f_dest(peer: Any, relation: PeerRelation | None) -> str:
+def n32f_dest(peer: PeerConfig, relation: PeerRelation | None) -> str:
     """Where N32-f for ``peer`` goes: configured ``n32f_uri``; else the port the peer announced on
     N32-c (senderN32fPortList) at the address configured for its N32-c; else its N32-c apiRoot."""
     if peer.n32f_uri:
