@@ -211,9 +211,10 @@ def test_tampered_message_is_refused_and_nothing_reaches_the_nf(pair):
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-def test_wrong_method_on_n32f_process_is_405_with_allow(pair, method):
+@pytest.mark.parametrize("path", [eng.N32F_PROCESS, "/n32c-handshake/v1/exchange-capability"])
+def test_wrong_method_on_n32_resources_is_405_with_allow(pair, method, path):
     v, h = pair
-    req = HttpRequest(method, "https", h.cfg.fqdn, eng.N32F_PROCESS)
+    req = HttpRequest(method, "https", h.cfg.fqdn, path)
     rsp = problem(h.engine.on_request(n32(h, v.cfg.fqdn), req), 405, "METHOD_NOT_ALLOWED")
     assert rsp.header("allow") == "POST"
 
