@@ -118,3 +118,9 @@ def test_the_sepp_keeps_serving_after_bad_input(responders):
     for lab in responders.values():
         rsp = run(n32c_post(lab, HOME, "exchange-capability", offer(["TLS"])))
         assert rsp.status == 200
+
+
+def test_wrong_method_names_the_allowed_one(responders):
+    """RFC 9110 §15.5.6: a 405 carries Allow (the N32 resources take POST only)."""
+    rsp = run(n32c_post(responders["both"], HOME, "exchange-capability", None, method="GET", raw=b""))
+    assert rsp.status == 405 and rsp.header("allow") == "POST"
