@@ -20,6 +20,8 @@ from mitmproxy import ctx, exceptions, http, tls
 from addons import flowconv, listeners
 from n32 import config, ipx_relay
 from n32io import admission, tls as n32tls
+from n32io.transport import UpstreamError
+from n32io.upstream import Hop, Upstream
 
 log = logging.getLogger("ipx")
 
@@ -44,7 +46,8 @@ class Ipx:
                                                  client_anchors=list(self.cfg.trust_anchors))
             self._client = n32tls.client_context(certificate=self.cfg.certificate, private_key=self.cfg.private_key,
                                                  anchors=list(self.cfg.trust_anchors))
-            self._upstreams: dict[tuple[str, int], str] = {}
+            # the next hop is dialled here, as the SEPP does (docs/architecture.md, "Next hops")
+            self.upstream = Upstream(idle_timeout=self.relay.idle)
             lst = self.cfg.listeners.n32f
             self._mode = f"reverse:http://127.0.0.1:9@{lst.host}:{lst.port}"
             ctx.options.update(mode=[self._mode], connection_strategy="lazy")
@@ -59,12 +62,11 @@ class Ipx:
         if self.cfg:
             data.ssl_conn = n32tls.server_connection(self._server, alpn=(b"h2",))
 
-    def tls_start_server(self, data: tls.TlsData) -> None:
-        name = self._upstreams.get(tuple(data.conn.address)) if self.cfg and data.conn.address else None
-        if name:
-            data.ssl_conn = n32tls.client_connection(self._client, name, alpn=(b"h2",))
+    async def done(self) -> None:
+        if self.relay:
+            await self.upstream.close()
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def request(self, flow: http.HTTPFlow) -> None:
         if not self.relay or flow.response is not None:
             return
         out = self.relay.request(flowconv.to_http_request(flow.request))
@@ -74,15 +76,25 @@ class Ipx:
                 flow.metadata["ipx"] = {"identity": self.cfg.fqdn, "rejected": out.rejected}
             return
         parts = urlsplit(out.uri)
-        self._upstreams[(parts.hostname, parts.port or 443)] = out.server_name
         flow.request.scheme, flow.request.host, flow.request.port = "https", parts.hostname, parts.port or 443
         flow.request.content = out.body
-        flow.metadata["ipx"] = {"identity": self.cfg.fqdn, "requestOperations": out.operations, "nextHop": out.uri}
+        flow.metadata["ipx"] = meta = {"identity": self.cfg.fqdn, "requestOperations": out.operations,
+                                       "nextHop": out.uri}
         self.counts["request"] += 1
+        hop = Hop(parts.hostname or "", parts.port or 443, "h2", self._client, out.server_name)
+        try:
+            rsp = await self.upstream.send(hop, flowconv.to_http_request(flow.request), self.relay.deadline)
+        except UpstreamError as e:  # the address stays in our log, never in the answer
+            log.warning("IPX %s: next hop %s at %s:%d failed (%s): %s", self.cfg.fqdn, out.server_name, hop.host,
+                        hop.port, e.kind, e)
+            meta["failed"] = e.kind
+            flow.response = flowconv.response_from(self.relay.next_hop_failed(e.kind))
+            return
+        flow.response = flowconv.response_from(rsp)
 
     def response(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("ipx")
-        if not self.relay or not meta or meta.get("rejected") or flow.response is None \
+        if not self.relay or not meta or meta.get("rejected") or meta.get("failed") or flow.response is None \
                 or flow.response.status_code != 200:
             return
         out = self.relay.response(flow.response.get_content(strict=False) or b"")

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import body as body_mod, ipx, rh_error, wire
+from . import body as body_mod, ipx, rh_error, upstream_errors, wire
+from .config import Timeouts
 from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 
@@ -65,6 +66,15 @@ class Relay:
         except (ValueError, KeyError) as e:
             return Answer(_json(400, N32Error(400, wire.INVALID_MSG_FORMAT, str(e)).problem_details(),
                                 wire.PROBLEM_JSON))
+
+    # The IPX config has no timeouts section: a SEPP's N32-f defaults apply to the IPX's next hop.
+    deadline = Timeouts().n32f
+    idle = Timeouts().idle
+
+    def next_hop_failed(self, kind: str) -> HttpResponse:
+        """The answer to the previous hop when the next one failed (n32.upstream_errors kind)."""
+        err = upstream_errors.upstream_failure(upstream_errors.NEXT, kind, self.deadline)
+        return _json(err.status, err.problem_details(), wire.PROBLEM_JSON)
 
     def response(self, raw: bytes) -> tuple[bytes, list] | str:
         """The peer's N32-f response with our modification appended, or why it is left as it is."""

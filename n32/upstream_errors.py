@@ -7,7 +7,7 @@ so no internal host or port can leak into a detail sent to an NF or across N32.
 | hop \\ kind      | unreachable, tls                | reset, protocol                | timeout                |
 |-----------------|---------------------------------|--------------------------------|------------------------|
 | nf (home NF)    | 504 TARGET_NF_NOT_REACHABLE     | 504 TARGET_NF_NOT_REACHABLE    | 504 TIMED_OUT_REQUEST  |
-| peer, ipx (N32) | 502 N32_PEER_NOT_REACHABLE      | 502 N32F_FORWARDING_FAILED     | 504 TIMED_OUT_REQUEST  |
+| peer, ipx, next | 502 N32_PEER_NOT_REACHABLE      | 502 N32F_FORWARDING_FAILED     | 504 TIMED_OUT_REQUEST  |
 
 TARGET_NF_NOT_REACHABLE and TIMED_OUT_REQUEST are TS 29.500 Table 5.2.7.2-1 causes (504).
 TS 29.500 has no cause for a SEPP that cannot reach the next SEPP or IPX on N32: ours name
@@ -32,9 +32,10 @@ KINDS = (UNREACHABLE, TLS, RESET, PROTOCOL, TIMEOUT)
 NF = "nf"          # the home NF the receiving SEPP delivers to
 PEER = "peer"      # N32-f to the peer SEPP
 IPX = "ipx"        # N32-f to our first-hop IPX
-HOPS = (NF, PEER, IPX)
+NEXT = "next"      # an IPX's next N32-f hop (the next IPX or the receiving SEPP)
+HOPS = (NF, PEER, IPX, NEXT)
 
-_WHO = {NF: "the home NF", PEER: "the peer SEPP", IPX: "the first-hop IPX"}
+_WHO = {NF: "the home NF", PEER: "the peer SEPP", IPX: "the first-hop IPX", NEXT: "the IPX's next N32-f hop"}
 _WHAT = {
     UNREACHABLE: "is not reachable",
     TLS: "refused the TLS handshake",

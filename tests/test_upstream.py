@@ -323,6 +323,8 @@ def test_a_pooled_connection_the_server_closed_is_replaced():
     (ue.PEER, ue.RESET, 502, "N32F_FORWARDING_FAILED"),
     (ue.IPX, ue.PROTOCOL, 502, "N32F_FORWARDING_FAILED"),
     (ue.PEER, ue.TIMEOUT, 504, "TIMED_OUT_REQUEST"),
+    (ue.NEXT, ue.UNREACHABLE, 502, "N32_PEER_NOT_REACHABLE"),
+    (ue.NEXT, ue.RESET, 502, "N32F_FORWARDING_FAILED"),
 ])
 def test_failure_mapping(hop, kind, status, cause):
     err = ue.upstream_failure(hop, kind, deadline=2.5)

@@ -217,3 +217,23 @@ def test_n32f_connection_reset_mid_answer_is_problem_details_and_the_next_reques
     assert (rsp.status, pd["cause"]) == (502, "N32F_FORWARDING_FAILED") and "peer SEPP" in pd["detail"], pd
     assert elapsed < 3
     assert after.status == 200   # a new connection, no operator action
+
+
+def test_receiving_sepp_down_behind_two_ipxs_is_problem_details(pki, tmp_path_factory):
+    """sepp-v -> ipx1 -> ipx2 -> sepp-h (killed): ipx2 answers ProblemDetails (it dials its next
+    hop itself too), ipx1 and sepp-v relay the cause to the NF."""
+    lab = Lab(out=tmp_path_factory.mktemp("up-ipx"), pki=pki, mode="prins", ipx=True, nf="h2c")
+    with P.Procs(lab.out) as procs:
+        info = start_lab(lab, procs)
+        assert run(_nf_request(lab, f"udm.{DOMAIN}")).status == 200
+        home = next(p for p in info["procs"] if p.name == HOME["name"])
+        home.popen.kill()
+        home.popen.wait(5)
+        t0 = time.monotonic()
+        rsp = run(_nf_request(lab, f"udm.{DOMAIN}"))
+        elapsed = time.monotonic() - t0
+        ipx2_log = next(p for p in info["procs"] if p.name == "ipx2").log_text()
+    pd = _problem(rsp)
+    assert rsp.status == 502 and pd["cause"] == "N32_PEER_NOT_REACHABLE", pd
+    assert elapsed < 3
+    assert "next hop" in ipx2_log and "(unreachable)" in ipx2_log
