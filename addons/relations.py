@@ -169,9 +169,8 @@ class Relations:
         future ends when the handshake running for it does."""
         p = self.peers[peer.fqdn]
         m = self.machines[p.fqdn]
-        if rekey:
-            ctx = self.store.by_peer(p.fqdn)
-            if ctx is not None:
+        if rekey:   # some context of this peer runs low (a request or a response we protected)
+            for ctx in self.store.for_peer(p.fqdn):
                 m.sent_on(ctx, self.clock())
         else:
             m.want(self.clock())

@@ -53,6 +53,8 @@ class N32fContext:
     # once both sides are known to hold it. The initiator knows at the end of round 3; the
     # responder when an N32-f message arrives on it or its lifecycle says so.
     send_ready: bool = True
+    # order of arrival in the store (newer = larger): creation times may tie
+    seq: int = 0
 
     def __post_init__(self) -> None:
         self.counters = {label: NonceCounter(getattr(self.keys, f"{label}_iv_salt"), self.counter_limit)
@@ -103,8 +105,11 @@ class ContextStore:
         self.clock = clock
         self._by_id: dict[str, N32fContext] = {}
         self._relations: dict[str, PeerRelation] = {}
+        self._seq = 0
 
     def add(self, ctx: N32fContext) -> None:
+        self._seq += 1
+        ctx.seq = self._seq
         self._by_id[ctx.local_context_id] = ctx
 
     def by_local_id(self, context_id: str) -> N32fContext | None:
@@ -122,13 +127,13 @@ class ContextStore:
         live = self.for_peer(fqdn)
         ready = [c for c in live if c.send_ready]
         pick = ready or live
-        return max(pick, key=lambda c: c.created) if pick else None
+        return max(pick, key=lambda c: c.seq) if pick else None
 
     def for_peer(self, fqdn: str) -> list[N32fContext]:
         """Every live context with ``fqdn``, oldest first."""
         now = self.clock()
         return sorted((c for c in self._by_id.values() if c.peer_fqdn == fqdn and c.expires > now),
-                      key=lambda c: c.created)
+                      key=lambda c: c.seq)
 
     def all(self) -> list[N32fContext]:
         return list(self._by_id.values())

@@ -27,6 +27,7 @@ from .events import (ContextEstablished, ContextExpired, ContextRetired, Context
 from .peer import Peer
 
 REKEY_AT = 0.9      # fraction of a context's lifetime after which its initiator rekeys
+SETTLE = 0.25       # seconds after a peer's rekey completes before we send on its new context
 
 
 class RelationState(StrEnum):
@@ -111,6 +112,7 @@ class Relation:
         self.retire_at: dict[str, float] = {}        # local context ID -> when it leaves (after our rekey)
         self.promote_at: dict[str, float] = {}       # local context ID -> when we start sending on it
         self.rekey_requested: set[str] = set()        # contexts already replaced or being replaced
+        self.completed: set[str] = set()              # responder contexts whose handshake ended
         self.last_error: str | None = None
         self._events: list[N32Event] = []
 
@@ -165,9 +167,10 @@ class Relation:
             context.send_ready = True
             if self.store.by_local_id(context.local_context_id) is None:
                 self.store.add(context)
-            # Every older context of this peer goes after the grace period (make before break).
+            # Every older context of this peer goes after the grace period (make before break); one
+            # the peer created meanwhile (both sides rekeyed at once) is newer and stays.
             for old in self.store.for_peer(self.peer.fqdn):
-                if old is not context and old.local_context_id not in self.retire_at:
+                if old is not context and old.seq < context.seq and old.local_context_id not in self.retire_at:
                     self.retire_at[old.local_context_id] = now + self.timing.rekey_grace
                     self.rekey_requested.add(old.local_context_id)
         self.last_error = None
@@ -199,9 +202,13 @@ class Relation:
         elif isinstance(ev, HandshakeCompleted):
             ctx = ev.context
             if ctx is not None and ctx.role == "responder" and not ctx.send_ready:
+                self.completed.add(ctx.local_context_id)
                 others = [c for c in self.store.for_peer(self.peer.fqdn) if c is not ctx and c.send_ready]
-                if not others:
+                if not others or all(c.needs_rekey for c in others):
                     self._promote(ctx)
+                else:   # the peer holds it now; a peer that stores it late gets a moment
+                    at = now + min(self.timing.rekey_grace, SETTLE)
+                    self.promote_at[ctx.local_context_id] = min(self.promote_at.get(ctx.local_context_id, at), at)
             self._input(Input.PEER_ESTABLISHED, now)
         elif isinstance(ev, RelationEstablished):
             if ev.capability == "TLS":
@@ -219,12 +226,21 @@ class Relation:
             self._promote(ctx)
 
     def sent_on(self, ctx: N32fContext, now: float) -> None:
-        """We protected a message with ``ctx``: start a rekey before its budget runs out."""
-        if ctx.needs_rekey and ctx.local_context_id not in self.rekey_requested and \
-                not any(c.created > ctx.created for c in self.store.for_peer(self.peer.fqdn)):
-            # (a newer context exists: it is being taken into use, make before break)
-            self.rekey_requested.add(ctx.local_context_id)
-            self._input(Input.REKEY_DUE, now, f"context {ctx.local_context_id}: message budget low")
+        """We protected a message with ``ctx``: before its budget runs out, move to a newer context
+        the peer is known to hold, or start a rekey if there is none and none is on its way."""
+        if not ctx.needs_rekey:
+            return
+        newer = [c for c in self.store.for_peer(self.peer.fqdn) if c is not ctx and c.seq > ctx.seq]
+        if any(c.send_ready for c in newer):
+            return                                   # already moving on
+        done = [c for c in newer if c.local_context_id in self.completed]
+        if done:
+            self._promote(done[-1])                  # the peer rekeyed and holds it: use it now
+            return
+        if newer or ctx.local_context_id in self.rekey_requested:
+            return                                   # a newer context is on its way
+        self.rekey_requested.add(ctx.local_context_id)
+        self._input(Input.REKEY_DUE, now, f"context {ctx.local_context_id}: message budget low")
 
     def context_dead(self, now: float, context_id: str | None = None) -> None:
         """The peer answered CONTEXT_NOT_FOUND or N32_NOT_ESTABLISHED: what we hold is useless to it
@@ -322,6 +338,7 @@ class Relation:
         self.retire_at.pop(cid, None)
         self.promote_at.pop(cid, None)
         self.rekey_requested.discard(cid)
+        self.completed.discard(cid)
 
 
 class Relations:

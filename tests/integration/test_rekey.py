@@ -131,3 +131,23 @@ def test_automatic_rekey_before_the_counter_runs_out(small_key_budget_lab):
     assert v["context"]["messagesLeft"] > 40 - ues * STEPS
     text = (lab.out / "sepp-v.log").read_text(errors="replace")
     assert "retired after rekey" in text and "N32_REKEY_IN_PROGRESS" not in text
+
+
+def test_rekey_storm_on_both_sides_loses_nothing(pki, tmp_path_factory):
+    """Both SEPPs with a 40-message budget and a 30-message margin: each rekeys every few requests,
+    the home SEPP (the N32-c responder) included, while 4 UEs run concurrently. Make before break
+    (docs/interop-profile.md, "Rekey"): every step succeeds and no side ever sends on a context
+    its peer does not hold yet (no CONTEXT_NOT_FOUND anywhere)."""
+    small = {"contexts": {"max_messages": 40, "rekey_margin": 30, "rekey_grace": 1.0}}
+    lab = Lab(out=tmp_path_factory.mktemp("rekey-storm"), pki=pki, mode="prins",
+              overrides={"sepp-v": small, "sepp-h": small})
+    with P.Procs(lab.out) as procs:
+        start_lab(lab, procs)
+        results = run(run_scenario(f"https://127.0.0.1:{lab.port('sepp-v.sbi')}", 12, 4, client_ssl(lab)))
+        assert len(results) == 12 * STEPS
+        assert all(r.ok for r in results), [(r.step, r.status, r.error) for r in results if not r.ok][:5]
+        texts = {n: (lab.out / f"{n}.log").read_text(errors="replace") for n in ("sepp-v", "sepp-h")}
+        rekeys = {n: t.count("-> rekeying") for n, t in texts.items()}
+        assert rekeys["sepp-v"] >= 2 and rekeys["sepp-h"] >= 1, rekeys
+        for n, t in texts.items():
+            assert "CONTEXT_NOT_FOUND" not in t and "N32_REKEY_IN_PROGRESS" not in t, n

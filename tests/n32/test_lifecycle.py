@@ -188,3 +188,22 @@ def test_lifetime_rekey_replaces_the_context_before_it_expires(policy):
     net.advance(95)
     (cv,), (ch,) = contexts(net.a), contexts(net.b)
     assert cv.created >= 1000.0 + 90 and cv.keys == ch.keys
+
+
+def test_both_sides_rekeying_at_once_converge_without_loss(policy):
+    """The request counter of one side and the response counter of the other run low together, so
+    both rekey at once: each keeps the context the other created (it is newer or retired by its
+    creator), nothing is lost, and they end on one common context."""
+    net = lab(policy, max_messages=40, rekey_margin=30)
+    establish(net)
+    statuses = []
+    for _ in range(60):
+        net.a.rel._input(Input.REKEY_DUE, net.clock.now) if not statuses else None
+        net.b.rel._input(Input.REKEY_DUE, net.clock.now) if not statuses else None
+        net.pump()
+        statuses.append(net.request(net.a))
+        net.advance(0.05)
+    assert statuses == [200] * 60
+    net.advance(5)
+    (cv,), (ch,) = contexts(net.a), contexts(net.b)
+    assert cv.keys == ch.keys
