@@ -38,7 +38,7 @@ from pathlib import Path
 from mitmproxy import connection, http, io
 
 from lab.scenario import LAB_NS, Response, ue_steps
-from lab.topology import ROOT, VISITED
+from lab.topology import ROOT, VISITED, WORK
 
 T0 = 1_700_000_000.0  # fixed timestamps: the file is byte-for-byte reproducible
 
@@ -130,7 +130,7 @@ def _record_fresh_lab(out: Path, ues: int) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="replay-lab-") as tmp:
         # topology hiding off: its pseudonyms (in the _links href the confirmation follows) are
         # keyed by a per-start secret, so a file recorded with them only replays against that lab
-        lab = Lab(out=Path(tmp), pki=ROOT / "certs/out", mode="prins",
+        lab = Lab(out=Path(tmp), pki=WORK / "certs/out", mode="prins",
                   overrides={"sepp-h": {"topology_hiding": {"enabled": False}}})
         with P.Procs(lab.out) as procs:
             start_lab(lab, procs)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = None
         if args.target.startswith("https"):
             ctx = ssl.create_default_context(
-                cafile=args.cafile or str(ROOT / "certs/out" / f"plmn-{VISITED['plmn']}" / "ca.crt"))
+                cafile=args.cafile or str(WORK / "certs/out" / f"plmn-{VISITED['plmn']}" / "ca.crt"))
             if args.insecure:
                 ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
         flows, problems = asyncio.run(record(args.target, args.ues, ctx, args.server_name))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lab import procs as P
-from lab.topology import HOME, ROOT, VISITED, Lab, sepp_fqdn, write_configs
+from lab.topology import HOME, ROOT, VISITED, WORK, Lab, sepp_fqdn, write_configs
 from n32.exchange import Exchange, of_metadata
 
 
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ipx", type=int, default=0)
     ap.add_argument("--nf", choices=("tls", "h2c"), default="tls", help="h2c: home NFs speak only cleartext HTTP/2")
     ap.add_argument("--keep", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "lab/out")
+    ap.add_argument("--out", type=Path, default=WORK / "lab/out")
     ap.add_argument("--handshake-only", action="store_true")
     args = ap.parse_args(argv)
     previous = _install_stop_handlers()
@@ -301,14 +301,18 @@ def _report(args: argparse.Namespace, report: dict[str, Any], results: list[Any]
     report["ok"] = not failed
     report["seconds"] = round(time.monotonic() - t0, 2)
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
-    _say(f"lab: report in {args.out / 'report.json'}; key logs and flows in {args.out}/")
+    from lab.report import write as write_html
+
+    page = write_html(args.out, report, results)
+    _say(f"lab: report in {page} (open it in a browser) and {args.out / 'report.json'}; "
+         f"key logs and flows in {args.out}/")
     _say("lab: OK" if not failed else "lab: FAILED")
     return failed
 
 
 def _run(args: argparse.Namespace) -> int:
     clean_out(args.out)
-    lab = Lab(out=args.out, pki=ROOT / "certs/out", mode=args.mode, suite=args.suite, ipx=bool(args.ipx),
+    lab = Lab(out=args.out, pki=WORK / "certs/out", mode=args.mode, suite=args.suite, ipx=bool(args.ipx),
               nf=args.nf)
     report: dict[str, Any] = {"mode": args.mode, "ues": args.ues}
     failed = False

@@ -15,9 +15,13 @@ from typing import Any
 
 import yaml
 
+import policies
 from n32.peer import EXTENSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
+# A clone keeps its lab output and PKI in the tree (lab/out, certs/out); an installed package
+# (``mitm-sepp lab``) keeps them under the current directory instead of site-packages.
+WORK = ROOT if (ROOT / "pyproject.toml").exists() else Path.cwd()
 VISITED = {"plmn": "001-01", "mcc": "001", "mnc": "001", "name": "sepp-v"}
 HOME = {"plmn": "999-70", "mcc": "999", "mnc": "070", "name": "sepp-h"}
 
@@ -92,9 +96,9 @@ def sepp_config(lab: Lab, me: dict, peer: dict, *, initiate: bool, extra_peer: d
         "jwe_cipher_suites": suites,
         "jws_cipher_suites": ["ES256"],
         "policies": {
-            "encryption": str(ROOT / "policies/data-type-encryption.yaml"),
-            "placement": [str(ROOT / "policies/placement")],
-            "modification": str(ROOT / "policies/modification.yaml"),
+            "encryption": str(policies.ENCRYPTION),
+            "placement": [str(policies.PLACEMENT)],
+            "modification": str(policies.MODIFICATION),
         },
         # http:// home NFs get HTTP/2 with prior knowledge (TS 29.500 §5.2; docs/interop-profile.md)
         "home_nfs": {"default": f"http://127.0.0.1:{lab.port(me['name'] + '.nf')}"} if lab.nf == "h2c" else {

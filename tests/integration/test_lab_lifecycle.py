@@ -121,7 +121,8 @@ def test_signal_stops_everything(tmp_path: Path, sig: signal.Signals) -> None:
 def test_sigterm_to_make_lab(tmp_path: Path) -> None:
     """What ``timeout make lab KEEP=1`` does: SIGTERM to make, which passes it to the runner."""
     out = tmp_path / "out"
-    proc = _start(["make", "-s", "lab", "KEEP=1", "UES=1", f"OUT={out}",
+    # -o: the venv this test runs in stands for the installed one (no pip run from a test)
+    proc = _start(["make", "-s", "-o", ".venv/.installed", "lab", "KEEP=1", "UES=1", f"OUT={out}",
                    f"PY={sys.executable}"], out)
     try:
         text = read_until(proc, "KEEP=1", 90)

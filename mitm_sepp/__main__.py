@@ -1,0 +1,5 @@
+import sys
+
+from mitm_sepp.cli import main
+
+sys.exit(main())
