@@ -15,6 +15,7 @@ IPX ?= 0
 NF ?= tls
 KEEP ?= 0
 OUT ?= lab/out
+CAPTURE ?= 0
 
 .PHONY: venv lock test lab certs bench clean system-deps probe
 
@@ -62,7 +63,7 @@ certs: venv
 	$(PY) -m certs.pki --out certs/out
 
 lab: venv
-	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --nf $(NF) --keep $(KEEP) --out $(OUT)
+	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --nf $(NF) --keep $(KEEP) --out $(OUT) --capture $(CAPTURE)
 
 # Under ~10 minutes; not part of make test. Results: bench/out/results.json and bench/out/bench.png.
 # Run the SEPP security cases against a SEPP under test (README: "Probing a SEPP under test").

@@ -1,6 +1,7 @@
 """Offline N32-f decoder: re-verify recorded N32-f flows against a key log (tamper detection).
 
     python -m addons.decode FLOWFILE [--keylog FILE ...] [--json] [--ipx-key PEM ...]
+    python -m addons.decode CAPTURE.pcapng --tls-keylog TLSKEYS --keylog FILE ...
 
 Reads a mitmproxy flow file, finds every N32-f message (N32fReformattedReqMsg/RspMsg) in the
 request and response bodies and in the flow's exchange (n32.exchange: ``requestJwe``/``responseJwe``,
@@ -195,6 +196,22 @@ def read_flows(path: str | Path) -> Iterator[Any]:
                 yield flow
 
 
+def _messages(path: str, tls_keylog: str | None) -> Iterator[tuple[str, str, dict]]:
+    """``(flow id, source, body)`` of each N32-f message in a flow file or a packet capture."""
+    from addons import pcapread
+
+    if pcapread.is_capture(path):
+        if not tls_keylog:
+            raise ValueError(f"{path} is a packet capture: give the TLS secrets with --tls-keylog FILE")
+        for where, data in pcapread.http2_bodies(path, tls_keylog):
+            if body := parse_n32f(data):
+                yield "capture", where, body
+        return
+    for flow in read_flows(path):
+        for source, body in n32f_messages(flow):
+            yield flow.id, source, body
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m addons.decode",
                                  description="Decrypt and re-verify the N32-f messages of a mitmproxy flow file.")
@@ -204,11 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ipx-key", action="extend", nargs="+", default=[], metavar="PEM",
                     help="IPX public key or certificate (PEM) to verify modifications; repeatable")
     ap.add_argument("--json", action="store_true", help="one JSON object per message")
+    ap.add_argument("--tls-keylog", metavar="FILE",
+                    help="for a pcap/pcapng input: the TLS secrets (SSLKEYLOGFILE) to open it with tshark")
     args = ap.parse_args(argv)
     try:
         records = [r for p in args.keylog for r in keylog.read_keylog(Path(p))]
         ipx_keys = load_ipx_keys(args.ipx_key)
-        flows = list(read_flows(args.flowfile))
+        messages = list(_messages(args.flowfile, args.tls_keylog))
     except (OSError, ValueError) as e:
         print(f"decode: {e}", file=sys.stderr)
         return 2
@@ -216,19 +235,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"decode: {args.flowfile}: {e}", file=sys.stderr)
         return 2
     counts = {"ok": 0, "failed": 0, "unverified": 0}
-    for flow in flows:
-        for source, body in n32f_messages(flow):
-            try:
-                ex = examine(body, records, ipx_keys)
-            except N32Error as e:  # not even the clear block decodes: the capture is damaged
-                counts["failed"] += 1
-                err = f"FAILED: malformed N32-f message: {e.detail}"
-                print(json.dumps({"flow": flow.id, "source": source, "integrity": err}) if args.json
-                      else f"=== flow {flow.id} {source}\n{err}\n")
-                continue
-            counts["failed" if ex.failed else "ok" if ex.decoded.decrypted else "unverified"] += 1
-            print(json.dumps(to_json(ex, flow.id, source), ensure_ascii=False) if args.json
-                  else f"=== flow {flow.id} {source} (N32-f {ex.decoded.kind})\n{render(ex)}\n")
+    for flow_id, source, body in messages:
+        try:
+            ex = examine(body, records, ipx_keys)
+        except N32Error as e:  # not even the clear block decodes: the capture is damaged
+            counts["failed"] += 1
+            err = f"FAILED: malformed N32-f message: {e.detail}"
+            print(json.dumps({"flow": flow_id, "source": source, "integrity": err}) if args.json
+                  else f"=== flow {flow_id} {source}\n{err}\n")
+            continue
+        counts["failed" if ex.failed else "ok" if ex.decoded.decrypted else "unverified"] += 1
+        print(json.dumps(to_json(ex, flow_id, source), ensure_ascii=False) if args.json
+              else f"=== flow {flow_id} {source} (N32-f {ex.decoded.kind})\n{render(ex)}\n")
     if not args.json:
         total = sum(counts.values())
         print(f"{total} N32-f message(s): {counts['ok']} verified, {counts['failed']} FAILED, "

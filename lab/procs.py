@@ -42,6 +42,7 @@ class Proc:
     name: str
     popen: subprocess.Popen
     log: Path
+    drain: float = 0.0      # seconds to let it run on after the others stopped (a packet capture)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -58,7 +59,8 @@ class Procs:
     out: Path
     procs: list[Proc] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, out: Path | None = None) -> Proc:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, out: Path | None = None,
+              drain: float = 0.0) -> Proc:
         out = out or self.out
         out.mkdir(parents=True, exist_ok=True)
         log = out / f"{name}.log"
@@ -71,7 +73,7 @@ class Procs:
                                  start_new_session=True, umask=0o077,
                                  preexec_fn=lambda: _child_setup(main))
         fh.close()
-        proc = Proc(name, popen, log)
+        proc = Proc(name, popen, log, drain)
         self.procs.append(proc)
         return proc
 
@@ -112,20 +114,27 @@ class Procs:
                 signal.signal(sig, handler)
 
     def _stop(self, timeout: float) -> None:
-        for p in self.procs:
+        last = [p for p in self.procs if p.drain]
+        self._signal_and_wait([p for p in self.procs if not p.drain], timeout)
+        if last:
+            time.sleep(max(p.drain for p in last))
+            self._signal_and_wait(last, timeout)
+        self.procs.clear()
+
+    def _signal_and_wait(self, procs: list[Proc], timeout: float) -> None:
+        for p in procs:
             if p.alive():
                 try:
                     os.killpg(p.popen.pid, signal.SIGINT)
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + timeout
-        for p in self.procs:
+        for p in procs:
             try:
                 p.popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(p.popen.pid, signal.SIGKILL)
                 p.popen.wait()
-        self.procs.clear()
 
     def __enter__(self) -> "Procs":
         return self

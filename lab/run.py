@@ -244,7 +244,7 @@ def _install_stop_handlers() -> dict[int, Any]:
 # What a lab run leaves in its output directory; each run starts without the previous run's
 # files (a run without IPX must not show the IPX flows of an earlier one).
 _OUT_FILES = ("*.flows", "*.log", "*.keylog.jsonl", "*.status.json", "*.yaml", "*.requests.jsonl",
-              "report.json", "report.html", "*.pcapng", "*.tlskeys.txt")
+              "report.json", "report.html", "*.pcapng", "tls-keys.txt")
 
 
 def clean_out(out: Path) -> None:
@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=int, default=0)
     ap.add_argument("--out", type=Path, default=WORK / "lab/out")
     ap.add_argument("--handshake-only", action="store_true")
+    ap.add_argument("--capture", type=int, default=0, help="pcapng of the loopback traffic + TLS keys")
     args = ap.parse_args(argv)
     previous = _install_stop_handlers()
     try:
@@ -306,6 +307,8 @@ def _report(args: argparse.Namespace, report: dict[str, Any], results: list[Any]
     page = write_html(args.out, report, results)
     _say(f"lab: report in {page} (open it in a browser) and {args.out / 'report.json'}; "
          f"key logs and flows in {args.out}/")
+    if report.get("capture"):
+        _say(f"lab: {report['capture']}")
     _say("lab: OK" if not failed else "lab: FAILED")
     return failed
 
@@ -322,7 +325,16 @@ def _run(args: argparse.Namespace) -> int:
         try:
             _say(f"lab: starting home NFs, {HOME['name']} (PLMN {HOME['plmn']}) and "
                  f"{VISITED['name']} (PLMN {VISITED['plmn']}) on loopback ...")
+            if args.capture:
+                from certs.pki import ensure_lab_pki
+                from lab import capture
+
+                ensure_lab_pki(lab.pki)
+                write_configs(lab)   # the ports to capture (start_lab writes the same again)
+                capture.start(lab, procs)
+                report["capture"] = capture.describe(args.out, lab.ports)
             started = start_lab(lab, procs)
+            report["ports"] = lab.ports
             st = started["status"]["visited"]
             ctx = st.get("context") or {}
             report.update(capability=st["capability"], jweCipherSuite=ctx.get("jweCipherSuite"),
