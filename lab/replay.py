@@ -10,16 +10,18 @@ Retarget (client replay sends each flow to its request's scheme/host/port; this 
 pointing at another cSEPP):
 
     python -m lab.replay --retarget lab/scenario.flows --target https://127.0.0.1:PORT --out /tmp/s.flows
-    mitmdump -n -C /tmp/s.flows --set ssl_insecure=true --set listen_port=0
+    mitmdump -n -C /tmp/s.flows -s lab/replay_summary.py --set ssl_insecure=true
 
 Why live recording instead of building requests offline: the steps depend on earlier responses
 (the 5G-AKA confirmation carries RES* computed from the AUSF's RAND/AUTN and goes to the
 ``_links`` href it returned; the later steps use the SUPI it returned). The lab NFs derive RAND and
 authCtxId from the SUPI and a per-SUPI counter, so a scenario against a *fresh* lab is
 deterministic, and so is the file: flow, connection and timestamp fields are fixed values
-(``--lab`` always starts a fresh lab). A replay of the file against a fresh lab succeeds end to
-end; against a lab that already ran it, the confirmation meets another authCtxId (404), the
-other requests still reach the home NFs.
+(``--lab`` always starts a fresh lab). The recorded UEs are 101.. (``FIRST_UE``), which ``make
+lab`` does not use, so a replay succeeds end to end against a fresh lab and against one that has
+run (``KEEP=1``); against a lab that already replayed it, the confirmation meets another
+authCtxId (404, the SQN moved on) until ``POST /_lab/reset`` on the home NFs; the other requests
+still reach the home NFs.
 
 The file contains request headers and bodies only (SUCI/SUPI of lab subscribers, a fake OAuth2
 token, RES* of lab keys): no TLS or N32 key material.
@@ -63,10 +65,17 @@ def _flow(n: int, scheme: str, host: str, port: int, method: str, path: str,
     return flow
 
 
+# The recorded UEs are numbered from here: `make lab` (UES up to 100) uses UEs 1.., so the file
+# also replays once against a lab that has run (KEEP=1). Once only: the AUSF's authentication
+# context ID follows the UE's SQN, which every authentication advances (TS 33.102 §6.3), so a
+# second replay's confirmations find no context (404) until the home NFs are reset.
+FIRST_UE = 101
+
+
 async def record(target: str, ues: int, ssl_context: ssl.SSLContext | None,
-                 server_name: str | None = None) -> tuple[list[http.HTTPFlow], list[str]]:
-    """Run the scenario for UEs 1..ues one step at a time against ``target``; the flows of the
-    requests sent and a list of problems (unexpected statuses, failures)."""
+                 server_name: str | None = None, first_ue: int = FIRST_UE) -> tuple[list[http.HTTPFlow], list[str]]:
+    """Run the scenario for UEs first_ue.. (``ues`` of them) one step at a time against ``target``;
+    the flows of the requests sent and a list of problems (unexpected statuses, failures)."""
     from lab.traffic import H2Client
 
     u = urllib.parse.urlsplit(target)
@@ -76,7 +85,7 @@ async def record(target: str, ues: int, ssl_context: ssl.SSLContext | None,
     flows: list[http.HTTPFlow] = []
     problems: list[str] = []
     try:
-        for ue in range(1, ues + 1):
+        for ue in range(first_ue, first_ue + ues):
             prev: list[Response] = []
             for step in ue_steps(ue):
                 req = step.build(prev)

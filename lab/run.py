@@ -203,6 +203,17 @@ def ipx_counts(out: Path) -> dict[str, dict]:
     return counts
 
 
+def describe_ports(ports: dict[str, int]) -> list[str]:
+    """Which port is which, for people: the cSEPP's SBI is where NFs (and replays) send."""
+    what = {"sepp-v.sbi": "cSEPP sepp-v SBI (visited NFs send here; the replay target)",
+            "sepp-v.n32": "cSEPP sepp-v N32 (N32-c/N32-f from sepp-h)",
+            "sepp-v.nf": "visited NF stub (callbacks)",
+            "sepp-h.n32": "pSEPP sepp-h N32 (N32-c/N32-f from sepp-v or ipx2)",
+            "sepp-h.sbi": "pSEPP sepp-h SBI", "sepp-h.nf": "home NFs (AUSF, UDM, SMF, AMF, NRF)"}
+    return [f"{what.get(name, name + ' (N32-f relay)' if 'ipx' in name else name)}: https://127.0.0.1:{port}"
+            for name, port in ports.items() if not name.endswith(".web")]
+
+
 def print_table(per: dict[str, dict]) -> None:
     cols = ("messages", "ok", "failed", "encryptedIes", "ipxModifications", "meanMs", "p99Ms")
     _say(f"{'API':28} " + " ".join(f"{c:>16}" for c in cols))
@@ -356,7 +367,9 @@ def _run(args: argparse.Namespace) -> int:
             if args.keep:
                 failed = _report(args, report, results, failed, t0)
                 reported = True
-                _say("lab: KEEP=1: processes stay up; Ctrl-C stops them. Ports: " + json.dumps(lab.ports))
+                _say("lab: KEEP=1: processes stay up; Ctrl-C stops them. Listeners (report.json \"ports\"):")
+                for line in describe_ports(lab.ports):
+                    _say(f"  {line}")
                 gone = _wait_while_running(started["procs"])
                 _say(f"lab: {gone} exited, stopping")
                 failed = True

@@ -65,3 +65,23 @@ def test_recording_is_deterministic(prins_lab, tmp_path: Path):
     shipped = read_flows(FLOWS)[:len(flows)]
     assert [(f.request.method, f.request.path, f.request.content) for f in flows] == \
         [(f.request.method, f.request.path, f.request.content) for f in shipped]
+
+
+def test_replay_next_to_a_lab_that_has_run(prins_lab, tmp_path: Path):
+    """The README's replay against `make lab KEEP=1` (which ran UEs 1..UES): every step 2xx, with the
+    summary addon's count; a second replay meets the SQN moved on (404 on both confirmations)."""
+    from lab.run import run_traffic
+
+    lab, _ = prins_lab
+    run(nf(lab, "POST", "/_lab/reset"))
+    assert all(r.ok for r in run_traffic(lab, 3))
+    flows = tmp_path / "scenario.flows"
+    retarget(FLOWS, flows, f"https://127.0.0.1:{lab.port('sepp-v.sbi')}")
+    ca = lab.pki / f"plmn-{VISITED['plmn']}" / "ca.crt"
+    argv = [str(P.BIN / "mitmdump"), "-n", "-q", "-C", str(flows), "-s", str(ROOT / "lab/replay_summary.py"),
+            "--set", f"ssl_verify_upstream_trusted_ca={ca}"]
+    first = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "replay: 16 flow(s): 16 2xx" in first.stdout, first.stdout[-3000:] + first.stderr[-2000:]
+    again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "replay: 16 flow(s): 14 2xx, 2 4xx" in again.stdout, again.stdout[-3000:]
+    assert again.stdout.count("5g-aka-confirmation -> 404 CONTEXT_NOT_FOUND") == 2, again.stdout
