@@ -47,6 +47,12 @@ class Relations:
         self._spawn: Callable[[Any], asyncio.Task] | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
+        # (kind, peer, role, outcome) for metrics: kind "handshake" (outcome "ok" or the cause) or "rekey"
+        self.observers: list[Callable[[str, str, str, str], None]] = []
+
+    def _observe(self, kind: str, peer: str, role: str, outcome: str) -> None:
+        for observer in self.observers:
+            observer(kind, peer, role, outcome)
 
     def peer(self, name: str) -> Peer:
         for p in self.peers.values():
@@ -132,16 +138,22 @@ class Relations:
             raise
         except N32Error as e:
             m.handshake_failed(self.clock(), f"{e.status} {e.cause}", init.context)
+            self._observe("handshake", peer.fqdn, "initiator", e.cause or str(e.status))
             log.error("N32-c %s with %s refused: %s %s: %s%s", what, peer.fqdn, e.status, e.cause, e.detail,
                       self._retrying(m))
         except (H2Error, OSError, asyncio.TimeoutError) as e:
             m.handshake_failed(self.clock(), str(e) or type(e).__name__, init.context)
+            self._observe("handshake", peer.fqdn, "initiator", "failed")
             log.warning("N32-c %s with %s failed: %s%s", what, peer.fqdn, e or type(e).__name__, self._retrying(m))
         except Exception as e:  # a bug must not kill the lifecycle: it retries with backoff
             m.handshake_failed(self.clock(), type(e).__name__, init.context)
+            self._observe("handshake", peer.fqdn, "initiator", "failed")
             log.error("N32-c %s with %s failed: %s: %s%s", what, peer.fqdn, type(e).__name__, e, self._retrying(m))
         else:
             m.handshake_succeeded(self.clock(), init.peer_relation(), ctx)
+            self._observe("handshake", peer.fqdn, "initiator", "ok")
+            if due.rekey:
+                self._observe("rekey", peer.fqdn, "initiator", "ok")
             if ctx is not None:
                 log.info("N32 with %s: PRINS, context %s (ours) / %s (peer), %s/%s", peer.fqdn,
                          ctx.local_context_id, ctx.peer_context_id, ctx.jwe_suite, ctx.jws_suite)
@@ -264,8 +276,10 @@ class Relations:
     # ------------------------------------------------------------------ N32-c responder side
     def n32c_handle(self, conn_state: handshake.ConnectionState, operation: str, body: Any) -> tuple[int, Any]:
         outcome = self.responder.handle(conn_state, operation, body, now=self.clock())
-        for ev in outcome.events:
-            self.on_event(ev)
+        self._responder_events(outcome.events)
+        if outcome.status >= 400:
+            cause = outcome.body.get("cause") if isinstance(outcome.body, dict) else None
+            self._observe("handshake", conn_state.peer.fqdn, "responder", cause or str(outcome.status))
         self._pump()
         log.info("N32-c %s from %s: %s", operation, conn_state.peer.fqdn, outcome.status)
         return outcome.status, outcome.body
@@ -274,9 +288,14 @@ class Relations:
         """The initiator closed an N32-c connection we served (a handshake may be complete now)."""
         if conn_state is None:
             return
-        for ev in self.responder.connection_closed(conn_state):
-            self.on_event(ev)
+        self._responder_events(self.responder.connection_closed(conn_state))
         self._pump()
+
+    def _responder_events(self, evs: list[events.N32Event]) -> None:
+        for ev in evs:
+            self.on_event(ev)
+            if isinstance(ev, events.HandshakeCompleted):
+                self._observe("handshake", ev.peer, "responder", "ok")
 
     def on_event(self, ev: events.N32Event) -> None:
         self.machines.handle_event(ev, self.clock())

@@ -17,7 +17,7 @@ from typing import Any
 from mitmproxy import command, ctx, exceptions, http, tls
 from mitmproxy.connection import Client
 
-from addons import listeners
+from addons import listeners, metrics
 from addons.runtime import SeppRuntime
 from n32io import tls as n32tls
 
@@ -154,4 +154,6 @@ class Sepp:
             self.rt.error(flow)
 
 
-addons = [_sepp := Sepp(), listeners.Listeners(lambda spec: _sepp.rt.listener_transport(spec) if _sepp.rt else None)]
+# metrics after the SEPP: its hooks see each exchange as the SEPP finished it
+addons = [_sepp := Sepp(), listeners.Listeners(lambda spec: _sepp.rt.listener_transport(spec) if _sepp.rt else None),
+          metrics.SeppMetrics(lambda: _sepp.rt)]

@@ -316,6 +316,9 @@ def render(report: dict, results: list[dict], visited: list[Flow], home: list[Fl
              f"{esc(HOME['name'])} (PLMN {HOME['plmn']})</h1>",
              '<div class="facts">' + "".join(f"<span><b>{k}</b> {v}</span>" for k, v in facts.items()) + "</div>",
              "<h2>Per API</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in heads) + f"</tr>{rows}</table>"]
+    if report.get("metrics"):
+        parts.append("<h2>Per peer, from the SEPPs' Prometheus metrics</h2><ul>"
+                     + "".join(f"<li>{esc(line)}</li>" for line in report["metrics"]) + "</ul>")
     if report.get("error"):
         parts.append(f"<p class='bad'>{esc(report['error'][:2000])}</p>")
     parts.append("<h2>N32-c handshake</h2>" + handshake_chart(home, report))

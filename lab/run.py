@@ -106,6 +106,7 @@ def start_sepp(lab: Lab, procs: P.Procs, name: str, ui: dict[str, Any] | None = 
         "sepp_config": lab.configs[name],
         "n32_keylog": out / f"{name}.keylog.jsonl",
         "sepp_status": out / f"{name}.status.json",
+        "metrics_port": lab.port(f"{name}.metrics"),
         **(ui or {}),
         **lab.options.get(name, {}),
     }, web=web, slim=slim, out=out)
@@ -210,8 +211,29 @@ def describe_ports(ports: dict[str, int]) -> list[str]:
             "sepp-v.nf": "visited NF stub (callbacks)",
             "sepp-h.n32": "pSEPP sepp-h N32 (N32-c/N32-f from sepp-v or ipx2)",
             "sepp-h.sbi": "pSEPP sepp-h SBI", "sepp-h.nf": "home NFs (AUSF, UDM, SMF, AMF, NRF)"}
-    return [f"{what.get(name, name + ' (N32-f relay)' if 'ipx' in name else name)}: https://127.0.0.1:{port}"
-            for name, port in ports.items() if not name.endswith(".web")]
+    lines = []
+    for name, port in ports.items():
+        if name.endswith(".web"):
+            continue
+        if name.endswith(".metrics"):
+            lines.append(f"{name.split('.')[0]} Prometheus metrics: http://127.0.0.1:{port}/metrics")
+        else:
+            lines.append(f"{what.get(name, name + ' (N32-f relay)' if 'ipx' in name else name)}: https://127.0.0.1:{port}")
+    return lines
+
+
+def metrics_summary(ports: dict[str, int]) -> list[str]:
+    """The per-peer summary of each running SEPP's Prometheus metrics (docs/metrics.md)."""
+    from lab.scrape import summary_lines
+
+    lines = []
+    for name in (VISITED["name"], HOME["name"]):
+        if f"{name}.metrics" in ports:
+            try:
+                lines += summary_lines(name, ports[f"{name}.metrics"])
+            except OSError as e:
+                lines.append(f"{name}: metrics not readable: {e}")
+    return lines
 
 
 def print_table(per: dict[str, dict]) -> None:
@@ -307,6 +329,10 @@ def _report(args: argparse.Namespace, report: dict[str, Any], results: list[Any]
         report["failed"] = sum(a["failed"] for a in per.values())
         failed |= report["failed"] > 0
         print_table(per)
+        if report.get("metrics"):
+            _say("lab: per peer, from the SEPPs' Prometheus metrics:")
+            for line in report["metrics"]:
+                _say(f"  {line}")
         for r in results:
             if not r.ok:
                 _say(f"  FAILED ue={r.ue} {r.api} {r.method} {r.path}: {r.status} {r.error or ''}")
@@ -364,6 +390,7 @@ def _run(args: argparse.Namespace) -> int:
             if not args.handshake_only:
                 _say(f"lab: running the roaming scenario for {args.ues} UE(s) ...")
                 results = run_traffic(lab, args.ues)
+                report["metrics"] = metrics_summary(lab.ports)
             if args.keep:
                 failed = _report(args, report, results, failed, t0)
                 reported = True

@@ -49,6 +49,8 @@ def test_report_is_self_contained_and_complete(lab_run: Path) -> None:
     encrypted = [int(n) for n in re.findall(r"(\d+) IE\(s\) encrypted, rest", text)]
     assert len(encrypted) == 8 and all(n > 0 for n in encrypted), encrypted
     assert html.escape("imsi-999700000000001") in page
+    # the per-peer summary the lab read from both SEPPs' Prometheus metrics
+    assert len(report["metrics"]) == 2 and "handshakes ok 1" in text and "sent 16" in text, report["metrics"]
 
 
 def test_report_in_headless_chromium(lab_run: Path, tmp_path: Path) -> None:
