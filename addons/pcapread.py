@@ -41,14 +41,28 @@ def server_ports(path: str | Path) -> list[int]:
 
 
 def http2_bodies(path: str | Path, tls_keylog: str | Path) -> Iterator[tuple[str, bytes]]:
-    """``(where, body)`` of every reassembled HTTP/2 body in the capture."""
+    """``(where, body)`` of every complete HTTP/2 body in the capture.
+
+    A body ends with the DATA frame carrying END_STREAM (RFC 9113 §6.1): tshark reassembles one
+    sent in several frames (``http2.body.reassembled.data`` in that packet); one sent in a single
+    frame is that frame's ``http2.data.data``. The per-frame fields of a packet come in frame
+    order, one ``http2.data.data`` per DATA frame."""
     decode_as = [a for p in server_ports(path) for a in ("-d", f"tcp.port=={p},tls")]
     out = _tshark(["-r", str(path), "-o", f"tls.keylog_file:{tls_keylog}", *decode_as,
-                   "-Y", "http2.body.reassembled.data", "-T", "fields", "-E", "separator=/t",
+                   "-Y", "http2.type == 0", "-T", "fields", "-E", "separator=/t",
                    "-e", "frame.number", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "http2.streamid",
+                   "-e", "http2.type", "-e", "http2.flags", "-e", "http2.data.data",
                    "-e", "http2.body.reassembled.data"])
     for line in out.splitlines():
-        frame, src, dst, streams, data = (line.split("\t") + [""] * 5)[:5]
-        for stream, chunk in zip(streams.split(","), data.split(",")):
-            if chunk:
-                yield f"frame {frame} tcp {src}->{dst} stream {stream}", bytes.fromhex(chunk.replace(":", ""))
+        frame, src, dst, streams, types, flags, data, reassembled = (line.split("\t") + [""] * 8)[:8]
+        chunks = iter(data.split(",") if data else [])
+        whole = iter(reassembled.split(",") if reassembled else [])
+        for stream, kind, flag in zip(streams.split(","), types.split(","), flags.split(",")):
+            if kind != "0":
+                continue
+            chunk = next(chunks, "")
+            if not int(flag, 16) & 0x1:       # END_STREAM: the body is complete
+                continue
+            body = next(whole, None) or chunk
+            if body:
+                yield f"frame {frame} tcp {src}->{dst} stream {stream}", bytes.fromhex(body.replace(":", ""))
