@@ -90,7 +90,8 @@ def svg_chart(lanes: Sequence[str], arrows: Sequence[Arrow], sections: dict[int,
            '<defs><marker id="ah" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="10" markerHeight="10" '
            'markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#334"/></marker></defs>']
     for i, name in enumerate(lanes):
-        out.append(f'<rect x="{x[i] - 90}" y="8" width="180" height="30" rx="5" class="lane"/>'
+        box = min(lane_w - 10, 210)   # wide enough for "pSEPP sepp-h (responder)" where lanes allow
+        out.append(f'<rect x="{x[i] - box // 2}" y="8" width="{box}" height="30" rx="5" class="lane"/>'
                    f'<text x="{x[i]}" y="28" class="lanename">{html.escape(name)}</text>'
                    f'<line x1="{x[i]}" y1="38" x2="{x[i]}" y2="{height - 8}" class="life"/>')
     y = top
