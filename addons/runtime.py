@@ -26,6 +26,7 @@ from n32.context import ContextStore
 from n32.exchange import (METADATA_KEY, Action, Answer, Exchange, Forward, HandleN32c, HopKind, Listener, Log,
                           ReportError, StartHandshake, StatusChanged, of_metadata)
 from n32.message import HttpRequest
+from n32.peer import Peer
 from n32io import admission, tls
 from n32io.transport import UpstreamError
 from n32io.upstream import Hop, Upstream
@@ -41,7 +42,7 @@ class SeppRuntime:
         th = cfg.topology_hiding
         self.engine = engine.build(cfg, self.store, th.secret_file.read_bytes() if th.secret_file else None)
         self.policy, self.edge = self.engine.policy, self.engine.edge
-        self._peer_trust = [trust.PeerTrust(p.fqdn, list(p.plmn_ids), [p.trust_anchor]) for p in cfg.peers]
+        self._peer_trust = [Peer.from_config(p).trust for p in cfg.peers]
         # Roaming intermediaries we contract (cfg.ipx_keys) relay N32-f to us; their anchors are kept
         # apart from the peer SEPPs' (SCAS TS 33.517 4.2.2.2).
         self._ipx_trust = [trust.IpxTrust(k.fqdn, [k.trust_anchor]) for k in cfg.ipx_keys if k.trust_anchor]

@@ -422,15 +422,22 @@ def _ready(relation: PeerRelation | None, ctx: N32fContext | None) -> bool:
 
 
 def n32f_dest(peer: PeerConfig, relation: PeerRelation | None) -> str:
-    """Where N32-f for ``peer`` goes: configured ``n32f_uri``; else the port the peer announced on
-    N32-c (senderN32fPortList) at the address configured for its N32-c; else its N32-c apiRoot."""
+    """Where N32-f for ``peer`` goes: configured ``n32f_uri``; else the endpoint the peer announced
+    on N32-c (Rel-18 ``senderN32fFqdn`` + ``senderN32fPort`` / ``senderN32fPortList``): its own FQDN
+    with that port means the address configured for its N32-c with that port (labs rarely have
+    DNS for SEPP FQDNs); another FQDN is used as announced if it lies in one of the peer's PLMN
+    domains (``...mnc<MNC>.mcc<MCC>.3gppnetwork.org``), never elsewhere; else its N32-c apiRoot."""
     if peer.n32f_uri:
         return peer.n32f_uri
     learnt = getattr(relation, "n32f_uri", None)
     if learnt:
         lp, cp = urlsplit(learnt), urlsplit(peer.n32c_uri)
-        if lp.hostname == peer.fqdn and lp.port:
+        host = (lp.hostname or "").lower()
+        if host == peer.fqdn and lp.port:
             return f"https://{cp.hostname}:{lp.port}"
+        domains = [f".mnc{p.mnc3}.mcc{p.mcc}.3gppnetwork.org" for p in peer.plmn_ids]
+        if lp.port and any(host.endswith(d) for d in domains):
+            return f"https://{host}:{lp.port}"
     return peer.n32c_uri
 
 

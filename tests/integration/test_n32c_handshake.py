@@ -52,3 +52,31 @@ def test_n32f_terminate_removes_the_context(prins_lab):
     assert next(iter(status["peers"].values()))["context"] is None
     again = run(n32c_post(lab, HOME, "n32f-terminate", {"n32fContextId": h["responderContextId"]}))
     assert again.status == 404
+
+
+def test_spec_only_peers_interoperate(pki, tmp_path_factory):
+    """Both SEPPs configured as toward a peer not known to accept our extensions
+    (``options.extensions: []``): no round 3 (no IPX), no "*" mappings, no modificationPolicy,
+    no n32cParameters; the handshake completes, keys agree and the lab scenario runs."""
+    from lab import procs as P
+    from lab.run import client_ssl, keys_match, start_lab
+    from lab.topology import Lab
+    from lab.traffic import run_scenario
+
+    from .conftest import run
+
+    lab = Lab(out=tmp_path_factory.mktemp("spec-only"), pki=pki, mode="prins")
+    for name in ("sepp-v", "sepp-h"):
+        lab.peer_overrides[name] = {"options": {"extensions": []}}
+    with P.Procs(lab.out) as procs:
+        info = start_lab(lab, procs)
+        assert info["status"]["visited"]["capability"] == "PRINS"
+        results = run(run_scenario(f"https://127.0.0.1:{lab.port('sepp-v.sbi')}", 2, 2, client_ssl(lab)))
+        assert all(r.ok for r in results), [(r.api, r.status, r.error) for r in results if not r.ok]
+        ok, contexts = keys_match(lab.out)
+        assert ok, contexts
+        log_h = (lab.out / "sepp-h.log").read_text(errors="replace")
+        assert log_h.count("N32-c exchange-params from") == 2          # rounds 1 and 2 only
+        assert "protection policy mismatch" not in log_h
+        status = json.loads((lab.out / "sepp-h.status.json").read_text())
+        assert status["peers"][sepp_fqdn(VISITED)]["context"]["peerRiParameters"] is None   # no n32cParameters

@@ -93,3 +93,22 @@ def test_unknown_context_while_we_hold_one_is_not_a_reason_to_handshake(home_eng
         assert not any(isinstance(a, StartHandshake) for a in actions)
     finally:
         home_engine.store.remove(ctx)
+
+
+def test_n32f_destination_uses_what_the_peer_announced():
+    """TS 29.573 Rel-18 senderN32fFqdn/senderN32fPort(List); peers[].n32f_uri wins (open5gs
+    announces nothing and takes N32-f only on its dedicated port)."""
+    from types import SimpleNamespace
+
+    from n32.context import PeerRelation
+    from n32.engine import n32f_dest
+    from n32.plmn import PlmnId
+    peer = SimpleNamespace(fqdn=V, n32f_uri=None, n32c_uri="https://127.0.0.1:7001", plmn_ids=(PlmnId("001", "01"),))
+    rel = lambda uri: PeerRelation("TLS", V, [], uri)  # noqa: E731
+    assert n32f_dest(peer, rel(None)) == "https://127.0.0.1:7001"
+    assert n32f_dest(peer, rel(f"https://{V}:7443")) == "https://127.0.0.1:7443"
+    assert n32f_dest(peer, rel("https://n32f.sepp.5gc.mnc001.mcc001.3gppnetwork.org:8443")) == \
+        "https://n32f.sepp.5gc.mnc001.mcc001.3gppnetwork.org:8443"
+    assert n32f_dest(peer, rel("https://evil.example.org:8443")) == "https://127.0.0.1:7001"   # not its domain
+    peer.n32f_uri = "https://127.0.0.1:7777"
+    assert n32f_dest(peer, rel(f"https://{V}:7443")) == "https://127.0.0.1:7777"
