@@ -217,6 +217,12 @@ class SeppRuntime:
         if flow.error and of_metadata(flow.metadata) is not None:
             log.debug("flow ended without an answer: %s", flow.error.msg)
 
+    async def n32_clients_gone(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until no N32 client connection is open."""
+        deadline = time.monotonic() + timeout
+        while self._conns and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
     async def close(self) -> None:
         await self.upstream.close()
 

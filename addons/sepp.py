@@ -65,6 +65,9 @@ class Sepp:
         if self.rt:
             try:
                 await self.rt.relations.shutdown()
+                # a peer stopping at the same time may be releasing towards us: let its N32-c
+                # connections end rather than cut them (their handler tasks would print tracebacks)
+                await self.rt.n32_clients_gone(1.0)
             except Exception as e:  # shutting down: report, never raise
                 log.warning("ending the N32 relations failed: %s", e)
         tasks = list(self._tasks)

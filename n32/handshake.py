@@ -29,11 +29,11 @@ from .context import ContextStore, N32fContext, PeerRelation
 from .errors import N32Error, bad_request
 from .events import (ContextEstablished, ContextTerminated, HandshakeCompleted, N32Event, N32fErrorReceived,
                      PolicyMismatch, RelationEstablished, RelationReleased)
-from .peer import (EXT_EMPTY_ROUND3, EXT_MODIFICATION_POLICY, EXT_RI_PARAMETERS, EXT_WILDCARDS, EXTENSIONS,
-                   Peer)
+from .peer import EXT_EMPTY_ROUND3, EXT_MODIFICATION_POLICY, EXT_WILDCARDS, EXTENSIONS, Peer
 from .plmn import PlmnId
 
 if TYPE_CHECKING:
+    from .config import SeppConfig
     from .policy import PolicySet
 
 __all__ = ["NONE", "OPERATIONS", "LocalSepp", "Peer", "PeerSettings", "ConnectionState", "Outcome", "Responder",
@@ -46,10 +46,6 @@ NONE = "NONE"
 OPERATIONS = wire.N32C_OPERATIONS
 PeerSettings = Peer            # the name the runtime used before the typed Peer
 
-
-
-def extensions(peer: Peer) -> frozenset[str]:
-    return frozenset(peer.opt("extensions", ()) or ())
 
 
 class LocalProtocolError(RuntimeError):
@@ -75,7 +71,7 @@ class LocalSepp:
     max_messages: int = 2 ** 32
 
     @classmethod
-    def from_config(cls, cfg: Any, policy: "PolicySet | None") -> "LocalSepp":
+    def from_config(cls, cfg: "SeppConfig", policy: "PolicySet | None") -> "LocalSepp":
         n32f = cfg.listeners.n32f or cfg.listeners.n32
         return cls(cfg.fqdn, list(cfg.plmn_ids), tuple(cfg.security_capabilities), tuple(cfg.jwe_cipher_suites),
                    tuple(cfg.jws_cipher_suites), policy, [k.sec_info() for k in cfg.ipx_keys],
@@ -134,15 +130,14 @@ def _check_plmns(announced: Any, peer: Peer, cert_plmns: frozenset[PlmnId] | Non
 def _round2_members(local: LocalSepp, peer: Peer, policy_key: str) -> dict[str, Any]:
     """Protection-policy members of a round-2 body (TS 29.573 §6.1.5.2.3); ``policy_key`` is
     ``protectionPolicyInfo`` (request) or ``selProtectionPolicyInfo`` (response)."""
-    ext = extensions(peer)
     out: dict[str, Any] = {}
     if local.security_profile:
         out["securityProfile"] = local.security_profile
     else:
-        wire = policy_exchange.policy_wire(local.policy, peer.fqdn, EXT_WILDCARDS in ext)
+        wire = policy_exchange.policy_wire(local.policy, peer.fqdn, peer.accepts(EXT_WILDCARDS))
         if wire is not None:
             out[policy_key] = wire
-    if EXT_MODIFICATION_POLICY in ext and local.policy is not None:
+    if peer.accepts(EXT_MODIFICATION_POLICY) and local.policy is not None:
         mod = local.policy.modification_policy_wire(peer.fqdn)
         if mod:
             out["modificationPolicy"] = mod
@@ -506,7 +501,7 @@ class Initiator:
             if self.local.ipx_sec_info:
                 return "exchange-params", {"n32fContextId": self.own_id, **base,
                                            "ipxProviderSecInfoList": self.local.ipx_sec_info}
-            if EXT_EMPTY_ROUND3 in extensions(self.peer):
+            if self.peer.accepts(EXT_EMPTY_ROUND3):
                 return "exchange-params", {"n32fContextId": self.own_id, **base}
             return None
         raise LocalProtocolError(f"next_request while {self.state}: receive the answer first")

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+from typing import TYPE_CHECKING
 
 from .context import ContextStore, N32fContext, PeerRelation
 from .events import (ContextEstablished, ContextExpired, ContextRetired, ContextTerminated, HandshakeCompleted,
                      HandshakeDue, N32Event, RelationEstablished, RelationReleased, ReleaseDue, StateChanged,
                      TerminateDue)
 from .peer import Peer
+
+if TYPE_CHECKING:
+    from .config import SeppConfig
 
 REKEY_AT = 0.9      # fraction of a context's lifetime after which its initiator rekeys
 SETTLE = 0.25       # seconds after a peer's rekey completes before we send on its new context
@@ -96,8 +100,8 @@ class Timing:
     rekey_grace: float = 5.0
 
     @classmethod
-    def from_config(cls, cfg: object) -> "Timing":
-        hs, ctxs = getattr(cfg, "handshake"), getattr(cfg, "contexts")
+    def from_config(cls, cfg: "SeppConfig") -> "Timing":
+        hs, ctxs = cfg.handshake, cfg.contexts
         return cls(hs.retry_initial, hs.retry_max, hs.attempts, ctxs.rekey_grace)
 
 

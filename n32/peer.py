@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .plmn import PlmnId
 from .trust import PeerTrust
 
 if TYPE_CHECKING:
     from .config import FirstHop, IpxKeys, PeerOptions
+    from .config import Peer as PeerConfig
 
 # Our wire extensions (docs/interop-profile.md, "Extensions"), sent only to peers that list them in
 # ``peers[].options.extensions``; towards any other peer the spec-only form is used.
@@ -49,7 +50,7 @@ class Peer:
             object.__setattr__(self, "name", self.fqdn)
 
     @classmethod
-    def from_config(cls, peer: Any) -> "Peer":
+    def from_config(cls, peer: "PeerConfig") -> "Peer":
         """From a configured peer (``n32.config`` ``Peer``)."""
         return cls(peer.fqdn, tuple(peer.plmn_ids), tuple(peer.security_capabilities), peer.options,
                    tuple(k.sec_info() for k in peer.ipx_keys), peer.name, peer.n32c_uri, peer.n32f_uri,
@@ -71,8 +72,3 @@ class Peer:
     def accepts(self, extension: str) -> bool:
         """Whether this peer is known to accept one of our wire extensions (``EXTENSIONS``)."""
         return extension in (self.opt("extensions", ()) or ())
-
-    def owns(self, plmns: Iterable[Any]) -> list[PlmnId]:
-        """The PLMN IDs among ``plmns`` this peer's trust anchor does not vouch for."""
-        mine = set(self.plmn_ids)
-        return [p for p in (PlmnId.parse(x) for x in plmns) if p not in mine]
