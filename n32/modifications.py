@@ -12,7 +12,6 @@ are applied in order (RFC 6902, via jsonpatch), the second against the result of
 from __future__ import annotations
 
 import base64
-import copy
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -146,7 +145,9 @@ def verify_steps(block: dict, entries: Any, tag: str, signers: dict[str, Signer]
         raise _fail(integrity, str(authorized), f"{authorized} is authorized but its JWS is missing (dropped?)")
     if len(entries) > MAX_INTERMEDIARIES:
         raise _fail(integrity, _unverified_identity(entries[-1]), "more than two roaming intermediaries signed")
-    doc = copy.deepcopy(block)
+    # The patches apply in place: ``block`` was decoded for this message alone and nothing reads
+    # the unpatched form afterwards (no deep copy on the per-message path, issue 14).
+    doc = block
     payloads: list[dict] = []
     for n, entry in enumerate(entries):
         identity = _unverified_identity(entry)
@@ -169,7 +170,7 @@ def verify_steps(block: dict, entries: Any, tag: str, signers: dict[str, Signer]
         if ops not in (None, []):
             check_operations(doc, ops, signer, policy)
             try:
-                doc = jsonpatch.apply_patch(doc, ops)
+                doc = jsonpatch.apply_patch(doc, ops, in_place=True)
             # whatever the library cannot carry out on this document (e.g. "add" below a string
             # raises TypeError inside jsonpatch) is a failed modification, never a 500
             except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, ValueError,
