@@ -305,6 +305,7 @@ class Engine:
         The target header, if any, is consumed here: delivery is direct (open5gs does the same)."""
         origin.inbound(req, peer_plmns)
         origin.check_plmn_consistency(req, peer_plmns, self.limits)
+        origin.check_access_token(req, peer_plmns)
         req = self.edge.from_peer(req)
         target = routing.outbound_target(req)
         routing.check_inbound_target(target, self.cfg.plmn_ids)

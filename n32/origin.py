@@ -17,6 +17,8 @@ white space (none or more around ``;`` and after ``src:``, as some implementatio
 * :func:`check_plmn_consistency`: the PLMN IDs in a request from the peer (members
   :data:`PLMN_ID_MEMBERS`, :data:`SERVING_NETWORK_NAME_MEMBERS`, query :data:`PLMN_QUERY_PARAMS`)
   must be the peer's.
+* :func:`check_access_token`: the consumer PLMN ID in the access token (``Authorization: Bearer``)
+  of a request from the peer must be the peer's (claims read, signature left to the producer).
 
 MNCs are compared 3-digit padded (``70`` == ``070``). A NID (SNPN) only matches an ID entry
 with the same NID; entries are ``PlmnId``-like objects (``mcc``, ``mnc``, optional ``nid``),
@@ -24,6 +26,7 @@ with the same NID; entries are ``PlmnId``-like objects (``mcc``, ``mnc``, option
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import re
@@ -244,3 +247,57 @@ def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any],
     for param, key in found:
         if key not in allowed:
             raise _mismatch(param, key, allowed, report=True)
+
+
+# ---------------------------------------------------------------------- PLMN ID in the access token
+# TS 33.501 §13.4.1.2 / §5.9.3.2 and SCAS TS 33.517 4.2.2.4: the receiving SEPP checks that the
+# serving (consumer) PLMN ID in the access token of a request from the peer is the peer's. The
+# token is a JWS signed by the NRF (TS 33.501 §13.4.1.1); the SEPP does not hold the NRF's key, so
+# it reads the claims (TS 29.510 §6.3.5.2.4 AccessTokenClaims) without verifying the signature:
+# the producer NF verifies it. Anything else (opaque or encrypted token) is left to the producer.
+TOKEN_PARAM = "Authorization"
+TOKEN_CLAIMS = ("consumerPlmnId", "consumerSnpnId")   # PlmnId / PlmnIdNid of the serving network
+MAX_TOKEN = 16 * 1024           # octets of one token: far above real ones (a few hundred octets)
+_TOKEN_LIMITS = body.Limits(body=MAX_TOKEN, depth=16, members=1024, string=MAX_TOKEN)
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+\Z", re.ASCII)
+
+
+def _token_part(part: str, where: str) -> dict[str, Any]:
+    """One base64url JSON object of a JWS compact serialisation (RFC 7515 §7.1)."""
+    if not _B64URL.match(part) or len(part) % 4 == 1:
+        raise _bad(where, "not base64url")
+    doc = body.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)), _TOKEN_LIMITS, where, unique=True)
+    if not isinstance(doc, dict):
+        raise _bad(where, "not a JSON object")
+    return doc
+
+
+def token_claims(value: str) -> dict[str, Any] | None:
+    """The claims of a ``Bearer`` JWS access token in an ``Authorization`` value, unverified;
+    None for another scheme or a token that is not a JWS compact serialisation (3 parts);
+    N32Error 400 for a JWS whose header or claims are not base64url JSON objects."""
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or token.count(".") != 2:      # RFC 6750 §2.1: scheme case-insensitive
+        return None
+    if len(token) > MAX_TOKEN:
+        raise N32Error(413, wire.PAYLOAD_TOO_LARGE, f"{TOKEN_PARAM}: access token over {MAX_TOKEN} octets",
+                       invalid_params=[{"param": TOKEN_PARAM, "reason": f"over {MAX_TOKEN} octets"}])
+    head, claims, _signature = token.split(".")
+    _token_part(head, f"{TOKEN_PARAM} (JWS header)")
+    return _token_part(claims, f"{TOKEN_PARAM} (claims)")
+
+
+def check_access_token(req: HttpRequest, peer_plmns: Iterable[Any]) -> None:
+    """Receiving SEPP: the consumer PLMN/SNPN ID of every access token in ``req`` must be one of
+    the peer's, else N32Error 403 ``PLMN_ID_MISMATCH`` reported to the peer (``n32f-error``
+    ``POLICY_MISMATCH`` naming the N32-f message ID); 400 if a claim is malformed."""
+    allowed = network_keys(peer_plmns)
+    for name, value in req.headers:
+        if name.lower() != "authorization" or (claims := token_claims(value)) is None:
+            continue
+        for claim in TOKEN_CLAIMS:
+            param = f"{TOKEN_PARAM} (claim {claim})"
+            key = _plmn_object(claims.get(claim), param)
+            if key is not None and key not in allowed:
+                raise _mismatch(param, key, allowed, report=True)

@@ -201,3 +201,66 @@ def test_network_keys_forms():
         ("001", "001", None), ("002", "002", None), ("003", "003", "000007ed9d5"), ("004", "004", None)}
     with pytest.raises(ValueError):
         o.network_keys(["00101"])
+
+
+# ---------------------------------------------------------------------- access token (SCAS 4.2.2.4)
+def _b64(data: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def token(claims, head=b'{"alg":"ES256","typ":"JWT"}') -> str:
+    raw = claims if isinstance(claims, bytes) else json.dumps(claims).encode()
+    return f"{_b64(head)}.{_b64(raw)}.{_b64(b'signature-not-checked')}"
+
+
+CLAIMS = {"iss": "nrf", "sub": "2b5f6c0e-0e0c-4a73-9c2e-000000000002", "aud": "UDM", "scope": "nudm-sdm",
+          "exp": 1893456000, "producerPlmnId": {"mcc": "999", "mnc": "70"}}
+
+
+@pytest.mark.parametrize("claims", [
+    {**CLAIMS, "consumerPlmnId": {"mcc": "001", "mnc": "01"}},
+    {**CLAIMS, "consumerPlmnId": {"mcc": "001", "mnc": "002"}},       # 3-digit MNC of the peer's "001-002"
+    CLAIMS,                                                            # no consumer PLMN claim: nothing to compare
+])
+def test_access_token_of_the_peer_passes(claims):
+    o.check_access_token(req([("authorization", f"Bearer {token(claims)}")]), PEER)
+
+
+def test_access_token_naming_another_plmn_is_refused_and_reported():
+    bad = token({**CLAIMS, "consumerPlmnId": {"mcc": "998", "mnc": "98"}})
+    for hdrs in ([("authorization", f"Bearer {bad}")],
+                 [("Authorization", f"bearer  {bad}")],                            # scheme case-insensitive
+                 [("authorization", f"Bearer {token(CLAIMS)}"), ("authorization", f"Bearer {bad}")]):
+        with pytest.raises(N32Error) as ei:
+            o.check_access_token(req(hdrs), PEER)
+        e = ei.value
+        assert (e.status, e.cause, e.n32f_error_type) == (403, o.MISMATCH, "POLICY_MISMATCH")
+        assert "consumerPlmnId" in e.invalid_params[0]["param"] and "998-098" in e.detail
+
+
+def test_access_token_snpn_claim_is_checked():
+    snpn = token({**CLAIMS, "consumerSnpnId": {"mcc": "001", "mnc": "01", "nid": "000007ed9d5"}})
+    with pytest.raises(N32Error) as ei:       # the peer serves PLMN 001-01, not this SNPN of it
+        o.check_access_token(req([("authorization", f"Bearer {snpn}")]), PEER)
+    assert ei.value.status == 403
+
+
+@pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Bearer opaque-token", "Bearer a.b.c.d.e", "Bearer"])
+def test_tokens_the_sepp_cannot_read_are_left_to_the_producer(value):
+    o.check_access_token(req([("authorization", value)]), PEER)
+
+
+@pytest.mark.parametrize("tok,status", [
+    ("a!b.c.d", 400),                                                   # not base64url
+    (token(b"[1, 2]"), 400),                                            # claims not an object
+    (token(b"not json"), 400),
+    (token({**CLAIMS, "consumerPlmnId": "001-01"}), 400),              # claim of the wrong type
+    (token({**CLAIMS, "consumerPlmnId": {"mcc": ["001"], "mnc": "01"}}), 400),
+    (token(b"[" * 2_000 + b"]" * 2_000), 400),                             # nesting bounded before parsing
+    (token({**CLAIMS, "x": "y" * 20_000}), 413),                        # size bounded before decoding
+])
+def test_malformed_access_token_is_a_4xx(tok, status):
+    with pytest.raises(N32Error) as ei:
+        o.check_access_token(req([("authorization", f"Bearer {tok}")]), PEER)
+    assert ei.value.status == status and not ei.value.n32f_error_type

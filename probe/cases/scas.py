@@ -121,7 +121,9 @@ def _access_token(consumer_plmn: dict, producer_plmn: dict) -> str:
       "of a request from the peer must be the remote PLMN of the N32-f context; a mismatch is refused and "
       "reported on N32-c with the N32-f message ID", PRINS)
 async def serving_plmn_token(env: Env, t: Trace) -> None:
-    s = await env.session()
+    # a context of its own: a SEPP may coalesce reports of one type per context (issue 13 item 4),
+    # and 4.2.2.4 just had one of this type reported on the shared context
+    s = await env.session(fresh=True)
     mcc, mnc = env.cfg.target.plmn_ids[0].split("-")
     token = _access_token({"mcc": "998", "mnc": "98"}, {"mcc": mcc, "mnc": mnc})
     req = env.peer.request(f"/nudm-sdm/v2/{supi(env, 8)}/nssai", headers=[("authorization", f"Bearer {token}")])
