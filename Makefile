@@ -16,6 +16,7 @@ NF ?= tls
 KEEP ?= 0
 OUT ?= lab/out
 CAPTURE ?= 0
+WORKERS ?= 1
 
 .PHONY: venv lock test lab certs bench clean system-deps probe
 
@@ -63,7 +64,7 @@ certs: venv
 	$(PY) -m certs.pki --out certs/out
 
 lab: venv
-	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --nf $(NF) --keep $(KEEP) --out $(OUT) --capture $(CAPTURE)
+	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --nf $(NF) --keep $(KEEP) --out $(OUT) --capture $(CAPTURE) --workers $(WORKERS)
 
 # Under ~10 minutes; not part of make test. Results: bench/out/results.json and bench/out/bench.png.
 # Run the SEPP security cases against a SEPP under test (README: "Probing a SEPP under test").

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lab import procs as P
+from lab import workers
 from lab.topology import HOME, ROOT, VISITED, WORK, Lab, sepp_fqdn, write_configs
 from n32.exchange import Exchange, of_metadata
 
@@ -73,6 +74,11 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: Iterable[str] = (), slim: bool =
             P.wait_port(lab.port(fqdn), 30, [p])
     for side in (HOME, VISITED):  # the responder listens before the initiator dials
         name = side["name"]
+        if lab.workers > 1:
+            side_procs = workers.start_side(lab, procs, name, lab.workers, slim=slim)
+            started += side_procs
+            seppv = side_procs[-1] if side is VISITED else seppv
+            continue
         p = start_sepp(lab, procs, name, ui(name), web=name in web, slim=slim)
         started.append(p)
         if side is VISITED:
@@ -92,6 +98,10 @@ def start_lab(lab: Lab, procs: P.Procs, *, web: Iterable[str] = (), slim: bool =
             return None
         return {"visited": rv, "home": rh}
 
+    if lab.workers > 1:
+        def established() -> dict | None:  # noqa: F811 - every worker's own relation
+            return workers.established(out, VISITED["name"], HOME["name"], sepp_fqdn(HOME), sepp_fqdn(VISITED),
+                                       lab.workers)
     if not wait_handshake:
         return {"status": None, "procs": [nf, *started]}
     status = P.wait_for(established, 30, "the N32-c handshake", started + [nf])
@@ -114,11 +124,14 @@ def start_sepp(lab: Lab, procs: P.Procs, name: str, ui: dict[str, Any] | None = 
     return p
 
 
-def keys_match(out: Path) -> tuple[bool, list[dict]]:
+def keys_match(out: Path, k: int = 1) -> tuple[bool, list[dict]]:
     from n32.keylog import read_keylog
 
-    v = read_keylog(out / "sepp-v.keylog.jsonl") if (out / "sepp-v.keylog.jsonl").exists() else []
-    h = read_keylog(out / "sepp-h.keylog.jsonl") if (out / "sepp-h.keylog.jsonl").exists() else []
+    def read(name: str) -> list[dict]:
+        paths = workers.keylogs(out, name, k) if k > 1 else [out / f"{name}.keylog.jsonl"]
+        return [r for p in paths if p.exists() for r in read_keylog(p)]
+
+    v, h = read("sepp-v"), read("sepp-h")
     contexts = []
     ok = bool(v) and bool(h)
     for rv in v:
@@ -147,10 +160,22 @@ def run_traffic(lab: Lab, ues: int, concurrency: int = 4) -> list[Any]:
         mark = "." if result.ok else "F"
         print(mark, end="" if done["n"] % 60 else "\n", flush=True)
 
-    results = asyncio.run(run_scenario(f"https://127.0.0.1:{lab.port('sepp-v.sbi')}", ues, concurrency,
-                                       client_ssl(lab), progress))
+    url = f"https://127.0.0.1:{lab.port('sepp-v.sbi')}"
+    if lab.workers > 1:  # one HTTP/2 connection per worker: HAProxy spreads connections, not streams
+        results = asyncio.run(_spread(url, ues, lab.workers, concurrency, client_ssl(lab), progress))
+    else:
+        results = asyncio.run(run_scenario(url, ues, concurrency, client_ssl(lab), progress))
     print(flush=True)
     return results
+
+
+async def _spread(url: str, ues: int, k: int, concurrency: int, sslctx: ssl.SSLContext, progress: Any) -> list[Any]:
+    from lab.traffic import run_scenario
+
+    shares = [ues // k + (1 if i < ues % k else 0) for i in range(k)]
+    firsts = [1 + sum(shares[:i]) for i in range(k)]
+    runs = [run_scenario(url, n, concurrency, sslctx, progress, first_ue=f) for n, f in zip(shares, firsts) if n]
+    return [r for batch in await asyncio.gather(*runs) for r in batch]
 
 
 def flow_stats(path: Path) -> list[Exchange]:
@@ -178,8 +203,8 @@ def summarize(results: list[Any], out: Path) -> dict[str, dict]:
         a["ok" if r.ok else "failed"] += 1
         a["latencies"].append(r.latency_ms)
         prefix_api["/".join(r.path.split("/")[:3])] = r.api
-    for name in ("sepp-v", "sepp-h"):
-        for ex in flow_stats(out / f"{name}.flows"):
+    for path in (*out.glob("sepp-v*.flows"), *out.glob("sepp-h*.flows")):  # a SEPP's or its workers'
+        for ex in flow_stats(path):
             if ex.role not in ("sending", "receiving"):
                 continue
             api = prefix_api.get("/".join(str(ex.path or "").split("/")[:3]))
@@ -277,7 +302,7 @@ def _install_stop_handlers() -> dict[int, Any]:
 # What a lab run leaves in its output directory; each run starts without the previous run's
 # files (a run without IPX must not show the IPX flows of an earlier one).
 _OUT_FILES = ("*.flows", "*.log", "*.keylog.jsonl", "*.status.json", "*.yaml", "*.requests.jsonl",
-              "report.json", "report.html", "*.pcapng", "tls-keys.txt")
+              "report.json", "report.html", "*.pcapng", "tls-keys.txt", "*.haproxy.cfg")
 
 
 def clean_out(out: Path) -> None:
@@ -308,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=WORK / "lab/out")
     ap.add_argument("--handshake-only", action="store_true")
     ap.add_argument("--capture", type=int, default=0, help="pcapng of the loopback traffic + TLS keys")
+    ap.add_argument("--workers", type=int, default=1, help="each SEPP as this many processes behind HAProxy")
     args = ap.parse_args(argv)
     previous = _install_stop_handlers()
     try:
@@ -353,7 +379,7 @@ def _report(args: argparse.Namespace, report: dict[str, Any], results: list[Any]
 def _run(args: argparse.Namespace) -> int:
     clean_out(args.out)
     lab = Lab(out=args.out, pki=WORK / "certs/out", mode=args.mode, suite=args.suite, ipx=bool(args.ipx),
-              nf=args.nf)
+              nf=args.nf, workers=max(1, args.workers))
     report: dict[str, Any] = {"mode": args.mode, "ues": args.ues}
     failed = False
     reported = False
@@ -377,7 +403,7 @@ def _run(args: argparse.Namespace) -> int:
             report.update(capability=st["capability"], jweCipherSuite=ctx.get("jweCipherSuite"),
                           jwsCipherSuite=ctx.get("jwsCipherSuite"))
             if st["capability"] == "PRINS":
-                ok, contexts = keys_match(args.out)
+                ok, contexts = keys_match(args.out, lab.workers)
                 report.update(contexts=contexts, keysMatch=ok)
                 failed |= not ok
             else:

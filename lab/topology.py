@@ -65,6 +65,7 @@ class Lab:
     ipx_rules: dict[str, list] = field(default_factory=dict)       # IPX fqdn -> modification rules
     web_token: str = field(default_factory=lambda: secrets.token_hex(16))  # mitmweb password of the lab
     options: dict[str, dict] = field(default_factory=dict)       # process name -> extra mitmproxy options
+    workers: int = 1              # >1: each SEPP as this many worker processes behind HAProxy (lab/workers.py)
 
     def port(self, name: str) -> int:
         if name not in self.ports:
