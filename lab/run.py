@@ -169,11 +169,13 @@ def run_traffic(lab: Lab, ues: int, concurrency: int = 4) -> list[Any]:
     return results
 
 
-async def _spread(url: str, ues: int, k: int, concurrency: int, sslctx: ssl.SSLContext, progress: Any) -> list[Any]:
+async def _spread(url: str, ues: int, k: int, concurrency: int, sslctx: ssl.SSLContext, progress: Any,
+                  first_ue: int = 1) -> list[Any]:
+    """UEs first_ue.. over k HTTP/2 connections: HAProxy spreads connections, not streams."""
     from lab.traffic import run_scenario
 
     shares = [ues // k + (1 if i < ues % k else 0) for i in range(k)]
-    firsts = [1 + sum(shares[:i]) for i in range(k)]
+    firsts = [first_ue + sum(shares[:i]) for i in range(k)]
     runs = [run_scenario(url, n, concurrency, sslctx, progress, first_ue=f) for n, f in zip(shares, firsts) if n]
     return [r for batch in await asyncio.gather(*runs) for r in batch]
 

@@ -1,0 +1,139 @@
+"""One SEPP as 3 worker processes behind HAProxy on each side (issue 14 goal 3, lab/workers.py).
+
+Real processes: 3 visited and 3 home mitmdump workers, one HAProxy per SEPP (TCP mode, TLS passed
+through), home NFs, real TLS on loopback. Each worker runs its own N32-c handshake through the
+peer's HAProxy and announces its own N32-f port, so every worker carries traffic on contexts of
+its own (TS 33.501 §13.2.4.4.1: a unique context ID whenever more HTTP sessions use the keys).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from addons.decode import n32f_messages, read_flows
+from lab import procs as P
+from lab import workers as W
+from lab.run import ROOT, _spread, client_ssl, flow_stats, start_lab
+from lab.scenario import ue_steps
+from lab.topology import HOME, VISITED, Lab
+
+K = 3
+STEPS = len(ue_steps(1))
+
+pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists(),
+                                reason="Debian's haproxy is not installed (make system-deps)")
+
+
+def traffic(lab: Lab, ues: int, first: int = 1, concurrency: int = 2) -> list:
+    """``ues`` UEs over K HTTP/2 connections to the visited SEPP's HAProxy (one per worker)."""
+    async def go() -> list:
+        url = f"https://127.0.0.1:{lab.port('sepp-v.sbi')}"
+        return await _spread(url, ues, K, concurrency, client_ssl(lab), None, first_ue=first)
+    return asyncio.run(go())
+
+
+def ivs(body: Any) -> list[str]:
+    """The JWE IVs (salt || SEQ, TS 33.501 §13.2.4.4.1) anywhere in an N32-f message."""
+    if isinstance(body, dict):
+        own = [body["iv"]] if isinstance(body.get("iv"), str) else []
+        return own + [i for v in body.values() for i in ivs(v)]
+    if isinstance(body, list):
+        return [i for v in body for i in ivs(v)]
+    return []
+
+
+@pytest.fixture(scope="module")
+def workers_lab(pki: Path, tmp_path_factory: pytest.TempPathFactory):
+    lab = Lab(out=tmp_path_factory.mktemp("workers"), pki=pki, mode="prins", workers=K)
+    with P.Procs(lab.out) as procs:
+        info = start_lab(lab, procs)
+        yield lab, procs, info
+
+
+def test_every_worker_carries_traffic_on_distinct_contexts_and_the_jwes_open(workers_lab):
+    lab, procs, info = workers_lab
+    results = traffic(lab, 2 * K)
+    assert all(r.ok for r in results), [(r.api, r.status, r.error) for r in results if not r.ok]
+    assert len(results) == 2 * K * STEPS
+    flows = sorted(lab.out.glob("sepp-*.w*.flows"))
+    assert len(flows) == 2 * K
+    per_worker: dict[str, Counter] = {}
+    for _ in range(100):   # the flow files are flushed per flow; the last may lag a moment
+        per_worker = {f.name: Counter(ex.context for ex in flow_stats(f) if ex.role in ("sending", "receiving"))
+                      for f in flows}
+        if sum(sum(c.values()) for c in per_worker.values()) >= 2 * len(results):
+            break
+        threading.Event().wait(0.1)
+    # every worker of both SEPPs carried N32-f, each on one context of its own
+    for name, contexts in per_worker.items():
+        assert sum(contexts.values()) > 0, f"{name} carried no N32-f: {per_worker}"
+    sending = {c for n, cs in per_worker.items() if n.startswith("sepp-v") for c in cs}
+    receiving = {c for n, cs in per_worker.items() if n.startswith("sepp-h") for c in cs}
+    assert len(sending) == K and len(receiving) == K, per_worker
+    keylogs = [*W.keylogs(lab.out, "sepp-v", K), *W.keylogs(lab.out, "sepp-h", K)]
+    records = [json.loads(line) for p in keylogs for line in p.read_text().splitlines() if line.strip()]
+    pairs = {(r["initiatorContextId"], r["responderContextId"]) for r in records}
+    ids = [i for pair in pairs for i in pair]
+    assert len(pairs) == K and len(set(ids)) == 2 * K, pairs       # every context distinct
+    assert len({r["masterKey"] for r in records}) == K              # one master key per handshake
+    # the decoder opens every captured JWE with the workers' key logs
+    for f in flows:
+        if not f.name.startswith("sepp-h"):
+            continue
+        out = subprocess.run([sys.executable, "-m", "addons.decode", str(f), "--keylog", *map(str, keylogs),
+                              "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-2000:]
+        lines = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        assert lines and all(m["decrypted"] and m["integrity"] == "ok" for m in lines), f.name
+    # no nonce repeats across workers (nor within one): each IV belongs to one message only (the
+    # same message is seen by the sending and the receiving worker), and every message has one
+    messages: dict[str, set[str]] = {}
+    for f in flows:
+        for fl in read_flows(f):
+            for _, body in n32f_messages(fl):
+                found = ivs(body)
+                assert len(found) == 1, body
+                messages.setdefault(found[0], set()).add(json.dumps(body, sort_keys=True))
+    assert all(len(bodies) == 1 for bodies in messages.values()), "one IV used by two different messages"
+    assert len(messages) == 2 * len(results)     # a request and a response per step, all distinct
+
+
+def test_killing_one_worker_loses_only_the_requests_it_held(workers_lab):
+    lab, procs, _ = workers_lab
+    victim = next(p for p in procs.procs if p.name == W.worker_name("sepp-v", 1) and p.alive())
+    box: dict[str, list] = {}
+    concurrency = 2
+
+    def load() -> None:
+        box["results"] = traffic(lab, 8 * K, first=200, concurrency=concurrency)
+
+    t = threading.Thread(target=load)
+    t.start()
+    threading.Event().wait(1.0)
+    victim.popen.send_signal(signal.SIGKILL)
+    victim.popen.wait(10)
+    t.join(120)
+    assert not t.is_alive()
+    results = box["results"]
+    sent_and_failed = [r for r in results if not r.ok and not (r.error or "").startswith("not sent")]
+    print(f"\nkilled {victim.name} under load: {len(results)} steps, {len(sent_and_failed)} sent and lost, "
+          f"{sum(1 for r in results if not r.ok) - len(sent_and_failed)} not sent after a lost step")
+    assert any(r.ok for r in results) and len(results) == 8 * K * STEPS
+    # the requests in flight on the killed worker's connection, at most
+    assert len(sent_and_failed) <= concurrency, [(r.api, r.status, r.error) for r in sent_and_failed]
+    # then none: HAProxy takes the dead worker out, the clients' new connections reach the others
+    after = traffic(lab, 2 * K, first=400)
+    assert all(r.ok for r in after), [(r.api, r.status, r.error) for r in after if not r.ok]
+    for p in procs.procs:
+        if p.name.startswith("sepp-") and p.alive():
+            assert "Traceback" not in p.log_text(), p.name
