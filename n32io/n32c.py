@@ -11,7 +11,7 @@ import logging
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from n32 import handshake, wire
+from n32 import handshake, trust, wire
 from n32.errors import N32Error
 from OpenSSL import SSL
 
@@ -44,6 +44,10 @@ async def run_initiator(initiator: "handshake.Initiator", peer: Any, ctx: SSL.Co
     try:
         if on_events is not None and initiator.exporter is None:
             initiator.exporter = client.export_n32_master
+        cert = client.tls.get_peer_certificate() if client.tls is not None else None
+        if cert is not None and initiator.cert_plmns is None:
+            # the PLMNs the peer announces must be named by this certificate (SCAS TS 33.517 4.2.5)
+            initiator.cert_plmns = trust.cert_plmn_ids(cert.to_cryptography())
         while (step := initiator.next_request()) is not None:
             operation, body = step
             rsp = await client.post_json(f"{prefix}{API}{operation}", body, timeout=timeout)

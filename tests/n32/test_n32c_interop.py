@@ -268,3 +268,13 @@ def test_several_contexts_from_one_peer_fqdn_coexist(policy):
         assert theirs.context.keys == mine.keys
     resp.handle(conn(resp), "n32f-terminate", hs.terminate_request(ctxs[0]))
     assert len(store.for_peer(V)) == 2 and store.relation(V) is not None
+
+
+def test_initiator_refuses_plmns_the_responder_certificate_does_not_name(policy):
+    lv = hs.LocalSepp(V, ["001-01"], ("TLS",), ("A128GCM",), ("ES256",), policy)
+    peer = hs.Peer(H, ["999-70", "999-71"], ("TLS",))
+    init = hs.Initiator(lv, peer, cert_plmns=frozenset({PlmnId("999", "70")}))
+    init.next_request()
+    with pytest.raises(N32Error) as ei:
+        init.receive(200, {**OPEN5GS_CAPABILITY_RESPONSE, "plmnIdList": [{"mcc": "999", "mnc": "71"}]})
+    assert ei.value.cause == "PLMN_NOT_ALLOWED" and "certificate" in ei.value.invalid_params[0]["reason"]
