@@ -52,7 +52,7 @@ def _blackhole() -> socket.socket:
 
 
 async def _resetting_server() -> asyncio.Server:
-    from tests.test_upstream import _resetting_server as make
+    from tests.n32io.test_upstream import _resetting_server as make
     return await make(100)
 
 

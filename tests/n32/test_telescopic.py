@@ -18,7 +18,7 @@ from n32.telescopic import (CALLBACK_POINTERS, TelescopicMapper, iter_pointer, r
 SEPP = "sepp.5gc.mnc001.mcc001.3gppnetwork.org"          # our (visited) SEPP's telescopic domain
 HOME = "5gc.mnc070.mcc999.3gppnetwork.org"               # the peer (home) PLMN
 AUSF = f"ausf.{HOME}"
-LAB_OPENAPI = Path(__file__).resolve().parents[1] / "lab" / "openapi"
+LAB_OPENAPI = Path(__file__).resolve().parents[2] / "lab" / "openapi"
 LDH = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 

@@ -309,7 +309,7 @@ def test_module_entry_point(tmp_path, lab):
 
     capture = save(tmp_path / "s.flows", [sending_flow(lab)])
     p = subprocess.run([sys.executable, "-m", "addons.decode", str(capture), "--keylog", str(lab.keylog), "--json"],
-                       capture_output=True, text=True, cwd=Path(__file__).parent.parent, timeout=60)
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert p.returncode == 0, p.stderr
     assert [json.loads(line)["keyLabel"] for line in p.stdout.splitlines()] == ["parallel_request",
                                                                                  "parallel_response"]

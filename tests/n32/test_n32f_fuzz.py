@@ -36,7 +36,7 @@ from n32.message import HttpRequest, HttpResponse
 from n32.policy import PolicySet
 from tests.n32.sim import H, V, Clock, Net, Side
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 IPX = "ipx1.ipx.lab"
 SUPI = "imsi-999700000000001"

@@ -13,7 +13,7 @@ from mitmproxy.test import taddons, tflow
 from addons import decode, n32view
 from n32 import keylog, reformat
 from n32.message import HttpRequest
-from tests.test_decode import (INITIATOR, IPX, LABELS, RESPONDER, SNN, SUPI, Lab, json_body, make_lab,
+from tests.addons.test_decode import (INITIATOR, IPX, LABELS, RESPONDER, SNN, SUPI, Lab, json_body, make_lab,
                                receiving_flow, seal, sending_flow)
 
 MARKED_SUPI = f'{{"\U0001f512encrypted": "{SUPI}"}}'

@@ -11,7 +11,7 @@ from n32 import body, edge, origin, prins, wire
 from n32.errors import N32Error
 from n32.message import HttpRequest, HttpResponse
 from n32.reformat import IeSelection
-from tests.test_suites import _context
+from tests.n32.test_suites import _context
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
 DEEP_OBJECT = b'{"a":' * 10_000 + b"1" + b"}" * 10_000

@@ -18,7 +18,7 @@ AUSF = f"ausf.{HOME}"
 CTX = "9f7c6a52-36d5-5c52-b4b1-6b1c0f1a2b3c"
 LOC = f"https://{AUSF}:7443/nausf-auth/v1/ue-authentications/{CTX}"
 SECRET = b"k" * 32
-LAB_OPENAPI = Path(__file__).resolve().parents[1] / "lab" / "openapi"
+LAB_OPENAPI = Path(__file__).resolve().parents[2] / "lab" / "openapi"
 PSEUDONYM = re.compile(rf"^nf[0-9a-f]{{16}}\.{re.escape(PSEUDO)}$")
 
 

@@ -33,7 +33,7 @@ from lab import h2server, scenario
 from lab.nf import HomeNfs
 from lab.traffic import H1Client, H2Client, StepResult, run_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "lab" / "openapi"
 BASE = "https://lab.invalid/openapi/"
 

@@ -430,7 +430,7 @@ def test_restored_json_must_be_serialisable():
 
 # ----------------------------------------------------------------------------- TS 29.573 schema
 def block_validator() -> Draft202012Validator:
-    openapi = Path(__file__).resolve().parent.parent / "n32" / "openapi"
+    openapi = Path(__file__).resolve().parents[2] / "n32" / "openapi"
 
     @functools.cache
     def retrieve(uri: str) -> Resource:

@@ -10,7 +10,7 @@ from n32.engine import Engine
 from n32.exchange import Answer, Exchange, Forward, HopKind, Listener, Log
 from n32.message import HttpRequest
 from n32.policy import PolicySet
-from tests.test_config import pki, write  # noqa: F401 (pki is a fixture)
+from tests.n32.test_config import pki, write  # noqa: F401 (pki is a fixture)
 
 HOME_FQDN = "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
 UDM = "udm.5gc.mnc001.mcc001.3gppnetwork.org"

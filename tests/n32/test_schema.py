@@ -9,7 +9,7 @@ import pytest
 from n32 import schema
 from n32.errors import N32Error
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPEN5GS_OFFER = {"sender": "sepp2.localdomain", "supportedSecCapabilityList": ["TLS"],
                  "3GppSbiTargetApiRootSupported": True, "plmnIdList": [{"mcc": "001", "mnc": "01"}],
                  "supportedFeatures": "1"}

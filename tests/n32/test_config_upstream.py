@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from n32.config import Timeouts, load_sepp_config
-from tests.test_config import one_line_error, pki, write  # noqa: F401 (pki is a fixture)
+from tests.n32.test_config import one_line_error, pki, write  # noqa: F401 (pki is a fixture)
 
 UDM = "udm.5gc.mnc001.mcc001.3gppnetwork.org"
 AUSF = "ausf.5gc.mnc001.mcc001.3gppnetwork.org"

@@ -18,7 +18,7 @@ from n32.message import HttpResponse
 from n32.policy import MANDATORY, MAX_MISMATCHES, PolicyError, PolicySet, pointer_matches
 from n32.reformat import IeSelection, reformat_response
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
 SUPI = "imsi-999700000000001"
 HOME = "sepp.5gc.mnc070.mcc999.3gppnetwork.org"

@@ -85,7 +85,7 @@ def test_minimal_config_gets_the_defaults(tmp_path, pki, monkeypatch):
            "policies": {"encryption": "policies/data-type-encryption.yaml", "placement": "policies/placement"}}
     p = tmp_path / "min.yaml"
     p.write_text(yaml.safe_dump(cfg))
-    monkeypatch.chdir(Path(__file__).resolve().parent.parent)   # relative paths: current directory first
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])   # relative paths: current directory first
     c = load_sepp_config(p)
     assert c.listeners.n32.host == "127.0.0.1" and c.listeners.sbi is None
     assert c.security_capabilities == ("PRINS", "TLS") and c.jwe_cipher_suites == ("A128GCM", "A256GCM")

@@ -15,7 +15,7 @@ from n32.context import N32fContext
 from n32.errors import N32Error
 from n32.message import HttpRequest
 from n32.reformat import IeSelection
-from tests.test_config import lab_dict, pki  # noqa: F401 (fixture)
+from tests.n32.test_config import lab_dict, pki  # noqa: F401 (fixture)
 
 MASTER = os.urandom(64)
 INIT_ID, RESP_ID = "00112233445566aa", "8899aabbccddeeff"
