@@ -4,6 +4,7 @@ certificates for the negative tests.
 
     python -m certs.pki --out certs/out [--plmn 001-01 --plmn 999-70]
                         [--ipx ipx1.ipx.lab --ipx ipx2.ipx.lab] [--force]
+                        [--sepp FQDN=MCC-MNC ...]
 
 Defaults: PLMN 001-01 (visited, test network MCC 001) and 999-70 (home, MCC 999 is for
 internal use); IPX ``ipx1.ipx.lab`` contracted by 001-01 and ``ipx2.ipx.lab`` by 999-70
@@ -31,6 +32,13 @@ Layout (``--out``)::
                                     (must fail: unknown anchor)
     rogue/cross-<P1>.crt|key        claims the first PLMN, signed by the CA of the last PLMN (999-70)
                                     (must fail: the PLMN belongs to another anchor); not made with one PLMN
+
+``--sepp FQDN=MCC-MNC`` issues one more SEPP certificate, for any FQDN, under that PLMN's CA:
+``plmn-<mcc>-<mnc>/<FQDN>.crt|key`` (SAN = the FQDN only, plus localhost and 127.0.0.1). For a
+peer implementation whose SEPP name is configurable (open5gs's ``sender``: it must be
+``sepp.5gc.mnc<MNC>.mcc<MCC>.3gppnetwork.org`` or a SEPP checking the PLMN in the SAN refuses it),
+or to reproduce a refusal (``--sepp sepp1.localdomain=001-01``: a certificate naming no PLMN,
+like open5gs's samples, refused with ``CERTIFICATE_PLMN_MISMATCH``).
 
 The subject country is ``XX`` (ISO 3166 user-assigned): test MCCs 001/999 have no country.
 
@@ -243,10 +251,11 @@ def _ipx_plan(ipxs: Mapping[str, str] | Sequence[str] | None, plmns: Sequence[Pl
 
 
 def ensure_lab_pki(out_dir: Path | str, plmns: Sequence[str] = DEFAULT_PLMNS,
-                   ipxs: Mapping[str, str] | Sequence[str] | None = None, force: bool = False) -> dict:
+                   ipxs: Mapping[str, str] | Sequence[str] | None = None, force: bool = False,
+                   sepps: Sequence[str] = ()) -> dict:
     """Create (or keep, see the module docstring) the lab PKI under ``out_dir``.
 
-    ``plmns``: ``"MCC-MNC"`` strings; ``ipxs``: ``{fqdn: "MCC-MNC"}`` or a list of ``fqdn`` /
+    ``plmns``: ``"MCC-MNC"`` strings; ``sepps``: ``"FQDN=MCC-MNC"`` extra SEPP certificates; ``ipxs``: ``{fqdn: "MCC-MNC"}`` or a list of ``fqdn`` /
     ``fqdn=MCC-MNC`` (default: ipx1.ipx.lab by 001-01 and ipx2.ipx.lab by 999-70).
 
     Returns absolute paths::
@@ -255,6 +264,7 @@ def ensure_lab_pki(out_dir: Path | str, plmns: Sequence[str] = DEFAULT_PLMNS,
          "plmns": {"001-01": {"dir", "ca_cert", "ca_key", "sepp_cert", "sepp_key", "nf_cert", "nf_key",
                               "sepp_fqdn": str, "home_domain": str}, ...},
          "ipx": {"ipx1.ipx.lab": {"key", "pub", "cert", "plmn": str}, ...},
+         "sepps": {"<FQDN>": {"cert", "key", "plmn": str}, ...},
          "rogue": {"ca_cert", "ca_key", "sepp_cert", "sepp_key", "cross_cert", "cross_key", "plmn": str}}
     """
     out = Path(out_dir).resolve()
@@ -264,7 +274,8 @@ def ensure_lab_pki(out_dir: Path | str, plmns: Sequence[str] = DEFAULT_PLMNS,
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate PLMN in {[str(p) for p in ids]}")
     plan = _ipx_plan(ipxs, ids)
-    result: dict = {"out": out, "plmns": {}, "ipx": {}, "rogue": {}}
+    extra = _sepp_plan(sepps, ids)
+    result: dict = {"out": out, "plmns": {}, "ipx": {}, "rogue": {}, "sepps": {}}
     with _locked(out):
         cas: dict[PlmnId, tuple[x509.Certificate, Key]] = {}
         for plmn in ids:
@@ -297,7 +308,29 @@ def ensure_lab_pki(out_dir: Path | str, plmns: Sequence[str] = DEFAULT_PLMNS,
             _write_if_changed(_p(base, ".pub"), _pub_pem(key))
             result["ipx"][fqdn] = {"key": _p(base, ".key"), "pub": _p(base, ".pub"), "cert": _p(base, ".crt"),
                                    "plmn": str(plmn)}
+        for fqdn, plmn in extra.items():
+            base = out / f"plmn-{plmn}" / fqdn
+            # O = the home network domain only for a name inside it: a name outside (sepp1.localdomain)
+            # must name no PLMN anywhere, as the peer implementation's own sample certificates
+            org = home_domain(plmn) if fqdn.endswith("." + home_domain(plmn)) else fqdn
+            _leaf(base, cas[plmn], cn=fqdn, org=org, dns=[fqdn], force=force)
+            result["sepps"][fqdn] = {"cert": _p(base, ".crt"), "key": _p(base, ".key"), "plmn": str(plmn)}
     return result
+
+
+def _sepp_plan(items: Sequence[str], plmns: Sequence[PlmnId]) -> dict[str, PlmnId]:
+    plan: dict[str, PlmnId] = {}
+    for item in items:
+        fqdn, _, plmn = item.partition("=")
+        if not plmn:
+            raise ValueError(f"--sepp {item!r}: give the issuing PLMN as FQDN=MCC-MNC")
+        pid = PlmnId.parse(plmn)
+        if pid not in plmns:
+            raise ValueError(f"--sepp {fqdn}: PLMN {pid} is not among {[str(p) for p in plmns]}")
+        if not fqdn or "/" in fqdn or fqdn.startswith(".") or fqdn in ("ca", "sepp", "nf"):
+            raise ValueError(f"not a SEPP FQDN: {fqdn!r}")
+        plan[fqdn] = pid
+    return plan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,10 +341,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="PLMN to make a CA, SEPP and NF certificate for (repeatable); default 001-01 and 999-70")
     ap.add_argument("--ipx", action="append", metavar="FQDN[=MCC-MNC]",
                     help="IPX provider (repeatable) and the PLMN contracting it (default: i-th IPX -> i-th PLMN)")
+    ap.add_argument("--sepp", action="append", metavar="FQDN=MCC-MNC", default=[],
+                    help="one more SEPP certificate for FQDN (SAN), issued by that PLMN's CA (repeatable)")
     ap.add_argument("--force", action="store_true", help="regenerate everything")
     args = ap.parse_args(argv)
     try:
-        res = ensure_lab_pki(args.out, tuple(args.plmn or DEFAULT_PLMNS), args.ipx, args.force)
+        res = ensure_lab_pki(args.out, tuple(args.plmn or DEFAULT_PLMNS), args.ipx, args.force, args.sepp)
     except ValueError as e:
         print(f"certs.pki: {e}", file=sys.stderr)
         return 2
@@ -319,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PLMN {plmn}: {paths['dir']} (SEPP {paths['sepp_fqdn']})")
     for fqdn, paths in res["ipx"].items():
         print(f"IPX {fqdn}: {paths['cert']} (contracted by {paths['plmn']})")
+    for fqdn, paths in res["sepps"].items():
+        print(f"SEPP {fqdn}: {paths['cert']} (issued by the CA of {paths['plmn']})")
     print(f"rogue: {res['out'] / 'rogue'}")
     return 0
 

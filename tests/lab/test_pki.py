@@ -202,3 +202,19 @@ def test_writes_are_atomic_no_temporary_files_left(tmp_path):
     pki.ensure_lab_pki(tmp_path)
     assert not [p for p in tmp_path.rglob(".*") if p.name != ".lock"]
     assert os.access(tmp_path / ".lock", os.F_OK)
+
+
+def test_extra_sepp_certificate_for_any_fqdn(tmp_path):
+    """--sepp FQDN=MCC-MNC: a SEPP certificate for a peer implementation's configured name (the
+    README's open5gs recipe), and one naming no PLMN, as open5gs's sample certificates."""
+    good = "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
+    assert pki.main(["--out", str(tmp_path), "--plmn", "999-70", "--sepp", f"{good}=999-70",
+                     "--sepp", "sepp1.localdomain=999-70"]) == 0
+    for fqdn, plmns in ((good, {PlmnId.parse("999-70")}), ("sepp1.localdomain", set())):
+        cert = x509.load_pem_x509_certificate((tmp_path / "plmn-999-70" / f"{fqdn}.crt").read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == [fqdn, "localhost"]
+        assert plmns_from_certificate(cert) == plmns
+        assert (tmp_path / "plmn-999-70" / f"{fqdn}.key").stat().st_mode & 0o777 == 0o600
+    assert pki.main(["--out", str(tmp_path), "--plmn", "999-70", "--sepp", "x.example=001-01"]) == 2
+    assert pki.main(["--out", str(tmp_path), "--plmn", "999-70", "--sepp", "x.example"]) == 2
