@@ -18,7 +18,7 @@ OUT ?= lab/out
 CAPTURE ?= 0
 WORKERS ?= 1
 
-.PHONY: venv lock test lab certs bench clean system-deps probe
+.PHONY: venv lock test lab certs bench clean system-deps probe soak
 
 # Debian packages the tests and tools use: headless Chromium (mitmweb view and lab report checks)
 # and an emoji font for its screenshots, tshark/dumpcap (CAPTURE=1, tests/integration/test_capture.py),
@@ -80,3 +80,8 @@ bench: venv
 
 clean:
 	rm -rf certs/out lab/out .pytest_cache
+
+# Not part of make test: MINUTES of lab traffic with rekeys and one SEPP restart (bench/soak.py).
+MINUTES ?= 10
+soak: venv
+	$(PY) -m bench.soak --minutes $(MINUTES)

@@ -76,7 +76,9 @@ _TABLE: dict[tuple[RelationState, Input], RelationState] = {
     (_S.ESTABLISHED, Input.HANDSHAKE_OK): _S.ESTABLISHED,
     (_S.ESTABLISHED, Input.PEER_ESTABLISHED): _S.ESTABLISHED,
     (_S.REKEYING, Input.HANDSHAKE_OK): _S.ESTABLISHED,
-    (_S.REKEYING, Input.HANDSHAKE_FAILED): _S.ESTABLISHED,  # the current context goes on; budget checks retry
+    # the current context goes on meanwhile; the rekey is retried with backoff (a peer that died
+    # mid-rekey leaves a spent context that sends nothing, so nothing else would ever retry it)
+    (_S.REKEYING, Input.HANDSHAKE_FAILED): _S.BACKOFF,
     (_S.REKEYING, Input.CONTEXT_DEAD): _S.HANDSHAKING,       # the running handshake is the recovery
     (_S.REKEYING, Input.CONTEXT_GONE): _S.HANDSHAKING,
     (_S.REKEYING, Input.RELEASED): _S.HANDSHAKING,
@@ -186,6 +188,9 @@ class Relation:
             self.store.remove(context)
             self._forget(context)
         self.last_error = error
+        if self.state is _S.REKEYING:   # the contexts it was to replace may ask again (budget, lifetime)
+            self.rekey_requested -= {c.local_context_id for c in self._held()
+                                     if c.local_context_id not in self.retire_at}
         self._input(Input.HANDSHAKE_FAILED, now, error)
 
     def rekey(self, now: float, reason: str = "requested") -> None:

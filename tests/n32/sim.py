@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from n32 import handshake as hs
 from n32 import prins
+from n32.jwe import KeyExhausted
 from n32.config import PeerOptions
 from n32.context import ContextStore, N32fContext
 from n32.errors import N32Error
@@ -153,7 +154,12 @@ class Net:
                 return 503
         mid = prins.new_message_id()
         req = HttpRequest("GET", "https", "nudm.example", f"/nudm-sdm/v2/{supi}/am-data")
-        body, _ = prins.protect_request(ctx, req, SUPI_SEL, mid)
+        try:
+            body, _ = prins.protect_request(ctx, req, SUPI_SEL, mid)
+        except KeyExhausted:        # the engine answers 503 and asks for the rekey (its _seal)
+            frm.rel.sent_on(ctx, now)
+            self.pump()
+            return 503
         frm.rel.sent_on(ctx, now)
         if not to.up:
             return 504

@@ -207,3 +207,31 @@ def test_both_sides_rekeying_at_once_converge_without_loss(policy):
     net.advance(5)
     (cv,), (ch,) = contexts(net.a), contexts(net.b)
     assert cv.keys == ch.keys
+
+
+def test_a_rekey_that_fails_is_retried_with_backoff_until_the_peer_is_back(policy):
+    """The peer dies while our budget runs low (a rekey storm, then a restart): the rekey fails,
+    the keys run out, and nothing else would ever start a handshake (the current context sends
+    nothing, so no CONTEXT_NOT_FOUND comes back). The failed rekey must retry with backoff, and
+    traffic must succeed again once the peer is back."""
+    net = lab(policy, max_messages=30, rekey_margin=10, timing=Timing(retry_initial=0.5, retry_max=2.0,
+                                                                      rekey_grace=1.0))
+    establish(net)
+    for _ in range(15):
+        assert net.request(net.a) == 200
+        net.advance(0.05)
+    net.b.up = False
+    seen = len(net.a.seen)
+    statuses = []
+    for _ in range(40):
+        statuses.append(net.request(net.a, retry=False))
+        net.advance(0.1)
+    assert 200 not in statuses[-10:]                 # the keys are spent, the peer is down
+    dues = [e for e in net.a.seen[seen:] if isinstance(e, HandshakeDue)]
+    assert 2 <= len(dues) <= 4, dues                 # retried, with backoff (0.5 s, 1 s, 2 s...)
+    assert net.a.rel.state is S.BACKOFF and net.a.rel.retry_at is not None
+    net.b.boot()
+    net.b.up = True
+    net.advance(3, step=0.05)
+    assert net.request(net.a) == 200
+    assert net.a.rel.state is S.ESTABLISHED
