@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         recovery = load.recovery(t_ready)
         t_recovered = t_ready + (recovery if recovery is not None else total)
         sent = [s for s in load.samples if s.sent]
-        inside = load.failed(load.between(t_kill, t_recovered))
-        outside = [s for s in load.failed() if not (t_kill <= s.start < t_recovered)]
+        # the window: from the kill (requests in flight then included) until traffic succeeded again
+        inside = [s for s in load.failed() if s.end >= t_kill and s.start < t_recovered]
+        outside = [s for s in load.failed() if not (s.end >= t_kill and s.start < t_recovered)]
         texts = {n: "".join(p.log_text() for p in procs.procs if p.name == n) for n in ("sepp-v", "sepp-h")}
         figures.update({
             "messages_sent": len(sent),
