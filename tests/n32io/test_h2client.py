@@ -1,0 +1,131 @@
+"""n32io.transport + n32io.h2client over real loopback connections: mutual TLS 1.3 with ALPN h2
+against the lab's HTTP/2 server (a different TLS stack: Python's ssl), cleartext HTTP/2 with
+prior knowledge, and the failures a next hop produces (closed port, silent server, wrong root)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+
+from lab import h2server
+from n32 import upstream_errors as ue
+from n32io import tls
+from n32io.h2client import H2Client
+from n32io.transport import UpstreamError
+
+HOME = "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from certs.pki import ensure_lab_pki
+
+    d = tmp_path_factory.mktemp("pki-h2")
+    ensure_lab_pki(d)
+    return d
+
+
+def mtls_server_ctx(pki: Path) -> ssl.SSLContext:
+    home = pki / "plmn-999-70"
+    ctx = h2server.server_ssl_context(str(home / "sepp.crt"), str(home / "sepp.key"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.verify_mode = ssl.CERT_REQUIRED                       # mutual TLS as on N32 (TS 33.501 §13.1)
+    ctx.load_verify_locations(str(pki / "plmn-001-01" / "ca.crt"))
+    return ctx
+
+
+def client_ctx(pki: Path, anchor: str = "plmn-999-70"):
+    me = pki / "plmn-001-01"
+    return tls.client_context(certificate=me / "sepp.crt", private_key=me / "sepp.key",
+                              anchors=[pki / anchor / "ca.crt"])
+
+
+async def echo(method, path, query, headers, body):
+    doc = {"method": method, "path": path, "query": query, "len": len(body),
+           "authority": dict(headers).get(":authority")}
+    return 200, [("content-type", "application/json")], json.dumps(doc).encode()
+
+
+async def with_server(fn, ssl_context=None):
+    server = await h2server.serve(echo, "127.0.0.1", 0, ssl_context)
+    try:
+        return await asyncio.wait_for(fn(h2server.bound_port(server)), 20)
+    finally:
+        await h2server.stop(server)
+
+
+def test_mutual_tls_h2_requests_in_parallel(pki: Path) -> None:
+    async def go(port: int):
+        async with await H2Client.connect("127.0.0.1", port, client_ctx(pki), server_name=HOME) as c:
+            assert c.scheme == "https" and c.transport.alpn == b"h2"
+            assert len(c.export_n32_master()) == 64
+            rsps = await asyncio.gather(*(c.request("POST", f"/x/{i}", body=b"a" * (i * 10_000), timeout=10)
+                                          for i in range(8)))
+            assert [r.json()["len"] for r in rsps] == [i * 10_000 for i in range(8)]   # flow control beyond 64 KB
+            assert [r.json()["path"] for r in rsps] == [f"/x/{i}" for i in range(8)]
+            posted = await c.post_json("/n32c-handshake/v1/exchange-capability", {"a": 1})
+            assert posted.status == 200 and posted.header("content-type") == "application/json"
+            assert c.idle and c.free_streams > 0
+        assert c.closed
+        with pytest.raises(UpstreamError) as ei:
+            await c.request("GET", "/after-close")
+        assert ei.value.kind == ue.RESET and not ei.value.sent
+
+    asyncio.run(with_server(go, mtls_server_ctx(pki)))
+
+
+def test_cleartext_h2_prior_knowledge() -> None:
+    async def go(port: int):
+        async with await H2Client.connect("127.0.0.1", port, authority="nf.example") as c:
+            r = await c.request("GET", "/nudm-sdm/v2/x?a=1", timeout=10)
+            assert c.scheme == "http" and r.status == 200 and r.json()["query"] == "a=1"
+
+    asyncio.run(with_server(go))
+
+
+def test_server_of_another_root_fails_the_handshake(pki: Path) -> None:
+    async def go(port: int):
+        with pytest.raises(UpstreamError) as ei:
+            await H2Client.connect("127.0.0.1", port, client_ctx(pki, anchor="plmn-001-01"), server_name=HOME)
+        assert ei.value.kind == ue.TLS and not ei.value.sent
+
+    asyncio.run(with_server(go, mtls_server_ctx(pki)))
+
+
+def test_closed_port_is_unreachable_and_not_sent() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]         # bound, not listening: connections are refused
+
+        async def go():
+            with pytest.raises(UpstreamError) as ei:
+                await H2Client.connect("127.0.0.1", port, timeout=5)
+            assert ei.value.kind == ue.UNREACHABLE and not ei.value.sent
+
+        asyncio.run(go())
+
+
+def test_silent_server_times_out(pki: Path) -> None:
+    async def go():
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def hold(reader, writer):      # accepts TCP, never answers the TLS ClientHello
+            accepted.append(writer)
+
+        server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises(UpstreamError) as ei:
+                await H2Client.connect("127.0.0.1", port, client_ctx(pki), server_name=HOME, timeout=0.5)
+            assert ei.value.kind == ue.TIMEOUT and not ei.value.sent
+        finally:
+            for w in accepted:
+                w.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(go())
