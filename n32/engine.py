@@ -288,14 +288,20 @@ class Engine:
         peer = self._peers[ex.peer_identity or ""]
         relation = self.store.relation(peer.fqdn)
         ex.role, ex.peer = "tls-receiving", peer.fqdn
-        if relation is None or relation.capability != "TLS":
-            # we hold no relation with this authenticated peer (we restarted, or it never ran N32-c):
-            # we handshake ourselves, whatever ``initiate`` says (issue 12). The message itself is
-            # refused with a 4xx (a peer without relation is not served, issue 13) naming the cause,
-            # on which a peer like us rebuilds the relation too, and when to come back.
-            err = N32Error(403, wire.N32_NOT_ESTABLISHED,
+        if relation is None:
+            # we hold no relation with this authenticated peer (we restarted, or it released it): we
+            # handshake ourselves, whatever ``initiate`` says, and the peer is told to come back
+            # (issue 12: 503 with Retry-After; TS 29.500 §5.2.7.2 "service unavailable"). Nothing is
+            # forwarded meanwhile (TS 33.501 §13.1.1.2: N32-f follows the N32-c negotiation).
+            err = N32Error(503, wire.N32_NOT_ESTABLISHED,
                            f"no TLS-mode N32 relation with {peer.fqdn}; establishing it", retry_after=self._retry_after)
             return [StartHandshake(peer.fqdn)] + self._fail(ex, err)
+        if relation.capability != "TLS":
+            # the negotiated relation is PRINS: TLS-mode N32-f is not what was agreed, and a new
+            # handshake would not change that (fail closed: nothing leaves PRINS in clear)
+            err = N32Error(403, wire.N32_NOT_ESTABLISHED,
+                           f"N32 with {peer.fqdn} is {relation.capability}, not TLS mode; use n32f-process")
+            return self._fail(ex, err)
         fwd = self._deliver_to_home_nf(ex, req, peer.plmn_ids)
         ex.method, ex.path = fwd.request.method, fwd.request.path
         return [fwd]

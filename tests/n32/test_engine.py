@@ -167,8 +167,9 @@ def test_tls_mode_both_sides(configs):
 def test_tls_mode_request_without_relation_is_refused(configs):
     h = Sepp(configs["default"]["sepp-h"])
     acts = h.engine.on_request(n32(h, h.cfg.peers[0].fqdn), nf_request())
-    problem(acts, 403, "N32_NOT_ESTABLISHED")
+    problem(acts, 503, "N32_NOT_ESTABLISHED")
     assert not any(isinstance(a, Forward) for a in acts)
+    assert any(isinstance(a, StartHandshake) for a in acts)
 
 
 # ------------------------------------------------------------------------------ errors

@@ -1,7 +1,7 @@
 """The engine's part of recovery without an operator (issue 12), sans-I/O: a peer answering
 CONTEXT_NOT_FOUND / N32_NOT_ESTABLISHED marks what we sent on as dead (the adapter rebuilds the
 relation and retries once); N32-f from an authenticated peer we hold nothing with makes us
-handshake ourselves and answers 403 CONTEXT_NOT_FOUND (PRINS) or 403 N32_NOT_ESTABLISHED with
+handshake ourselves and answers 403 CONTEXT_NOT_FOUND (PRINS) or 503 N32_NOT_ESTABLISHED with
 Retry-After (TLS)."""
 from __future__ import annotations
 
@@ -70,14 +70,14 @@ def test_n32f_from_a_peer_we_hold_nothing_with_starts_our_handshake(home_engine)
     assert answer.response.status == 403 and json.loads(answer.response.body)["cause"] == "CONTEXT_NOT_FOUND"
 
 
-def test_tls_mode_n32f_without_relation_is_refused_with_retry_after_and_starts_our_handshake(home_engine):
+def test_tls_mode_n32f_without_relation_gets_503_retry_after_and_starts_our_handshake(home_engine):
     ex = Exchange(listener=Listener.N32F, peer_identity=V)
     req = HttpRequest("GET", "https", "sepp", "/nudm-sdm/v2/imsi-999700000000001/nssai", "",
                       [("3gpp-sbi-target-apiroot", "https://udm.5gc.mnc070.mcc999.3gppnetwork.org")])
     actions = home_engine.on_request(ex, req)
     assert StartHandshake(V) in actions
     rsp = next(a for a in actions if isinstance(a, Answer)).response
-    assert rsp.status == 403 and json.loads(rsp.body)["cause"] == "N32_NOT_ESTABLISHED"
+    assert rsp.status == 503 and json.loads(rsp.body)["cause"] == "N32_NOT_ESTABLISHED"
     assert rsp.header("retry-after") == "1"
 
 
