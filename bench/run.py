@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 from lab import procs as P
+from lab.scenario import AMF_ID, access_token
 from lab.topology import HOME, ROOT, Lab, free_port
 
 OUT = ROOT / "bench" / "out"
@@ -48,7 +49,8 @@ ANSWER = json.dumps({"authType": "5G_AKA", "servingNetworkName": "5G:mnc001.mcc0
                      "5gAuthData": {"rand": "a1" * 16, "autn": "b2" * 16, "hxresStar": "c3" * 16},
                      "_links": {"5g-aka": {"href": f"{TARGET}{PATH}/0b8d4f0e/5g-aka-confirmation"}}}).encode()
 HEADERS = [f"3gpp-sbi-target-apiroot: {TARGET}", "content-type: application/json", "user-agent: AMF",
-           "authorization: Bearer eyJhbGciOiJFUzI1NiJ9." + "x" * 200 + "." + "y" * 86]
+           # a token whose claims the receiving SEPP reads (SCAS TS 33.517 4.2.2.4: consumer PLMN)
+           "authorization: Bearer " + access_token(AMF_ID, "AUSF", "nausf-auth")]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
