@@ -337,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--capture", type=int, default=0, help="pcapng of the loopback traffic + TLS keys")
     ap.add_argument("--workers", type=int, default=1, help="each SEPP as this many processes behind HAProxy")
     args = ap.parse_args(argv)
+    if args.workers > 1 and (args.ipx or args.capture):
+        # an IPX relays to one fixed next hop (not to the announcing worker), and the capture
+        # filter is made before the workers' ports exist
+        ap.error("--workers > 1 does not combine with --ipx or --capture")
     previous = _install_stop_handlers()
     try:
         return _run(args)
