@@ -38,7 +38,7 @@ class SeppRuntime:
     def __init__(self, cfg: Any, keylog_path: Callable[[], str | None],
                  status_path: Callable[[], str | None] = lambda: None) -> None:
         self.cfg = cfg
-        self.store = ContextStore()
+        self.store = ContextStore(time.time)   # the clock of every Exchange.now below
         th = cfg.topology_hiding
         self.engine = engine.build(cfg, self.store, th.secret_file.read_bytes() if th.secret_file else None)
         self.policy, self.edge = self.engine.policy, self.engine.edge

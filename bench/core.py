@@ -53,7 +53,7 @@ def load_policy() -> PolicySet:
 def context_pair(policy: PolicySet, peers: int = 1) -> tuple[N32fContext, N32fContext, ContextStore, ContextStore]:
     """(visited-side context, home-side context, home store, visited store) from in-process N32-c
     handshakes. ``peers`` > 1: each store holds that many live contexts (the O(1) row)."""
-    store = ContextStore()
+    store = ContextStore(time.time)
     lh = hs.LocalSepp(H, ["999-70"], ("PRINS",), ("A128GCM",), ("ES256",), policy)
     others = [f"sepp.5gc.mnc{n:03d}.mcc{200 + n}.3gppnetwork.org" for n in range(1, peers)]
     plmn = {V: "001-01", **{f: f"{200 + n}-{n:02d}" for n, f in enumerate(others, 1)}}
@@ -71,7 +71,7 @@ def context_pair(policy: PolicySet, peers: int = 1) -> tuple[N32fContext, N32fCo
     assert ctx_v is not None
     ctx_h = store.by_peer(V)
     assert ctx_h is not None
-    store_v = ContextStore()
+    store_v = ContextStore(time.time)
     for n, fqdn in enumerate(others, 1):   # the visited SEPP's contexts with other peers
         store_v.add(dataclasses.replace(ctx_v, local_context_id=f"{n:016x}", peer_fqdn=fqdn))
     store_v.add(ctx_v)

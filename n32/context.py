@@ -101,7 +101,10 @@ class PeerRelation:
 
 
 class ContextStore:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    """The live N32-f contexts and peer relations. The core never reads a clock: ``clock`` is
+    the I/O owner's (wall-clock seconds, as ``Exchange.now``) or a test's fake clock."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._by_id: dict[str, N32fContext] = {}
         self._relations: dict[str, PeerRelation] = {}

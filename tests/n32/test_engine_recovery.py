@@ -5,6 +5,7 @@ handshake ourselves and answers 403 CONTEXT_NOT_FOUND (PRINS) or 503 N32_NOT_EST
 Retry-After (TLS)."""
 from __future__ import annotations
 
+import time
 import base64
 import json
 
@@ -30,7 +31,7 @@ def home_engine(tmp_path_factory) -> Engine:
     cfg = config.load_sepp_config(write_configs(lab)[HOME["name"]])
     policy = PolicySet.load(cfg.policies.encryption, list(cfg.policies.placement), cfg.policies.modification)
     e = edge.build(telescopic_domain=None, hiding=False, plmn=cfg.plmn_ids[0], exclude=[cfg.fqdn])
-    return Engine(cfg, policy, ContextStore(), e)
+    return Engine(cfg, policy, ContextStore(time.time), e)
 
 
 def problem(status: int, cause: str) -> HttpResponse:

@@ -1,6 +1,7 @@
 """The engine's side of next hops: deadline and protocol in Forward, answers for failed hops."""
 from __future__ import annotations
 
+import time
 import json
 
 from n32 import edge, upstream_errors as ue
@@ -19,7 +20,7 @@ UDM = "udm.5gc.mnc001.mcc001.3gppnetwork.org"
 def engine(tmp_path, pki, edit=None) -> Engine:
     cfg = load_sepp_config(write(tmp_path, pki, edit))
     policy = PolicySet.load(cfg.policies.encryption, list(cfg.policies.placement), cfg.policies.modification)
-    store = ContextStore()
+    store = ContextStore(time.time)
     store.set_relation(HOME_FQDN, PeerRelation("TLS", sender=HOME_FQDN))
     return Engine(cfg, policy, store, edge.build(telescopic_domain=None, hiding=False, plmn=cfg.plmn_ids[0]))
 

@@ -2,6 +2,7 @@
 value standing in for the TLS exporter (the real exporter is exercised in tests/integration)."""
 from __future__ import annotations
 
+import time
 import os
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def run(init: hs.Initiator, resp: hs.Responder, conn: hs.ConnectionState) -> Non
 
 def pair(policy, v_caps=("PRINS", "TLS"), h_allows=("PRINS", "TLS"), h_jwe=("A128GCM", "A256GCM"), ext=EXTENSIONS):
     master = os.urandom(64)
-    store_h = ContextStore()
+    store_h = ContextStore(time.time)
     lv = local(V, {"mcc": "001", "mnc": "01"}, v_caps, policy)
     lh = local(H, {"mcc": "999", "mnc": "70"}, ("PRINS", "TLS"), policy, h_jwe)
     opts = PeerOptions(extensions=tuple(ext))

@@ -3,6 +3,7 @@
 isModifiableByIpx, no extensions), PLMN IDs a peer may announce, several contexts per peer."""
 from __future__ import annotations
 
+import time
 import os
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def policy():
 
 
 def responder(policy, caps=("PRINS", "TLS"), ext=()):
-    store = ContextStore()
+    store = ContextStore(time.time)
     lh = hs.LocalSepp(H, ["999-70"], ("PRINS", "TLS"), ("A128GCM",), ("ES256",), policy, n32f_fqdn=H, n32f_port=7443)
     return hs.Responder(lh, [hs.Peer(V, ["001-01"], caps, PeerOptions(extensions=tuple(ext)))], store), store
 
