@@ -134,7 +134,7 @@ def examine(body: dict, records: Iterable[dict], ipx_keys: Sequence = ()) -> Exa
     return Examined(d, integrity, _check_modifications(body, d, ipx_keys))
 
 
-def _record_summary(record: dict) -> str:
+def record_summary(record: dict) -> str:
     """Where the key came from, without the master key."""
     return (f"key log: written by {record.get('sepp')} ({record.get('role')}, peer {record.get('peer')}), "
             f"contexts initiator {record.get('initiatorContextId')} / responder {record.get('responderContextId')}, "
@@ -148,7 +148,7 @@ def render(ex: Examined) -> str:
     out = [inspect.render_text(replace(d, modifications=[])), "",
            f"integrity (JWE AEAD, TS 33.501 §13.2.4.4): {ex.integrity}"]
     if d.record is not None:
-        out.append(_record_summary(d.record))
+        out.append(record_summary(d.record))
     if ex.modifications:
         out += ["", "IPX modifications (RFC 6902 patches of the clear part above, applied in order on receipt):"]
     for m in ex.modifications:

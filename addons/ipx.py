@@ -10,6 +10,7 @@ pIPX first on responses). This module performs those decisions.
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http, tls
 
-from addons import flowconv, listeners
-from n32 import config, ipx_relay
+import policies
+from addons import flowconv, flowlabel, listeners
+from n32 import config, ipx_relay, label, prins
+from n32.errors import N32Error
 from n32io import admission, tls as n32tls
 from n32io.transport import UpstreamError
 from n32io.upstream import Hop, Upstream
@@ -31,6 +34,8 @@ class Ipx:
         self.cfg: Any = None
         self.relay: ipx_relay.Relay | None = None
         self.counts = {"request": 0, "response": 0}
+        # an IPX has no placement files of its own: API names from the shipped ones
+        self.apis = label.load_api_names([Path(policies.DIR) / "placement"])
 
     def load(self, loader: Any) -> None:
         loader.add_option("ipx_config", str | None, None, "IPX configuration YAML (see docs/configuration.md).")
@@ -69,17 +74,20 @@ class Ipx:
     async def request(self, flow: http.HTTPFlow) -> None:
         if not self.relay or flow.response is not None:
             return
+        flow.metadata["ipx_clear"] = _clear_line(flow.request.get_content(strict=False))
         out = self.relay.request(flowconv.to_http_request(flow.request))
         if isinstance(out, ipx_relay.Answer):
             flow.response = flowconv.response_from(out.response)
+            flow.metadata["ipx"] = {"identity": self.cfg.fqdn}
             if out.rejected is not None:
-                flow.metadata["ipx"] = {"identity": self.cfg.fqdn, "rejected": out.rejected}
+                flow.metadata["ipx"]["rejected"] = out.rejected
+            self._label(flow)
             return
         parts = urlsplit(out.uri)
         flow.request.scheme, flow.request.host, flow.request.port = "https", parts.hostname, parts.port or 443
         flow.request.content = out.body
         flow.metadata["ipx"] = meta = {"identity": self.cfg.fqdn, "requestOperations": out.operations,
-                                       "nextHop": out.uri}
+                                       "nextHop": out.uri, "nextHopName": out.server_name}
         self.counts["request"] += 1
         hop = Hop(parts.hostname or "", parts.port or 443, "h2", self._client, out.server_name)
         try:
@@ -92,10 +100,25 @@ class Ipx:
             return
         flow.response = flowconv.response_from(rsp)
 
+    def _label(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.get("ipx") or {}
+        rsp = flow.response
+        flowlabel.apply(flow, label.ipx_label(self.cfg.fqdn, meta, self.apis, rsp.status_code if rsp else None,
+                                              flow.metadata.get("ipx_clear")),
+                        bool(meta.get("rejected")) or (rsp is not None and rsp.status_code >= 400))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if self.relay and "ipx" in flow.metadata:
+            self._label(flow)
+
     def response(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("ipx")
-        if not self.relay or not meta or meta.get("rejected") or meta.get("failed") or flow.response is None \
-                or flow.response.status_code != 200:
+        if self.relay and meta:
+            self._response(flow, meta)
+            self._label(flow)
+
+    def _response(self, flow: http.HTTPFlow, meta: dict) -> None:
+        if meta.get("rejected") or meta.get("failed") or flow.response is None or flow.response.status_code != 200:
             return
         out = self.relay.response(flow.response.get_content(strict=False) or b"")
         if isinstance(out, str):
@@ -105,5 +128,18 @@ class Ipx:
         self.counts["response"] += 1
 
 
+def _clear_line(body: bytes | None) -> dict | None:
+    """The request line and context of the clear part of N32-f, readable by an IPX (TS 33.501
+    §13.2.4.1), kept on the flow for its label."""
+    try:
+        block = prins.peek(json.loads(body or b"")).block
+    except (N32Error, ValueError, TypeError, AttributeError):
+        return None
+    line, md = block.get("requestLine"), block.get("metaData")
+    return {"requestLine": {k: line.get(k) for k in ("method", "path")} if isinstance(line, dict) else None,
+            "metaData": {"n32fContextId": md.get("n32fContextId")} if isinstance(md, dict) else None}
+
+
 _IPX_LISTENER = admission.Listener("listeners.n32f", tls=True)
-addons = [_ipx := Ipx(), listeners.Listeners(lambda spec: _IPX_LISTENER if _ipx.cfg and spec == _ipx._mode else None)]
+addons = [_ipx := Ipx(), listeners.Listeners(lambda spec: _IPX_LISTENER if _ipx.cfg and spec == _ipx._mode else None),
+          flowlabel.WebColumns("ipx-web-columns")]

@@ -26,12 +26,13 @@ from typing import Any, Generic, TypeVar
 
 from mitmproxy import contentviews, ctx, http
 
-from addons import decode
+from addons import decode, flowlabel, msgview
 from n32 import exchange, keylog
 from n32.errors import N32Error
 
 VIEW_NAME = "N32-f PRINS"
-COUNTERPART_HEADING = "as carried on N32-f"
+NF_HEADING = "NF message"
+N32F_HEADING = "N32-f form, clear part as carried"
 FLOW_METADATA_SHOWN = ("role", "mode", "peer", "context", "peerContextId", "messageId", "encrypted",
                        "encryptedResponse", "status", "error")
 T = TypeVar("T")
@@ -89,17 +90,19 @@ class N32fView(contentviews.Contentview):
         counterpart = _counterpart(metadata)
         if counterpart is None:
             raise ValueError("not an N32-f message, and the flow keeps no N32-f form of it")
-        return f"{_plain(data)}\n\n===== {COUNTERPART_HEADING} =====\n{self.render(counterpart, metadata.flow)}"
+        return self.render(counterpart, metadata.flow)
 
     # ------------------------------------------------------------------ rendering
     def render(self, body: dict, flow: Any = None) -> str:
-        """The decoded, decrypted and verified N32-f message plus where the keys came from."""
+        """The NF's message rebuilt from the N32-f message (decrypted, encrypted IEs marked), the
+        N32-f form as carried (the same IEs marked), integrity and IPX modifications, key source."""
         records = self._records.get([self.keylog_path]) if self.keylog_path else []
         ipx_keys = self._ipx_keys.get(self.ipx_key_paths) if self.ipx_key_paths else []
         try:
-            lines = [decode.render(decode.examine(body, records, ipx_keys)), ""]
+            lines = _examined_lines(decode.examine(body, records, ipx_keys))
         except N32Error as e:  # the clear part itself does not decode
-            lines = [f"malformed N32-f message: {e.detail}", "", json.dumps(body, indent=2, ensure_ascii=False), ""]
+            lines = [f"malformed N32-f message: {e.detail}", "", json.dumps(body, indent=2, ensure_ascii=False)]
+        lines += ["", msgview.heading("where this comes from")]
         ex = exchange.of_metadata(getattr(flow, "metadata", None))
         if ex is not None:
             saved = ex.to_dict()
@@ -113,7 +116,29 @@ class N32fView(contentviews.Contentview):
             lines.append(f"key log: {self.keylog_path} ({len(records)} context(s))")
         if self.ipx_key_paths and self._ipx_keys.error:
             lines.append(f"IPX keys: {self._ipx_keys.error}")
-        return "\n".join(lines)
+        return msgview.wrap("\n".join(lines))
+
+
+def _examined_lines(ex: decode.Examined) -> list[str]:
+    d = ex.decoded
+    meta = d.block.get("metaData") if isinstance(d.block.get("metaData"), dict) else {}
+    lines = [f"N32-f {d.kind}  messageId={meta.get('messageId')}  n32fContextId={meta.get('n32fContextId')}"
+             f"  authorizedIpxId={meta.get('authorizedIpxId')}",
+             f"key: {d.key_label or '-'}  " + ("decrypted" if d.decrypted else f"NOT decrypted ({d.error})"),
+             f"integrity (JWE AEAD, TS 33.501 §13.2.4.4): {ex.integrity}", "",
+             msgview.heading(f"{NF_HEADING} ({msgview.MARK} = carried encrypted on N32-f)")]
+    restored = msgview.restored_lines(d)
+    lines += restored if restored is not None else ["(not rebuilt: no key for this context)"]
+    lines += ["", msgview.heading(f"{N32F_HEADING} ({msgview.MARK}#n = encrypted value n)")]
+    lines += msgview.n32f_form_lines(d)
+    if ex.modifications:
+        lines += ["", msgview.heading("IPX modifications (RFC 6902 patches of the clear part, applied in order)")]
+    for m in ex.modifications:
+        lines += [f"IPX modification {m.index + 1}: signer {m.signer}: {m.verification}",
+                  f"  patch: {json.dumps(m.operations, ensure_ascii=False)}"]
+    if d.record is not None:
+        lines += ["", decode.record_summary(d.record)]
+    return lines
 
 
 def _counterpart(metadata: contentviews.Metadata) -> dict | None:
@@ -131,13 +156,6 @@ def _counterpart(metadata: contentviews.Metadata) -> dict | None:
     else:
         return None
     return body if decode.is_n32f(body) else None
-
-
-def _plain(data: bytes) -> str:
-    try:
-        return json.dumps(json.loads(data), indent=2, ensure_ascii=False)
-    except (ValueError, UnicodeDecodeError):
-        return data.decode("utf-8", "replace")
 
 
 class N32ViewOptions:
@@ -161,4 +179,4 @@ class N32ViewOptions:
 
 view = N32fView()
 contentviews.add(view)
-addons = [N32ViewOptions(view)]
+addons = [N32ViewOptions(view), flowlabel.WebColumns("n32view-web-columns")]

@@ -49,10 +49,16 @@ class Relations:
         self._stopping = False
         # (kind, peer, role, outcome) for metrics: kind "handshake" (outcome "ok" or the cause) or "rekey"
         self.observers: list[Callable[[str, str, str, str], None]] = []
+        # each N32-c request we make, for the flow list (addons/sepp.py)
+        self.sent_observers: list[Callable[[n32c.Sent], None]] = []
 
     def _observe(self, kind: str, peer: str, role: str, outcome: str) -> None:
         for observer in self.observers:
             observer(kind, peer, role, outcome)
+
+    def _sent(self, sent: n32c.Sent) -> None:
+        for observer in self.sent_observers:
+            observer(sent)
 
     def peer(self, name: str) -> Peer:
         for p in self.peers.values():
@@ -131,7 +137,8 @@ class Relations:
         what = "rekey" if due.rekey else f"handshake (attempt {due.attempt})"
         try:
             init, master = await n32c.run_initiator(init, peer, self._peer_client[peer.fqdn],
-                                                    self.cfg.handshake.timeout, on_events=on_events)
+                                                    self.cfg.handshake.timeout, on_events=on_events,
+                                                    on_sent=self._sent)
             ctx = init.finish(master) if init.selected_capability == "PRINS" else None
         except asyncio.CancelledError:
             m.handshake_failed(self.clock(), "cancelled", init.context)
@@ -250,7 +257,8 @@ class Relations:
     async def _post(self, peer: Any, operation: str, body: dict) -> tuple[int, Any] | None:
         timeout = min(self.cfg.handshake.timeout, SHUTDOWN_TIMEOUT) if self._stopping else self.cfg.handshake.timeout
         try:
-            status, rsp = await n32c.post_once(peer, self._peer_client[peer.fqdn], operation, body, timeout)
+            status, rsp = await n32c.post_once(peer, self._peer_client[peer.fqdn], operation, body, timeout,
+                                               on_sent=self._sent)
             log.info("N32-c %s to %s: %s", operation, peer.fqdn, status)
             return status, rsp
         except asyncio.CancelledError:

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 from mitmproxy import http
 from OpenSSL import SSL
 
-from addons import flowconv
+from addons import flowconv, flowlabel
 from addons.relations import Relations
-from n32 import config, engine, handshake, trust
+from n32 import config, engine, handshake, label, trust
 from n32.context import ContextStore
 from n32.exchange import (METADATA_KEY, Action, Answer, Exchange, Forward, HandleN32c, HopKind, Listener, Log,
                           ReportError, StartHandshake, StatusChanged, of_metadata)
@@ -42,6 +42,7 @@ class SeppRuntime:
         th = cfg.topology_hiding
         self.engine = engine.build(cfg, self.store, th.secret_file.read_bytes() if th.secret_file else None)
         self.policy, self.edge = self.engine.policy, self.engine.edge
+        self.apis = label.load_api_names(cfg.policies.placement)
         self._peer_trust = [Peer.from_config(p).trust for p in cfg.peers]
         # Roaming intermediaries we contract (cfg.ipx_keys) relay N32-f to us; their anchors are kept
         # apart from the peer SEPPs' (SCAS TS 33.517 4.2.2.2).
@@ -150,6 +151,8 @@ class SeppRuntime:
         ex = Exchange(listener=role, peer_identity=conn.get("peer"), ipx_identity=conn.get("ipx"), now=time.time())
         flow.metadata[METADATA_KEY] = ex
         source = flowconv.to_http_request(flow.request)
+        flow.metadata["ue"] = label.ue_of(source.path, source.body)
+        self._show_listener(flow)
         try:
             await self._run(flow, ex, source, wait)
             lost = self.engine.context_lost(ex, flowconv.to_response(flow.response)) \
@@ -165,6 +168,30 @@ class SeppRuntime:
         except Exception as e:  # fail closed: never forward what we could not process
             log.exception("internal error on %s %s", flow.request.method, flow.request.path)
             self._perform(flow, ex, self.engine.internal_error(ex, e))
+
+    @staticmethod
+    def _show_listener(flow: http.HTTPFlow) -> None:
+        """Reverse mode names its placeholder upstream (http://127.0.0.1:9) as the request's target;
+        a flow we answer ourselves (N32-c, errors) shows what the client addressed instead: our
+        listener's scheme and port, the host it named. A forwarded flow shows its next hop."""
+        r, client = flow.request, flow.client_conn
+        r.data.scheme = "https" if client.tls_established else "http"
+        r.data.host = (r.host_header or "").rsplit(":", 1)[0].strip("[]") or (client.sockname or ("",))[0]
+        if client.sockname:
+            r.data.port = client.sockname[1]
+
+    def label(self, flow: http.HTTPFlow) -> None:
+        """The exchange's label on the flow (n32/label.py; addons/flowlabel.py puts it in place)."""
+        ex = of_metadata(flow.metadata)
+        if ex is None:
+            return
+        rsp = flow.response
+        ue = flow.metadata.get("ue") or label.ue_of(ex.path or "", None if ex.request_jwe is None else
+                                                    flow.request.get_content(strict=False),
+                                                    rsp.get_content(strict=False) if rsp else None)
+        hop = (flow.request.host_header or "").rsplit(":", 1)[0] if ex.role == "sending" else None
+        text = label.sepp_label(ex, self.apis, ue=ue, next_hop=hop, status=rsp.status_code if rsp else None)
+        flowlabel.apply(flow, text, label.rejected(ex) or (rsp is None and flow.error is not None))
 
     async def _run(self, flow: http.HTTPFlow, ex: Exchange, source: HttpRequest, wait: float) -> None:
         """The engine's decision on ``source`` (after a handshake it asks to wait for), then the forward.

@@ -17,7 +17,7 @@ from typing import Any
 from mitmproxy import command, ctx, exceptions, http, tls
 from mitmproxy.connection import Client
 
-from addons import listeners, metrics
+from addons import flowlabel, listeners, metrics, n32cflows
 from addons.runtime import SeppRuntime
 from n32io import tls as n32tls
 
@@ -57,6 +57,8 @@ class Sepp:
             # mitmproxy loads -s scripts in a deferred task that races the first setup_servers(),
             # which may therefore have started the default listener: bring up ours now.
             await ctx.master.addons.get("proxyserver").setup_servers()
+            # our own N32-c requests (as initiator) are listed with the flows mitmproxy saw
+            self.rt.relations.sent_observers.append(lambda sent: self._spawn(n32cflows.show(sent, ctx.master)))
             self.rt.start_background(self._spawn)
 
     async def done(self) -> None:
@@ -151,12 +153,14 @@ class Sepp:
     def response(self, flow: http.HTTPFlow) -> None:
         if self.rt:
             self.rt.response(flow)
+            self.rt.label(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         if self.rt:
             self.rt.error(flow)
+            self.rt.label(flow)
 
 
 # metrics after the SEPP: its hooks see each exchange as the SEPP finished it
 addons = [_sepp := Sepp(), listeners.Listeners(lambda spec: _sepp.rt.listener_transport(spec) if _sepp.rt else None),
-          metrics.SeppMetrics(lambda: _sepp.rt)]
+          metrics.SeppMetrics(lambda: _sepp.rt), flowlabel.WebColumns("sepp-web-columns")]

@@ -7,7 +7,10 @@ the *same* connection, master key exported from it), then closes the connection 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -19,6 +22,26 @@ from .h2client import H2Error, H2TlsClient
 
 log = logging.getLogger("sepp.n32c")
 API = wire.N32C_API
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One N32-c request this SEPP made and what came back, for the flow list (these requests are
+    ours, not mitmproxy's: addons/sepp.py shows them as flows)."""
+
+    peer: str
+    operation: str
+    host: str
+    port: int
+    authority: str
+    path: str
+    body: bytes
+    status: int | None                 # None: no answer (error)
+    response: bytes
+    response_type: str
+    started: float
+    ended: float
+    error: str | None = None
 
 
 def split_uri(uri: str) -> tuple[str, int, str]:
@@ -33,8 +56,28 @@ async def open_n32c(peer: Any, ctx: SSL.Context, timeout: float) -> tuple[H2TlsC
     return client, prefix
 
 
+async def _post(client: H2TlsClient, peer: Any, operation: str, path: str, body: Any, timeout: float,
+                on_sent: Callable[[Sent], None] | None) -> Any:
+    data, t0 = json.dumps(body, separators=(",", ":")).encode(), time.time()
+    try:
+        rsp = await client.post_json(path, body, timeout=timeout)
+    except Exception as e:
+        if on_sent is not None:
+            host, port, _ = split_uri(peer.n32c_uri)
+            on_sent(Sent(peer.fqdn, operation, host, port, f"{peer.fqdn}:{port}", path, data, None, b"", "",
+                         t0, time.time(), str(e) or type(e).__name__))
+        raise
+    if on_sent is not None:
+        host, port, _ = split_uri(peer.n32c_uri)
+        ctype = next((v for k, v in rsp.headers if k == "content-type"), "")
+        on_sent(Sent(peer.fqdn, operation, host, port, f"{peer.fqdn}:{port}", path, data, rsp.status, rsp.body,
+                     ctype, t0, time.time()))
+    return rsp
+
+
 async def run_initiator(initiator: "handshake.Initiator", peer: Any, ctx: SSL.Context,
-                        timeout: float, on_events: Callable[[list], None] | None = None) -> tuple[Any, bytes]:
+                        timeout: float, on_events: Callable[[list], None] | None = None,
+                        on_sent: Callable[[Sent], None] | None = None) -> tuple[Any, bytes]:
     """Drive ``initiator`` to completion; returns (initiator, exported master key).
 
     With ``on_events`` the initiator gets the connection's exporter up front, so the context
@@ -50,7 +93,7 @@ async def run_initiator(initiator: "handshake.Initiator", peer: Any, ctx: SSL.Co
             initiator.cert_plmns = trust.cert_plmn_ids(cert.to_cryptography())
         while (step := initiator.next_request()) is not None:
             operation, body = step
-            rsp = await client.post_json(f"{prefix}{API}{operation}", body, timeout=timeout)
+            rsp = await _post(client, peer, operation, f"{prefix}{API}{operation}", body, timeout, on_sent)
             try:
                 payload = rsp.json()
             except ValueError:
@@ -67,11 +110,11 @@ async def run_initiator(initiator: "handshake.Initiator", peer: Any, ctx: SSL.Co
 
 
 async def post_once(peer: Any, ctx: SSL.Context, operation: str, body: dict,
-                    timeout: float) -> tuple[int, Any]:
+                    timeout: float, on_sent: Callable[[Sent], None] | None = None) -> tuple[int, Any]:
     """One N32-c request on a new connection (e.g. ``n32f-error`` from the responder, seed step 5)."""
     client, prefix = await open_n32c(peer, ctx, timeout)
     try:
-        rsp = await client.post_json(f"{prefix}{API}{operation}", body, timeout=timeout)
+        rsp = await _post(client, peer, operation, f"{prefix}{API}{operation}", body, timeout, on_sent)
         try:
             return rsp.status, rsp.json()
         except ValueError:

@@ -16,7 +16,9 @@ from n32.message import HttpRequest
 from tests.addons.test_decode import (INITIATOR, IPX, LABELS, RESPONDER, SNN, SUPI, Lab, json_body, make_lab,
                                receiving_flow, seal, sending_flow)
 
-MARKED_SUPI = f'{{"\U0001f512encrypted": "{SUPI}"}}'
+MARK = "\U0001f512"
+MARKED_SUPI = f'"supiOrSuci": "{MARK}{SUPI}"'        # in the NF message rebuilt from N32-f
+CARRIED_SUPI = f'payload /supiOrSuci [BODY] = "{MARK}#0"'   # in the N32-f form: encrypted value 0
 
 
 @pytest.fixture
@@ -36,7 +38,9 @@ def test_decrypts_with_each_of_the_four_keys(lab, kind, receiver):
     text = view.prettify(data, meta())
     assert f"N32-f {kind}  messageId=" in text and f"n32fContextId={receiver}" in text
     assert f"key: {LABELS[kind, receiver]}  decrypted" in text
-    assert MARKED_SUPI in text
+    ie = "supiOrSuci" if kind == "request" else "supi"
+    assert f'"{ie}": "{MARK}{SUPI}"' in text and f'payload /{ie} [BODY] = "{MARK}#0"' in text
+    assert f'{MARK}#0 = "{SUPI}"' in text
     assert "integrity (JWE AEAD, TS 33.501 §13.2.4.4): ok" in text
     assert f"written by {lab.record['sepp']}" in text and lab.record["masterKey"] not in text
 
@@ -46,7 +50,7 @@ def test_without_key_log_clear_part_and_no_key(lab):
     text = n32view.N32fView().prettify(data, meta())
     assert SUPI not in text
     assert json.dumps(SNN) in text and "authorizedIpxId=" + IPX in text
-    assert '{"\U0001f512encrypted": "<block 0: no key>"}' in text
+    assert CARRIED_SUPI in text and "(not rebuilt: no key for this context)" in text
     assert "NOT decrypted (no key-log entry" in text
     assert "key log: none (set n32view_keylog)" in text
 
@@ -62,11 +66,11 @@ def test_encrypted_uri_segment_revealed_in_request_line(lab):
     assert data_to_encrypt == [SUPI, "00101"]
     data = json_body(seal(lab, "request", RESPONDER, message=(block, data_to_encrypt)))
     text = n32view.N32fView(str(lab.keylog)).prettify(data, meta())
-    assert (f"GET https://udm.example.org/nudm-sdm/v2/{{\U0001f512encrypted:{SUPI}}}/am-data"
-            f"?plmn-id={{\U0001f512encrypted:00101}} HTTP/2") in text
-    assert f"/requestLine/path/2 [URI_PARAM] = {MARKED_SUPI}" in text
+    assert f"GET https://udm.example.org/nudm-sdm/v2/{MARK}{SUPI}/am-data?plmn-id={MARK}00101" in text
+    assert f"requestLine: GET https://udm.example.org/nudm-sdm/v2/{{{MARK}#0}}/am-data" in text
+    assert f'payload /requestLine/path/2 [URI_PARAM] = "{MARK}#0"' in text
     text = n32view.N32fView().prettify(data, meta())
-    assert "/nudm-sdm/v2/{\U0001f512encrypted:<block 0: no key>}/am-data" in text and SUPI not in text
+    assert f"/nudm-sdm/v2/{{{MARK}#0}}/am-data" in text and SUPI not in text
 
 
 def test_malformed_message_and_damaged_key_log(tmp_path, lab):
@@ -83,6 +87,7 @@ def test_malformed_message_and_damaged_key_log(tmp_path, lab):
 def test_flow_metadata_shown(lab):
     flow = sending_flow(lab)
     text = n32view.N32fView(str(lab.keylog)).prettify(flow.request.content, meta(flow, flow.request))
+    text = text.replace("\n    ", "")          # the view wraps long lines
     line = next(ln for ln in text.splitlines() if ln.startswith("flow N32 metadata: "))
     shown = json.loads(line.removeprefix("flow N32 metadata: "))
     assert shown == {"role": "sending", "peer": lab.record["peer"], "context": INITIATOR,
@@ -97,13 +102,13 @@ def test_counterpart_as_carried_on_n32f(lab):
     m = meta(rx, rx.request)
     assert view.render_priority(rx.request.content, m) == 1.5
     text = view.prettify(rx.request.content, m)
-    plain, _, carried = text.partition(f"===== {n32view.COUNTERPART_HEADING} =====")
-    assert json.loads(plain) == {"supiOrSuci": SUPI, "servingNetworkName": SNN}
-    assert "key: reverse_request  decrypted" in carried and MARKED_SUPI in carried
+    nf, _, carried = text.partition(n32view.N32F_HEADING)
+    assert n32view.NF_HEADING in nf and MARKED_SUPI in nf and json.dumps(SNN) in nf
+    assert "key: reverse_request  decrypted" in nf and CARRIED_SUPI in carried
 
     tx = sending_flow(lab)          # response restored to plain, N32-f response in metadata
     text = view.prettify(tx.response.content, meta(tx, tx.response))
-    assert "key: parallel_response  decrypted" in text.split(n32view.COUNTERPART_HEADING)[1]
+    assert "key: parallel_response  decrypted" in text and n32view.N32F_HEADING in text
 
     # The N32-f body of the same flow is shown directly; a plain flow is not for this view.
     assert view.render_priority(rx.response.content, meta(rx, rx.response)) == 2
@@ -151,7 +156,7 @@ def test_addon_options_and_auto_selection(lab):
         assert res.view_name == n32view.VIEW_NAME
         assert MARKED_SUPI in res.text and f"signer {IPX}: ok" in res.text
         res = contentviews.prettify_message(flow.response, flow)
-        assert res.view_name == n32view.VIEW_NAME and n32view.COUNTERPART_HEADING in res.text
+        assert res.view_name == n32view.VIEW_NAME and n32view.N32F_HEADING in res.text
 
 
 def test_defaults_to_sepp_keylog_option(lab):
