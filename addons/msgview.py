@@ -16,7 +16,7 @@ from n32.inspect import Decoded
 from n32.message import HttpRequest, HttpResponse
 
 MARK = "\U0001f512"
-WIDTH = 110
+WIDTH = 84   # mitmweb's detail pane shows about 85 columns beside the flow list
 RULE = "━" * 4
 
 

@@ -125,17 +125,18 @@ def _examined_lines(ex: decode.Examined) -> list[str]:
     lines = [f"N32-f {d.kind}  messageId={meta.get('messageId')}  n32fContextId={meta.get('n32fContextId')}"
              f"  authorizedIpxId={meta.get('authorizedIpxId')}",
              f"key: {d.key_label or '-'}  " + ("decrypted" if d.decrypted else f"NOT decrypted ({d.error})"),
-             f"integrity (JWE AEAD, TS 33.501 §13.2.4.4): {ex.integrity}", "",
-             msgview.heading(f"{NF_HEADING} ({msgview.MARK} = carried encrypted on N32-f)")]
+             f"integrity (JWE AEAD, TS 33.501 §13.2.4.4): {ex.integrity}"]
+    # the IPX modifications first: short, and what an IPX flow is about
+    if ex.modifications:
+        lines += ["", msgview.heading("IPX modifications (RFC 6902 patches of the clear part, in order)")]
+    for m in ex.modifications:
+        lines += [f"IPX modification {m.index + 1}: signer {m.signer}: {m.verification}",
+                  f"  patch: {json.dumps(m.operations, ensure_ascii=False)}"]
+    lines += ["", msgview.heading(f"{NF_HEADING} ({msgview.MARK} = carried encrypted on N32-f)")]
     restored = msgview.restored_lines(d)
     lines += restored if restored is not None else ["(not rebuilt: no key for this context)"]
     lines += ["", msgview.heading(f"{N32F_HEADING} ({msgview.MARK}#n = encrypted value n)")]
     lines += msgview.n32f_form_lines(d)
-    if ex.modifications:
-        lines += ["", msgview.heading("IPX modifications (RFC 6902 patches of the clear part, applied in order)")]
-    for m in ex.modifications:
-        lines += [f"IPX modification {m.index + 1}: signer {m.signer}: {m.verification}",
-                  f"  patch: {json.dumps(m.operations, ensure_ascii=False)}"]
     if d.record is not None:
         lines += ["", decode.record_summary(d.record)]
     return lines
