@@ -16,12 +16,11 @@ from n32.inspect import Decoded
 from n32.message import HttpRequest, HttpResponse
 
 MARK = "\U0001f512"
-WIDTH = 84   # mitmweb's detail pane shows about 85 columns beside the flow list
-RULE = "━" * 4
+WIDTH = 78   # mitmweb's detail pane shows about 80 columns beside the flow list
 
 
 def heading(text: str) -> str:
-    return f"{RULE} {text} {RULE * 8}"
+    return f"━━ {text} " + "━" * max(2, WIDTH - len(text) - 4)
 
 
 def wrap(text: str, width: int = WIDTH) -> str:

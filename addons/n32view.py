@@ -102,7 +102,8 @@ class N32fView(contentviews.Contentview):
             lines = _examined_lines(decode.examine(body, records, ipx_keys))
         except N32Error as e:  # the clear part itself does not decode
             lines = [f"malformed N32-f message: {e.detail}", "", json.dumps(body, indent=2, ensure_ascii=False)]
-        lines += ["", msgview.heading("where this comes from")]
+        # the trailer is not wrapped: file paths and the metadata JSON stay whole for copying
+        lines = [msgview.wrap("\n".join(lines)), "", msgview.heading("where this comes from")]
         ex = exchange.of_metadata(getattr(flow, "metadata", None))
         if ex is not None:
             saved = ex.to_dict()
@@ -116,7 +117,7 @@ class N32fView(contentviews.Contentview):
             lines.append(f"key log: {self.keylog_path} ({len(records)} context(s))")
         if self.ipx_key_paths and self._ipx_keys.error:
             lines.append(f"IPX keys: {self._ipx_keys.error}")
-        return msgview.wrap("\n".join(lines))
+        return "\n".join(lines)
 
 
 def _examined_lines(ex: decode.Examined) -> list[str]:
