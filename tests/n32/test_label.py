@@ -5,7 +5,7 @@ from pathlib import Path
 from n32 import label
 from n32.exchange import Exchange, Listener
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 APIS = label.load_api_names([ROOT / "policies/placement"])
 SEPP_H = "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
 
