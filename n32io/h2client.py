@@ -60,6 +60,8 @@ class H2Client:
         self._reader_task: asyncio.Task | None = None
         self.closed = False        # no new streams (closed, failed or GOAWAY received)
         self.last_used = asyncio.get_running_loop().time()
+        self.received = 0          # bytes read from the server: a request's deadline tells a dead link
+        self._rx = asyncio.Event()
 
     @property
     def tls(self) -> SSL.Connection | None:
@@ -99,6 +101,22 @@ class H2Client:
     @property
     def idle(self) -> bool:
         return not self._streams
+
+    async def probe(self, timeout: float) -> bool:
+        """PING (RFC 9113 §6.7) and wait up to ``timeout`` s for any byte back; a connection that
+        stays silent (a peer gone without FIN or RST, a middlebox holding our side open) is closed,
+        failing its streams, so that the next request dials a new one. True if it answered."""
+        if self.closed:
+            return False
+        self._rx.clear()
+        try:
+            self._h2.ping(b"n32alive")
+            self._flush()
+            await asyncio.wait_for(self._rx.wait(), timeout)
+            return True
+        except (asyncio.TimeoutError, h2.exceptions.ProtocolError, UpstreamError, OSError):
+            await self.close()
+            return False
 
     async def request(self, method: str, path: str, *, body: bytes = b"",
                       headers: list[tuple[str, str]] | None = None, timeout: float | None = None,
@@ -185,6 +203,8 @@ class H2Client:
                 data = await self.transport.read()
                 if not data:
                     break
+                self.received += len(data)
+                self._rx.set()
                 for event in self._h2.receive_data(data):
                     self._on_event(event)
                 self._flush()

@@ -12,6 +12,9 @@ mitmproxy never opens a server connection for these flows (docs/architecture.md)
   is reached; idle connections are closed after ``idle_timeout`` seconds.
 * Protocols: ``h2`` (TLS, ALPN h2), ``h2c`` (cleartext, prior knowledge, RFC 9113 §3.3),
   ``h1`` (HTTP/1.1, TLS or not).
+* A connection that received nothing during a request that hit its deadline gets a PING
+  (RFC 9113 §6.7) and is closed if it stays silent ``PROBE_TIMEOUT`` s (a peer gone without FIN
+  or RST would otherwise be reused for ever).
 * Every exchange has a deadline; failures are :class:`UpstreamError` with a kind that
   ``n32.upstream_errors`` turns into ProblemDetails. A request that certainly never reached the
   server (GOAWAY below its stream, REFUSED_STREAM, a pooled connection found dead) is retried
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from n32 import upstream_errors as ue
 from n32.message import HttpRequest, HttpResponse
@@ -34,6 +38,7 @@ from .transport import UpstreamError
 log = logging.getLogger("sepp.upstream")
 
 PROTOCOLS = ("h2", "h2c", "h1")
+PROBE_TIMEOUT = 1.0   # seconds a connection silent through a whole deadline gets to answer a PING
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ Client = H2Client | H1Client
 class Upstream:
     def __init__(self, idle_timeout: float = 60.0) -> None:
         self.idle_timeout = idle_timeout
+        self._probes: set[asyncio.Task] = set()
         self._pools: dict[tuple, list[Client]] = {}
         self._connecting: dict[tuple, asyncio.Future] = {}
         self._reaper: asyncio.Task | None = None
@@ -81,9 +87,16 @@ class Upstream:
         self._start_reaper()
         for attempt in (1, 2):
             client, fresh = await self._acquire(hop)
+            heard = getattr(client, "received", None)
             try:
                 rsp = await client.request(req.method, req.target, body=req.body, headers=req.headers,
                                            authority=req.authority, scheme=req.scheme)
+            except asyncio.CancelledError:
+                # the deadline ran out and not one byte came back on this connection meanwhile: it
+                # may be dead without a FIN or RST; probe it so that it is not reused for ever
+                if isinstance(client, H2Client) and client.received == heard:
+                    self._spawn(client.probe(PROBE_TIMEOUT))
+                raise
             except UpstreamError as e:
                 if e.sent or fresh or attempt == 2:
                     raise
@@ -126,6 +139,11 @@ class Upstream:
         if hop.protocol == "h1":
             return await H1Client.connect(hop.host, hop.port, hop.tls, hop.server_name, timeout=None)
         return await H2Client.connect(hop.host, hop.port, hop.tls, hop.server_name, timeout=None)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
 
     # ------------------------------------------------------------------ idle connections
     def _start_reaper(self) -> None:

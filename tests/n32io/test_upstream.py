@@ -431,3 +431,70 @@ def test_a_response_header_that_is_not_utf8_is_a_protocol_failure_not_a_hang():
 
     kind, elapsed = run(go())
     assert kind == ue.PROTOCOL and elapsed < 2
+
+
+class _FreezingProxy:
+    """A TCP proxy; ``freeze()`` makes the connections open now silent both ways, without FIN or
+    RST (a peer host gone, a middlebox holding our side open); new connections pass."""
+
+    def __init__(self, target: int) -> None:
+        self.target, self.accepted, self.frozen = target, 0, set()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    def freeze(self) -> None:
+        self.frozen |= set(range(1, self.accepted + 1))
+
+    async def _conn(self, cr, cw) -> None:
+        self.accepted += 1
+        n = self.accepted
+        sr, sw = await asyncio.open_connection("127.0.0.1", self.target)
+
+        async def pump(r, w) -> None:
+            while data := await r.read(65536):
+                if n not in self.frozen:
+                    w.write(data)
+                    await w.drain()
+
+        await asyncio.gather(pump(cr, sw), pump(sr, cw), return_exceptions=True)
+
+
+def test_a_pooled_connection_silent_through_a_deadline_is_probed_and_replaced():
+    """Without the probe every later request reused the dead pooled connection and timed out."""
+    async def fn(up, port):
+        proxy = _FreezingProxy(port)
+        hop = Hop("127.0.0.1", await proxy.start(), "h2c")
+        first = await up.send(hop, req(), 2.0)
+        proxy.freeze()
+        with pytest.raises(UpstreamError) as e:
+            await up.send(hop, req(), 0.3)
+        await asyncio.sleep(1.5)          # the PING goes unanswered: the connection is closed
+        last = await up.send(hop, req(), 2.0)
+        proxy.server.close()
+        return first.status, e.value.kind, last.status, proxy.accepted
+
+    assert run(_with_server(echo, fn)) == (200, ue.TIMEOUT, 200, 2)
+
+
+def test_a_pooled_connection_to_a_live_server_survives_one_stalled_stream():
+    """The PING is answered: one slow stream does not cost the others their connection."""
+    calls = []
+
+    async def handler(method, path, query, headers, body):
+        calls.append(path)
+        if path == "/slow":
+            await asyncio.sleep(5)
+        return await echo(method, path, query, headers, body)
+
+    async def fn(up, port):
+        hop = Hop("127.0.0.1", port, "h2c")
+        await up.send(hop, req(), 2.0)
+        with pytest.raises(UpstreamError):
+            await up.send(hop, req(path="/slow"), 0.3)
+        await asyncio.sleep(1.5)
+        await up.send(hop, req(), 2.0)
+        return up.connections()
+
+    assert run(_with_server(handler, fn)) == 1
