@@ -271,3 +271,86 @@ def test_without_n32f_uri_open5gs_drops_on_its_n32c_port_then_our_restart_reesta
     assert _state(lab)["handshakes_sent"] == 0            # open5gs never initiated
     P.wait_for(lambda: _our_relation(lab, VISITED, HOME).get("capability") == "TLS", 20, "relation", [p["ours"]])
     assert asyncio.run(_nf_requests(lab.port("sepp-v.sbi"), [_udm_get(4)]))[0].status == 200
+
+
+# ============================================================== the README's open5gs recipe, tried
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "docs" / "examples" / "open5gs"
+
+
+def _readme_pki_command() -> list[str]:
+    """The `python -m certs.pki ...` command of the README's open5gs recipe (continuations joined)."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Facing open5gs"):]
+    m = re.search(r"^python -m certs\.pki (.*?)(?<!\\)$", section, re.M | re.S)
+    assert m, "the recipe's certificate command"
+    line = m.group(1).replace("\\\n", " ")
+    return shlex.split(line, comments=True)
+
+
+def _absolute(node, base: Path):
+    if isinstance(node, dict):
+        return {k: _absolute(v, base) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_absolute(v, base) for v in node]
+    if isinstance(node, str) and node.startswith(("certs/", "policies/")):
+        return str(base / node)
+    return node
+
+
+def test_readme_open5gs_recipe_both_yaml_files_work_together(tmp_path, monkeypatch):
+    """The recipe's certificate command, our YAML as shipped (load_sepp_config), and the open5gs
+    YAML read as the emulator's configuration (its sender, serving PLMN, certificates, n32 and
+    n32f servers, client entry): the two agree, establish N32-c and carry N32-f. Only the
+    addresses are moved to free loopback ports."""
+    from certs import pki
+    from n32.config import load_sepp_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policies").symlink_to(ROOT / "policies")
+    assert pki.main(_readme_pki_command()) == 0
+    ours = load_sepp_config(EXAMPLES / "mitm-sepp.yaml")
+    o5 = yaml.safe_load((EXAMPLES / "open5gs-sepp.yaml").read_text())["sepp"]
+    server, client = o5["n32"]["server"][0], o5["n32"]["client"]["sepp"][0]
+    peer = ours.peers[0]
+    # the two files agree with each other
+    assert server["sender"] == peer.fqdn and client["receiver"] == ours.fqdn
+    assert peer.n32f_uri == f"https://{server['n32f']['address']}:{server['n32f']['port']}"
+    assert peer.n32c_uri == f"https://{server['address']}:{server['port']}"
+    plmn = o5["serving"][0]["plmn_id"]
+    assert [str(p) for p in peer.plmn_ids] == [f"{plmn['mcc']}-{plmn['mnc']}"]
+    from cryptography import x509
+    from n32.plmn import plmns_from_certificate
+    cert = x509.load_pem_x509_certificate(Path(o5["default"]["tls"]["server"]["cert"]).read_bytes())
+    assert x509.DNSName(server["sender"]) in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert plmns_from_certificate(cert) == set(peer.plmn_ids)
+
+    lab = Lab(out=tmp_path / "run", pki=tmp_path / "certs" / "out", mode="tls")
+    lab.out.mkdir()
+    raw = _absolute(yaml.safe_load((EXAMPLES / "mitm-sepp.yaml").read_text()), tmp_path)
+    raw["listeners"]["n32"] = {"host": "127.0.0.1", "port": lab.port("us.n32")}
+    raw["listeners"]["sbi"] = {"host": "127.0.0.1", "port": lab.port("sepp-v.sbi"), "tls": False}
+    raw["peers"][0]["n32c_uri"] = f"https://127.0.0.1:{lab.port('o5.n32c')}"
+    raw["peers"][0]["n32f_uri"] = f"https://127.0.0.1:{lab.port('o5.n32f')}"
+    (lab.out / "ours.yaml").write_text(yaml.safe_dump(raw))
+    tls = o5["default"]["tls"]
+    emu = {"sender": server["sender"], "mcc": str(plmn["mcc"]), "mnc": str(plmn["mnc"]),
+           "certificate": str(tmp_path / tls["server"]["cert"]), "private_key": str(tmp_path / tls["server"]["private_key"]),
+           "ca": str(tmp_path / tls["server"]["verify_client_cacert"]),
+           "listen": {"n32c": lab.port("o5.n32c"), "n32f": lab.port("o5.n32f"), "sbi": lab.port("o5.sbi")},
+           "peer": {"fqdn": client["receiver"], "n32c": f"127.0.0.1:{lab.port('us.n32')}",
+                    "n32f": f"127.0.0.1:{lab.port('us.n32')}", "authority_port": 7777},
+           "initiate": True, "retry": 0.3, "release": "send",
+           "state": str(lab.out / "open5gs.state.json"), "log": str(lab.out / "open5gs.emulog")}
+    (lab.out / "open5gs.json").write_text(json.dumps(emu))
+    with P.Procs(lab.out) as procs:
+        e = _start_emulator(lab, procs, lab.out / "open5gs.json")
+        o = _start_ours(lab, procs, VISITED, lab.out / "ours.yaml")
+        P.wait_for(lambda: _our_relation(lab, VISITED, HOME).get("capability") == "TLS"
+                   and _state(lab).get("established"), 20, "N32-c between the two", [e, o])
+        rsp = asyncio.run(_nf_requests(lab.port("sepp-v.sbi"), [_udm_get(5)]))[0]
+        assert rsp.status == 200 and json.loads(rsp.body)["servedBy"] == "open5gs NF"
+        assert _state(lab)["dropped"] == 0
