@@ -157,6 +157,10 @@ class Relation:
         """A relation is needed now (start-up, an NF request, N32-f from this authenticated peer)."""
         if self.state is _S.IDLE and self.usable():
             return self._input(Input.PEER_ESTABLISHED, now)
+        if self.state is _S.ESTABLISHED and not self.usable():
+            # everything held is gone (after simultaneous rekeys each side may retire the other's
+            # context): established in name only, so nothing else would ever handshake again
+            return self._input(Input.CONTEXT_DEAD, now, "no usable context left")
         return self._input(Input.WANT, now)
 
     def usable(self) -> bool:
@@ -321,6 +325,8 @@ class Relation:
                     self.store.remove(ctx)
                     self._forget(ctx)
                     self._events += [TerminateDue(self.peer.fqdn, ctx), ContextRetired(self.peer.fqdn, ctx)]
+                    if not self.store.for_peer(self.peer.fqdn):
+                        self._input(Input.CONTEXT_GONE, now, "the last context was retired")
         all_ctx = self._held()
         for ctx in all_ctx:
             if ctx.expires <= now:

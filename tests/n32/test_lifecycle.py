@@ -235,3 +235,26 @@ def test_a_rekey_that_fails_is_retried_with_backoff_until_the_peer_is_back(polic
     net.advance(3, step=0.05)
     assert net.request(net.a) == 200
     assert net.a.rel.state is S.ESTABLISHED
+
+
+def test_established_with_nothing_held_handshakes_again_when_needed(policy):
+    """Both sides rekeyed at once and each retired the other's new context (seen in a soak): the
+    relation said established while no context was left, and every NF request got 503 for ever.
+    A relation needed while nothing usable is held handshakes again."""
+    net = lab(policy)
+    establish(net)
+    for c in contexts(net.a):
+        net.a.store.remove(c)
+    assert net.a.rel.state is S.ESTABLISHED and not net.a.rel.usable()
+    assert net.request(net.a) == 200
+    assert net.a.rel.state is S.ESTABLISHED and net.a.rel.usable()
+
+
+def test_retiring_the_last_context_ends_the_established_state(policy):
+    net = lab(policy, timing=Timing(rekey_grace=1.0))
+    establish(net)
+    (ctx,) = contexts(net.a)
+    net.a.rel.retire_at[ctx.local_context_id] = net.clock.now + 0.5   # as after a rekey of ours
+    net.advance(1.0)
+    assert not contexts(net.a) and net.a.rel.state is S.IDLE
+    assert net.request(net.a) == 200
