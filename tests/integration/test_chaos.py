@@ -16,7 +16,7 @@ talk to); three resets of the N32-f connection mid-body. Asserted:
 - traffic succeeds again within ``RECOVERY_BOUND`` s of the fault being repaired (the restarted SEPP
   listening, the connection reset); the recovery time of each fault is measured and printed;
 - no request fails outside the fault windows: the rekeys lose nothing;
-- the stalled NF is answered 504 TIMED_OUT_REQUEST within its deadline, without holding the rest up;
+- the stalled NF is answered 504 within its deadline, without holding the rest up;
 - PRINS agreed: no SUPI of the scenario crosses N32-f in clear (TLS mode: the relay sees them, which
   shows the check can fail).
 """
@@ -250,7 +250,10 @@ def test_faults_under_steady_traffic(pki, tmp_path_factory, mode):
     for status, cause, secs, _ in answered:
         assert status >= 500 and cause and secs < DEADLINE, (status, cause, secs)
     for status, cause, secs, _ in calm:
-        assert (status, cause) == (504, "TIMED_OUT_REQUEST") and secs < HOME_NF_DEADLINE + 1.5, (status, cause, secs)
+        # TIMED_OUT_REQUEST at the deadline, or TARGET_NF_NOT_REACHABLE sooner for a request that
+        # shared the connection that silent NF never spoke on (closed after an unanswered PING)
+        assert status == 504 and cause in ("TIMED_OUT_REQUEST", "TARGET_NF_NOT_REACHABLE"), (status, cause)
+        assert secs < HOME_NF_DEADLINE + 1.5, secs
 
     if mode == "prins":
         assert relay.supis == set(), relay.supis      # PRINS: nothing in clear on N32-f
