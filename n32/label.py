@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from . import body as body_mod
+from .errors import N32Error
 from .exchange import Exchange
 
 SEP = " · "
@@ -64,9 +66,9 @@ def ue_of(path: str, *bodies: bytes | None) -> str | None:
     for body in bodies:
         if not body or len(body) > 1 << 20 or not body.lstrip().startswith(b"{"):
             continue
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        try:    # under the body limits (depth first): hostile bodies reach this label too (issue 13 item 2)
+            doc = body_mod.loads(body)
+        except N32Error:
             continue
         for k in _UE_KEYS:
             v = doc.get(k) if isinstance(doc, dict) else None

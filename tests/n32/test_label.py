@@ -60,3 +60,10 @@ def test_n32c_and_ipx_labels():
     assert label.ipx_label("ipx1.ipx.lab", meta, APIS, 200, block) \
         == "IPX ipx1.ipx.lab · Nudm_SDM GET am-data · ctx d74cfc65 · → ipx2.ipx.lab · patched 1/0 op(s) · 200"
     assert "REJECTED" in label.ipx_label("ipx1.ipx.lab", {"rejected": {"cause": "X"}}, APIS, 200)
+
+
+def test_ue_of_a_hostile_body_is_none_not_a_crash():
+    """A body nested 10,000 deep reached this label before any check (issue 13 item 2: a 502 HTML page)."""
+    deep = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
+    assert label.ue_of("/n32c-handshake/v1/exchange-capability", deep) is None
+    assert label.ue_of("/x", b'{"supi": "imsi-999700000000001"}') == "imsi-999700000000001"
