@@ -103,6 +103,12 @@ class Ipx:
     def _label(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("ipx") or {}
         rsp = flow.response
+        try:  # a label is for people: it never changes what happens to the message
+            self._apply_label(flow, meta, rsp)
+        except Exception:
+            log.exception("labelling an IPX flow failed")
+
+    def _apply_label(self, flow: http.HTTPFlow, meta: dict, rsp: http.Response | None) -> None:
         flowlabel.apply(flow, label.ipx_label(self.cfg.fqdn, meta, self.apis, rsp.status_code if rsp else None,
                                               flow.metadata.get("ipx_clear")),
                         bool(meta.get("rejected")) or (rsp is not None and rsp.status_code >= 400))
@@ -133,7 +139,7 @@ def _clear_line(body: bytes | None) -> dict | None:
     §13.2.4.1), kept on the flow for its label."""
     try:
         block = prins.peek(json.loads(body or b"")).block
-    except (N32Error, ValueError, TypeError, AttributeError):
+    except (N32Error, ValueError, TypeError, AttributeError, RecursionError):  # hostile bodies too
         return None
     line, md = block.get("requestLine"), block.get("metaData")
     return {"requestLine": {k: line.get(k) for k in ("method", "path")} if isinstance(line, dict) else None,

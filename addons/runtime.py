@@ -151,9 +151,9 @@ class SeppRuntime:
         ex = Exchange(listener=role, peer_identity=conn.get("peer"), ipx_identity=conn.get("ipx"), now=time.time())
         flow.metadata[METADATA_KEY] = ex
         source = flowconv.to_http_request(flow.request)
-        flow.metadata["ue"] = label.ue_of(source.path, source.body)
-        self._show_listener(flow)
         try:
+            flow.metadata["ue"] = label.ue_of(source.path, source.body)
+            self._show_listener(flow)
             await self._run(flow, ex, source, wait)
             lost = self.engine.context_lost(ex, flowconv.to_response(flow.response)) \
                 if role is Listener.SBI and flow.response is not None else None
@@ -192,6 +192,12 @@ class SeppRuntime:
         hop = (flow.request.host_header or "").rsplit(":", 1)[0] if ex.role == "sending" else None
         text = label.sepp_label(ex, self.apis, ue=ue, next_hop=hop, status=rsp.status_code if rsp else None)
         flowlabel.apply(flow, text, label.rejected(ex) or (rsp is None and flow.error is not None))
+
+    def label_safely(self, flow: http.HTTPFlow) -> None:
+        try:  # a label is for people: it never changes what happens to the exchange
+            self.label(flow)
+        except Exception:
+            log.exception("labelling %s %s failed", flow.request.method, flow.request.path)
 
     async def _run(self, flow: http.HTTPFlow, ex: Exchange, source: HttpRequest, wait: float) -> None:
         """The engine's decision on ``source`` (after a handshake it asks to wait for), then the forward.

@@ -153,12 +153,12 @@ class Sepp:
     def response(self, flow: http.HTTPFlow) -> None:
         if self.rt:
             self.rt.response(flow)
-            self.rt.label(flow)
+            self.rt.label_safely(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         if self.rt:
             self.rt.error(flow)
-            self.rt.label(flow)
+            self.rt.label_safely(flow)
 
 
 # metrics after the SEPP: its hooks see each exchange as the SEPP finished it

@@ -29,6 +29,7 @@ def test_ue_from_path_then_body():
         == "suci-0-999-70-0-0-0-0000000001"
     assert label.ue_of("/x", b"not json", b'{"supi": "imsi-001010000000001"}') == "imsi-001010000000001"
     assert label.ue_of("/x", b'{"supi": "not-a-supi"}') is None
+    assert label.ue_of("/x", b'{"a":' * 10_000 + b"1" + b"}" * 10_000) is None   # hostile depth: no UE, no error
     assert label.short_ue("suci-0-999-70-0000-0-0-0000000001") == "suci-…0000000001"
 
 
