@@ -348,17 +348,32 @@ class Engine:
         """The peer SEPP answered our N32-f with CONTEXT_NOT_FOUND (PRINS) or N32_NOT_ESTABLISHED
         (TLS mode): it does not hold what we sent on, so it restarted. It could not read the
         message, so nothing was delivered: the relation is rebuilt and the request may be retried."""
-        if ex.role != "sending" or ex.handshake_retried or rsp.status not in (403, 404, 503):
+        if ex.role != "sending" or ex.handshake_retried or rsp.status not in (403, 404, 502, 503):
             return None
         try:
             cause = json.loads(rsp.body or b"{}").get("cause")
         except (ValueError, AttributeError):
+            return None
+        if rsp.status == 502:
+            # Scale-out (docs/interop-profile.md): no connection to the N32-f endpoint one worker of
+            # the peer announced for this context. That worker is gone with its contexts; nothing
+            # was delivered, and its N32-c address (a load balancer) reaches the others.
+            if cause == upstream_errors.PEER_NOT_REACHABLE and self._announced_worker(ex.peer):
+                return StartHandshake(ex.peer or "", dead=True,
+                                      context_id=ex.context if ex.mode == "PRINS" else None)
             return None
         if cause == errors.CONTEXT_NOT_FOUND and ex.mode == "PRINS" and ex.context:
             return StartHandshake(ex.peer or "", dead=True, context_id=ex.context)
         if cause == wire.N32_NOT_ESTABLISHED and ex.mode == "TLS":
             return StartHandshake(ex.peer or "", dead=True)
         return None
+
+    def _announced_worker(self, fqdn: str | None) -> bool:
+        """N32-f to ``fqdn`` goes straight to an endpoint it announced apart from its N32-c one."""
+        peer = self._peers.get(fqdn or "")
+        if peer is None or peer.n32f_uri or peer.first_hop_ipx:
+            return False
+        return n32f_dest(peer, self.store.relation(peer.fqdn)) != peer.n32c_uri
 
     # ================================================================== shared steps
     def _seal(self, actions: list[Action], peer: PeerConfig, ctx: N32fContext, protect: Callable[[], tuple[dict, int]]

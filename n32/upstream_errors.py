@@ -28,6 +28,8 @@ PROTOCOL = "protocol"         # the server broke HTTP (no ALPN h2, invalid frame
 TIMEOUT = "timeout"           # no complete answer within the hop's deadline
 KINDS = (UNREACHABLE, TLS, RESET, PROTOCOL, TIMEOUT)
 
+PEER_NOT_REACHABLE = "N32_PEER_NOT_REACHABLE"   # our cause: no connection to the N32 next hop
+
 # hops
 NF = "nf"          # the home NF the receiving SEPP delivers to
 PEER = "peer"      # N32-f to the peer SEPP
@@ -56,5 +58,5 @@ def upstream_failure(hop: str, kind: str, deadline: float | None = None) -> N32E
     if hop == NF:
         return N32Error(504, "TARGET_NF_NOT_REACHABLE", detail)
     if kind in (UNREACHABLE, TLS):
-        return N32Error(502, "N32_PEER_NOT_REACHABLE", detail)
+        return N32Error(502, PEER_NOT_REACHABLE, detail)
     return N32Error(502, "N32F_FORWARDING_FAILED", detail)

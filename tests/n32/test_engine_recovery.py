@@ -14,7 +14,7 @@ import pytest
 from certs.pki import ensure_lab_pki
 from lab.topology import HOME, Lab, write_configs
 from n32 import config, edge
-from n32.context import ContextStore
+from n32.context import ContextStore, PeerRelation
 from n32.engine import Engine
 from n32.exchange import Answer, Exchange, Listener, StartHandshake
 from n32.message import HttpRequest, HttpResponse
@@ -52,6 +52,26 @@ def test_a_peer_that_lost_our_context_is_detected(home_engine, mode, status, cau
         assert got.dead and got.peer == V and got.context_id == ex.context
         ex.handshake_retried = True          # the retry is the last attempt
         assert home_engine.context_lost(ex, problem(status, cause)) is None
+
+
+@pytest.mark.parametrize("announced,kind_cause,dead", [
+    (True, "N32_PEER_NOT_REACHABLE", True),       # a worker of the peer died with its N32-f port
+    (False, "N32_PEER_NOT_REACHABLE", False),     # N32-f goes to its N32-c address: the peer is down
+    (True, "N32F_FORWARDING_FAILED", False)])     # the connection broke: delivery unknown, no resend
+def test_an_unreachable_announced_n32f_port_is_a_lost_context(home_engine, announced, kind_cause, dead):
+    """Scale-out: the peer announced a per-worker N32-f port (senderN32fPort) that now refuses
+    connections; nothing was delivered, and its N32-c address reaches its other workers."""
+    store = home_engine.store
+    port = 40001 if announced else int(home_engine._peers[V].n32c_uri.rsplit(":", 1)[1])
+    store.set_relation(V, PeerRelation("PRINS", n32f_uri=f"https://{V}:{port}"))
+    try:
+        ex = Exchange(listener=Listener.SBI, role="sending", mode="PRINS", peer=V, context="0123456789abcdef")
+        got = home_engine.context_lost(ex, problem(502, kind_cause))
+        assert (got is not None) == dead
+        if dead:
+            assert got.dead and got.context_id == ex.context
+    finally:
+        store.set_relation(V, None)
 
 
 def _n32f(context_id: str) -> HttpRequest:
