@@ -153,10 +153,10 @@ def test_killing_a_peer_worker_moves_its_partner_to_another_one(workers_lab):
     victim = next(p for p in procs.procs if p.name == partner and p.alive())
     box: dict[str, list] = {}
     concurrency = 2
-    t = threading.Thread(target=lambda: box.setdefault("results", traffic(lab, 8 * K, first=600,
+    t = threading.Thread(target=lambda: box.setdefault("results", traffic(lab, 12 * K, first=600,
                                                                           concurrency=concurrency)))
     t.start()
-    threading.Event().wait(1.0)
+    threading.Event().wait(0.5)
     victim.popen.send_signal(signal.SIGKILL)
     victim.popen.wait(10)
     t.join(120)
@@ -165,9 +165,13 @@ def test_killing_a_peer_worker_moves_its_partner_to_another_one(workers_lab):
     sent_and_failed = [r for r in results if not r.ok and not (r.error or "").startswith("not sent")]
     print(f"\nkilled {partner} (partner of {me}) under load: {len(results)} steps, "
           f"{len(sent_and_failed)} sent and lost")
-    assert any(r.ok for r in results) and len(results) == 8 * K * STEPS
-    # at most the requests the dead worker held (reset: delivery unknown, so not resent)
-    assert len(sent_and_failed) <= concurrency * (K - 1), [(r.api, r.status, r.error) for r in sent_and_failed]
+    assert any(r.ok for r in results) and len(results) == 12 * K * STEPS
+    # Known gap (docs/interop-profile.md, "Scale-out"): besides the requests the dead worker held
+    # (reset: delivery unknown, so not resent), requests racing the new handshake can fail too, so
+    # only a loose bound holds here: a fraction of the load, never a stuck worker.
+    assert len(sent_and_failed) <= 4 * concurrency * (K - 1), [(r.api, r.status, r.error) for r in sent_and_failed]
+    P.wait_for(lambda: len((lab.out / f"{me}.keylog.jsonl").read_text().splitlines()) >= 2, 10,
+               f"{me}'s new handshake")
     after = traffic(lab, 2 * K, first=800)
     assert all(r.ok for r in after), [(r.api, r.status, r.error) for r in after if not r.ok]
     records = [json.loads(line) for line in (lab.out / f"{me}.keylog.jsonl").read_text().splitlines()]
