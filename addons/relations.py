@@ -40,6 +40,7 @@ class Relations:
         self.responder = handshake.Responder(local, list(self.peers.values()), store)
         self.machines = lifecycle.Relations(list(self.peers.values()), store, lifecycle.Timing.from_config(cfg))
         self.reports = ErrorReports()
+        self.report_channel = n32c.ReportChannel()   # one N32-c connection per peer for n32f-error
         self._peer_client = peer_client
         self._keylog_path, self._status_path = keylog_path, status_path
         self._handshakes: dict[str, asyncio.Task] = {}
@@ -237,6 +238,7 @@ class Relations:
             m.release(self.clock())
         self._pump()
         await self._drain(timeout)
+        await self.report_channel.aclose()
         if self._wake is not None:
             self._wake.set()
 
@@ -254,11 +256,12 @@ class Relations:
         self._posts.add(task)
         task.add_done_callback(self._posts.discard)
 
-    async def _post(self, peer: Any, operation: str, body: dict) -> tuple[int, Any] | None:
+    async def _post(self, peer: Any, operation: str, body: dict, reuse: bool = False) -> tuple[int, Any] | None:
         timeout = min(self.cfg.handshake.timeout, SHUTDOWN_TIMEOUT) if self._stopping else self.cfg.handshake.timeout
+        post = self.report_channel.post if reuse else n32c.post_once
         try:
-            status, rsp = await n32c.post_once(peer, self._peer_client[peer.fqdn], operation, body, timeout,
-                                               on_sent=self._sent)
+            status, rsp = await post(peer, self._peer_client[peer.fqdn], operation, body, timeout,
+                                     on_sent=self._sent)
             log.info("N32-c %s to %s: %s", operation, peer.fqdn, status)
             return status, rsp
         except asyncio.CancelledError:
@@ -268,7 +271,7 @@ class Relations:
             return None
 
     async def report_n32f_error(self, peer_fqdn: str, info: dict) -> None:
-        """``POST n32f-error`` on a new N32-c connection (TS 33.501 §13.2.2.3), when the limiter
+        """``POST n32f-error`` on the peer's report connection (TS 33.501 §13.2.2.3), when the limiter
         admits it (n32/reports.py: not for unauthenticated messages, coalesced, rate-limited)."""
         if peer_fqdn not in self.peers:
             return
@@ -279,7 +282,7 @@ class Relations:
             log.info("n32f-error %s for messageId %s to %s not sent: %s", info.get("n32fErrorType"),
                      info.get("n32fMessageId"), peer_fqdn, why)
             return
-        await self._post(self.peers[peer_fqdn], "n32f-error", info)
+        await self._post(self.peers[peer_fqdn], "n32f-error", info, reuse=True)
 
     # ------------------------------------------------------------------ N32-c responder side
     def n32c_handle(self, conn_state: handshake.ConnectionState, operation: str, body: Any) -> tuple[int, Any]:

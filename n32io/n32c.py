@@ -123,6 +123,96 @@ async def post_once(peer: Any, ctx: SSL.Context, operation: str, body: dict,
         await client.close()
 
 
+class ReportChannel:
+    """One N32-c connection per peer for ``n32f-error`` reports, kept open ``idle`` seconds after
+    its last use (issue 13: a burst of N32-f errors must not open a connection per report; TS
+    33.501 §13.2.2.3 says nothing of connections, TS 29.573 §5.2 allows several requests on one).
+    Concurrent reports to one peer share it as HTTP/2 streams."""
+
+    def __init__(self, idle: float = 10.0) -> None:
+        self.idle = idle
+        self.opened = 0                    # connections opened, for tests and the log
+        self._conns: dict[str, tuple[H2TlsClient, str]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task] = set()
+
+    async def _connection(self, peer: Any, ctx: SSL.Context, timeout: float) -> tuple[H2TlsClient, str, bool]:
+        async with self._locks.setdefault(peer.fqdn, asyncio.Lock()):
+            conn = self._conns.get(peer.fqdn)
+            if conn is not None and not conn[0].closed and conn[0].free_streams > 0:
+                return conn[0], conn[1], True
+            if conn is not None:
+                self._drop(peer.fqdn)
+            client, prefix = await open_n32c(peer, ctx, timeout)
+            self.opened += 1
+            self._conns[peer.fqdn] = (client, prefix)
+            return client, prefix, False
+
+    async def post(self, peer: Any, ctx: SSL.Context, operation: str, body: dict, timeout: float,
+                   on_sent: Callable[[Sent], None] | None = None) -> tuple[int, Any]:
+        for attempt in (1, 2):
+            client, prefix, reused = await self._connection(peer, ctx, timeout)
+            self._cancel_timer(peer.fqdn)
+            try:
+                rsp = await _post(client, peer, operation, f"{prefix}{API}{operation}", body, timeout, on_sent)
+            except H2Error as e:
+                self._drop(peer.fqdn, client)
+                # the peer may have closed an idle connection under us: once more on a new one
+                if reused and not e.sent and attempt == 1:
+                    continue
+                raise
+            except BaseException:
+                self._drop(peer.fqdn, client)
+                raise
+            self._arm_timer(peer.fqdn, client)
+            try:
+                return rsp.status, rsp.json()
+            except ValueError:
+                return rsp.status, None
+        raise AssertionError("unreachable")
+
+    def _cancel_timer(self, fqdn: str) -> None:
+        timer = self._timers.pop(fqdn, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _arm_timer(self, fqdn: str, client: H2TlsClient) -> None:
+        self._cancel_timer(fqdn)
+        loop = asyncio.get_running_loop()
+        self._timers[fqdn] = loop.call_later(self.idle, self._expire, fqdn, client)
+
+    def _expire(self, fqdn: str, client: H2TlsClient) -> None:
+        self._timers.pop(fqdn, None)
+        if not client.idle:                # a report in flight re-arms the timer when it ends
+            return
+        self._drop(fqdn, client)
+
+    def _drop(self, fqdn: str, client: H2TlsClient | None = None) -> None:
+        conn = self._conns.get(fqdn)
+        if conn is None or (client is not None and conn[0] is not client):
+            if client is not None:
+                self._close(client)
+            return
+        del self._conns[fqdn]
+        self._cancel_timer(fqdn)
+        self._close(conn[0])
+
+    def _close(self, client: H2TlsClient) -> None:
+        task = asyncio.get_running_loop().create_task(client.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        for fqdn in list(self._conns):
+            self._drop(fqdn)
+        if self._closing:
+            await asyncio.wait(list(self._closing), timeout=SHUTDOWN_CLOSE)
+
+
+SHUTDOWN_CLOSE = 2.0   # seconds to close the report connections at shutdown
+
+
 async def with_backoff(fn, *, what: str, initial: float, maximum: float, attempts: int | None):
     """Retry ``fn`` on connection failures with exponential backoff (protocol errors are final)."""
     delay, n = initial, 0

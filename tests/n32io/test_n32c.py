@@ -94,3 +94,69 @@ def test_with_backoff_does_not_retry_a_protocol_error():
     with pytest.raises(N32Error):
         asyncio.run(n32c.with_backoff(refused, what="t", initial=0.001, maximum=0.002, attempts=None))
     assert calls == [1]
+
+
+def _counting_server_ctx(pki: Path, accepted: list[str]):
+    """The peer's mutual-TLS context, counting TLS handshakes (one per accepted connection: our
+    client always sends the peer's FQDN as SNI)."""
+    ctx = mtls_server_ctx(pki)
+    ctx.sni_callback = lambda sock, name, c: accepted.append(name)
+    return ctx
+
+
+def test_report_channel_sends_a_burst_of_reports_on_one_connection(pki: Path) -> None:
+    """Issue 13 item 4: N reports to one peer, sequential and concurrent, cost one N32-c connection."""
+    accepted: list[str] = []
+    seen: list[str] = []
+
+    async def peer_sepp(method, path, query, headers, body):
+        seen.append(json.loads(body)["n32fMessageId"])
+        return 204, [], b""
+
+    async def go():
+        server = await h2server.serve(peer_sepp, "127.0.0.1", 0, _counting_server_ctx(pki, accepted))
+        channel = n32c.ReportChannel(idle=30)
+        try:
+            peer = Peer(HOME, f"https://127.0.0.1:{h2server.bound_port(server)}")
+            ctx = client_ctx(pki)
+            info = {"n32fContextId": "a1b2c3d4e5f60718", "n32fErrorType": "POLICY_MISMATCH"}
+            for i in range(10):
+                assert await channel.post(peer, ctx, "n32f-error", {**info, "n32fMessageId": str(i)}, 10) == (204, None)
+            answers = await asyncio.gather(*(channel.post(peer, ctx, "n32f-error", {**info, "n32fMessageId": str(i)}, 10)
+                                             for i in range(10, 40)))
+            assert answers == [(204, None)] * 30
+        finally:
+            await channel.aclose()
+            await h2server.stop(server)
+        assert sorted(seen, key=int) == [str(i) for i in range(40)]
+        assert accepted == [HOME] and channel.opened == 1
+
+    asyncio.run(asyncio.wait_for(go(), 30))
+
+
+def test_report_channel_closes_an_idle_connection_and_opens_a_new_one_when_needed(pki: Path) -> None:
+    accepted: list[str] = []
+
+    async def peer_sepp(method, path, query, headers, body):
+        return 204, [], b""
+
+    async def go():
+        server = await h2server.serve(peer_sepp, "127.0.0.1", 0, _counting_server_ctx(pki, accepted))
+        channel = n32c.ReportChannel(idle=0.2)
+        try:
+            peer = Peer(HOME, f"https://127.0.0.1:{h2server.bound_port(server)}")
+            info = {"n32fContextId": "a1b2c3d4e5f60718", "n32fMessageId": "1", "n32fErrorType": "POLICY_MISMATCH"}
+            assert (await channel.post(peer, client_ctx(pki), "n32f-error", info, 10))[0] == 204
+            first = channel._conns[HOME][0]
+            for _ in range(50):                      # bounded: the idle timer closes it after 0.2 s
+                if first.closed:
+                    break
+                await asyncio.sleep(0.05)
+            assert first.closed and HOME not in channel._conns
+            assert (await channel.post(peer, client_ctx(pki), "n32f-error", info, 10))[0] == 204
+        finally:
+            await channel.aclose()
+            await h2server.stop(server)
+        assert len(accepted) == 2 and channel.opened == 2
+
+    asyncio.run(asyncio.wait_for(go(), 30))
