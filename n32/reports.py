@@ -1,6 +1,7 @@
 """Which ``n32f-error`` reports to send to a peer SEPP (TS 33.501 §13.2.2.3), sans-I/O.
 
-Reports cost the receiver of a bad message a new N32-c connection each, so a stream of bad
+Reports cost the receiver of a bad message N32-c requests (on one kept connection per peer,
+n32io.n32c.ReportChannel), so a stream of bad
 messages must not become a stream of connections (issue "hostile input", item 4):
 
 * never for a message that did not authenticate: no context for its ID, or its JWE did not
