@@ -1,7 +1,8 @@
 """Which ``n32f-error`` reports to send to a peer SEPP (TS 33.501 §13.2.2.3), sans-I/O.
 
 Reports cost the receiver of a bad message N32-c requests (on one kept connection per peer,
-n32io.n32c.ReportChannel), so a stream of bad messages must not become a stream of reports (issue "hostile input", item 4):
+n32io.n32c.ReportChannel), so a stream of bad messages must not become a stream of reports
+(issue "hostile input", item 4):
 
 * never for a message that did not authenticate: no context for its ID, or its JWE did not
   verify or decrypt (``UNAUTHENTICATED``); anyone who can reach the listener could send it, and
