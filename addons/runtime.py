@@ -150,8 +150,8 @@ class SeppRuntime:
         conn = self._conns.get(flow.client_conn.id) or {}
         ex = Exchange(listener=role, peer_identity=conn.get("peer"), ipx_identity=conn.get("ipx"), now=time.time())
         flow.metadata[METADATA_KEY] = ex
-        source = flowconv.to_http_request(flow.request)
         try:
+            source = flowconv.to_http_request(flow.request)
             flow.metadata["ue"] = label.ue_of(source.path, source.body)
             self._show_listener(flow)
             await self._run(flow, ex, source, wait)
@@ -168,6 +168,13 @@ class SeppRuntime:
         except Exception as e:  # fail closed: never forward what we could not process
             log.exception("internal error on %s %s", flow.request.method, flow.request.path)
             self._perform(flow, ex, self.engine.internal_error(ex, e))
+        if flow.response is None:
+            # Every flow on our listeners is answered here (next hops are dialled by n32io.upstream):
+            # a flow left unanswered would make mitmproxy dial its placeholder upstream and answer
+            # with its HTML error page. Fail closed with ProblemDetails instead.
+            log.error("no answer for %s %s on %s; answering 500", flow.request.method, flow.request.path[:200],
+                      role.value if hasattr(role, "value") else role)
+            self._perform(flow, ex, self.engine.internal_error(ex, RuntimeError("request left unanswered")))
 
     @staticmethod
     def _show_listener(flow: http.HTTPFlow) -> None:
