@@ -196,6 +196,7 @@ class Engine:
         ex.request_tag = body["reformattedData"].get("tag", "")
         ex.message_id, ex.encrypted, ex.context, ex.peer_context_id = message_id, n_enc, ctx.local_context_id, \
             ctx.peer_context_id
+        ex.held_context = ctx
         ex.report_to, ex.method, ex.path = peer.fqdn, req.method, req.path
         ex.original = {"method": req.method, "authority": req.authority, "path": req.target}
         dest = hop.uri if hop else n32f_dest(peer, relation)
@@ -223,7 +224,7 @@ class Engine:
         return [Forward(req, dest, HopKind.PEER, peer.fqdn, ex.now + self._timeout(HopKind.PEER))]
 
     def _restore_response(self, ex: Exchange, rsp: HttpResponse) -> list[Action]:
-        ctx = self.store.by_local_id(ex.context or "")
+        ctx = ex.held_context or self.store.by_local_id(ex.context or "")
         if ctx is None:
             raise N32Error(502, errors.CONTEXT_NOT_FOUND, "N32-f context ended before the response arrived")
         if rsp.status != 200:
@@ -272,7 +273,7 @@ class Engine:
                 # ourselves, whatever ``initiate`` says; the 403 tells it its context is gone
                 return [StartHandshake(peer)] + self._fail(ex, err)
             raise err
-        ex.context, ex.peer_context_id = ctx.local_context_id, ctx.peer_context_id
+        ex.context, ex.peer_context_id, ex.held_context = ctx.local_context_id, ctx.peer_context_id, ctx
         opened = prins.open_request(ctx, body, self.modification_check(ctx), peeked)
         actions = self._after_open(ex, ctx, opened)
         ex.answer_ri_parameters = isinstance(opened.block.get(prins.RI_PARAMETERS), dict)
@@ -326,7 +327,7 @@ class Engine:
         return Forward(req, uri, HopKind.NF, target.host, ex.now + self._timeout(HopKind.NF), protocol)
 
     def _protect_response(self, ex: Exchange, rsp: HttpResponse) -> list[Action]:
-        ctx = self.store.by_local_id(ex.context or "")
+        ctx = ex.held_context or self.store.by_local_id(ex.context or "")
         if ctx is None:
             raise N32Error(503, errors.CONTEXT_NOT_FOUND, "N32-f context ended before the response")
         rsp = self.edge.to_peer(rsp)

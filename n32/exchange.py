@@ -13,9 +13,12 @@ from __future__ import annotations
 import copy
 import enum
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .message import HttpRequest, HttpResponse
+
+if TYPE_CHECKING:
+    from .context import N32fContext
 
 METADATA_KEY = "n32"
 
@@ -82,6 +85,10 @@ class Exchange:
     answered: bool = False
     report_to: str | None = None          # peer to send an n32f-error to when this exchange fails
     answer_ri_parameters: bool = False
+    # The context this exchange was protected with, held until its answer is protected or opened:
+    # a rekey may retire that context (or the peer terminate it) while the message is in flight,
+    # and its answer is still bound to it (make before break, docs/interop-profile.md). Never saved.
+    held_context: "N32fContext | None" = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The saved form: plain JSON-like types only, default values left out."""

@@ -288,3 +288,25 @@ def test_telescopic_mapping_wrong_method_names_get(configs, tmp_path):
     req = HttpRequest("POST", "https", "sepp-v.local", "/nsepp-telescopic/v1/mapping")
     rsp = problem(v.engine.on_request(Exchange(listener=Listener.SBI, now=NOW), req), 405, "METHOD_NOT_ALLOWED")
     assert rsp.header("allow") == "GET"
+
+
+def test_context_retired_while_a_message_is_in_flight_still_carries_its_answer(pair):
+    """Make before break: a rekey may retire (or the peer terminate) the context a message was sent
+    on while it is in flight; its answer is bound to that context and must still get through on
+    both sides (the soak lost 1 request in 3,000 to "context ended before the response")."""
+    v, h = pair
+    ex_v = Exchange(listener=Listener.SBI, now=NOW)
+    fwd = only(v.engine.on_request(ex_v, nf_request()), Forward)
+    ex_h = n32(h, v.cfg.fqdn)
+    only(h.engine.on_request(ex_h, fwd.request), Forward)
+    # both sides drop the context while the home NF works on the request
+    h.store.remove(h.store.by_local_id(ex_h.context))
+    v.store.remove(v.store.by_local_id(ex_v.context))
+    nf_rsp = HttpResponse(200, [("content-type", "application/json")], json.dumps({"supi": SUPI}).encode())
+    back = only(h.engine.on_response(ex_h, nf_rsp), Answer).response
+    assert back.status == 200 and SUPI.encode() not in back.body
+    restored = only(v.engine.on_response(ex_v, back), Answer).response
+    assert restored.status == 200 and json.loads(restored.body) == {"supi": SUPI}
+    # a new message cannot use the removed context: nothing is held for it
+    assert v.store.by_local_id(ex_v.context) is None
+    assert "held_context" not in json.dumps(ex_v.to_dict())
