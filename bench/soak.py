@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="soak-"))
     total = args.minutes * 60
     restart_at = min(60.0, total * 0.1)          # early, so both SEPPs are warm long before the end
-    warm_at = min(max(restart_at + 60.0, total * 0.25), total * 0.5)
+    # warm-up: both SEPPs, the restarted one included, have run two minutes of traffic
+    warm_at = min(max(restart_at + 120.0, total * 0.25), total * 0.5)
     small = {"contexts": {"max_messages": args.max_messages, "rekey_margin": max(10, args.max_messages // 6),
                           "rekey_grace": 2.0}}
     lab = Lab(out=out, pki=out / "pki", mode="prins", overrides={"sepp-v": small, "sepp-h": small})
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             while time.monotonic() - t_start < total:
                 time.sleep(min(5.0, total - (time.monotonic() - t_start)))
             end = {n: rss_kib(live(procs, n)) for n in ("sepp-v", "sepp-h")}
-        recovery = load.recovery(t_ready)
+        recovery = load.recovery(t_ready, horizon=30.0)   # a restart's failures end within 30 s
         t_recovered = t_ready + (recovery if recovery is not None else total)
         sent = [s for s in load.samples if s.sent]
         # the window: from the kill (requests in flight then included) until traffic succeeded again

@@ -87,11 +87,14 @@ class Load:
     def failed(self, samples: Iterable[Sample] | None = None) -> list[Sample]:
         return [s for s in (self.samples if samples is None else samples) if s.sent and not s.ok]
 
-    def recovery(self, ready: float) -> float | None:
+    def recovery(self, ready: float, horizon: float | None = None) -> float | None:
         """Seconds from ``ready`` (the fault repaired: the peer reachable again) until traffic
         succeeds for good: the end of the first successful request started after both ``ready``
-        and the last failure. None if traffic never succeeded after the fault."""
-        last_fail = max((s.end for s in self.failed() if s.end >= ready), default=ready)
+        and the last failure (of those ending within ``horizon`` seconds of ``ready``, when given:
+        a long run's unrelated later failures are counted as such, not as this fault's recovery).
+        None if traffic never succeeded after the fault."""
+        last_fail = max((s.end for s in self.failed()
+                         if s.end >= ready and (horizon is None or s.end <= ready + horizon)), default=ready)
         ok = [s.end for s in self.samples if s.ok and s.start >= last_fail]
         return min(ok) - ready if ok else None
 
