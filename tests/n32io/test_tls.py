@@ -11,6 +11,8 @@ from n32 import trust
 from n32.plmn import PlmnId
 from n32io import tls
 
+from .memtls import pump
+
 HOME = "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
 
 
@@ -21,22 +23,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("pki-tls")
     ensure_lab_pki(d)
     return d
-
-
-def pump(client: SSL.Connection, server: SSL.Connection) -> None:
-    """Move handshake octets between the two until both are done or one fails (bounded)."""
-    for _ in range(20):
-        for a, b in ((client, server), (server, client)):
-            try:
-                a.do_handshake()
-            except SSL.WantReadError:
-                pass
-            try:
-                b.bio_write(a.bio_read(65536))
-            except SSL.WantReadError:
-                pass
-        if client.get_peer_finished() and server.get_peer_finished():
-            return
 
 
 def pair(pki: Path, *, identify=None, client_anchor: str = "plmn-999-70", server_name: str = HOME,
