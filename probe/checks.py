@@ -61,6 +61,19 @@ async def require_not_delivered(env: Env, t: Trace, mark: int, what: str) -> Non
         raise Failed(f"{what}: the NF behind the target received it")
 
 
+async def refusal_defect(env: Env, t: Trace, rsp: Response | Refused, mark: int, what: str,
+                         problem: bool = True) -> str | None:
+    """None when ``rsp`` refused the message (a 4xx ProblemDetails, or any refusal with
+    ``problem=False``) and the NF behind the target got nothing since ``mark``; else what failed.
+    For cases that try several variants and report every one that got through."""
+    try:
+        (require_problem if problem else require_refused)(rsp, what)
+        await require_not_delivered(env, t, mark, what)
+    except Failed as e:
+        return str(e)
+    return None
+
+
 async def valid_message(env: Env, t: Trace, what: str = "control: a correctly protected request",
                         n: int = 9) -> Response:
     """The control of a case: the same kind of message, unaltered, is accepted and delivered."""

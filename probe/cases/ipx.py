@@ -2,7 +2,7 @@
 peer's roaming intermediary (ES256 only and misplaced encBlockIndex are 4.2.2.7 and 4.2.2.8)."""
 from __future__ import annotations
 
-from ..checks import fresh_ec_pem, need_ipx, nssai_request, require_not_delivered, require_refused
+from ..checks import fresh_ec_pem, need_ipx, nssai_request, refusal_defect
 from ..runner import Env, Failed, Trace
 from . import case
 
@@ -39,10 +39,7 @@ async def ipx_rules(env: Env, t: Trace) -> None:
     for n, (what, make) in enumerate(variants.items()):
         mark = env.nf.mark()
         rsp = await env.send(t, what, make(msg(n)))
-        try:
-            require_refused(rsp, what)
-            await require_not_delivered(env, t, mark, what)
-        except Failed as e:
-            bad.append(str(e))
+        if (defect := await refusal_defect(env, t, rsp, mark, what, problem=False)):
+            bad.append(defect)
     if bad:
         raise Failed("; ".join(bad))

@@ -9,7 +9,7 @@ from typing import Any
 
 from n32 import jwe
 
-from ..checks import nssai_request, require_not_delivered, require_problem, supi, valid_message
+from ..checks import nssai_request, refusal_defect, require_not_delivered, require_problem, supi, valid_message
 from n32io.h2client import Response
 
 from ..runner import CONNECTION_ERRORS, Env, Failed, Refused, Trace
@@ -42,11 +42,8 @@ async def tampered(env: Env, t: Trace) -> None:
             jwe.b64url_encode(b'{"alg":"dir","enc":"A256GCM"}') if member == "protected" else _flip(jw[member])
         mark = env.nf.mark()
         rsp = await env.send(t, f"a valid message with its {member} altered", {**body, "reformattedData": jw})
-        try:
-            require_problem(rsp, member)
-            await require_not_delivered(env, t, mark, member)
-        except Failed as e:
-            accepted.append(str(e))
+        if (defect := await refusal_defect(env, t, rsp, mark, member)):
+            accepted.append(defect)
     if accepted:
         raise Failed("; ".join(accepted))
     await valid_message(env, t)
@@ -115,11 +112,8 @@ async def crafted(env: Env, t: Trace) -> None:
         edit(block)
         mark = env.nf.mark()
         rsp = await env.send(t, what, env.peer.seal(s, block, [supi(env, 64)]))
-        try:
-            require_problem(rsp, what)
-            await require_not_delivered(env, t, mark, what)
-        except Failed as e:
-            bad.append(str(e))
+        if (defect := await refusal_defect(env, t, rsp, mark, what)):
+            bad.append(defect)
     if bad:
         raise Failed("; ".join(bad))
 
