@@ -51,6 +51,9 @@ class Sepp:
             ctx.options.update(mode=self.rt.modes(), connection_strategy="lazy", keep_host_header=True)
             log.info("SEPP %s (%s) configured: PLMN %s, %d peer(s)", self.rt.cfg.name, self.rt.cfg.fqdn,
                      ",".join(map(str, self.rt.cfg.plmn_ids)), len(self.rt.cfg.peers))
+            # identity disagreements are accepted (lab setups) but peers may refuse them: say so
+            for warning in self.rt.cfg.warnings:
+                log.warning("%s", warning)
 
     async def running(self) -> None:
         if self.rt:

@@ -23,3 +23,28 @@ def test_config_error_is_one_line_options_error(tmp_path, text, problem):
     assert "\n" not in msg and msg.startswith(str(path)) and problem.lower() in msg.lower(), msg
     assert ei.value.__cause__ is None and ei.value.__suppress_context__   # no chained traceback
     assert sepp.rt is None
+
+
+def test_identity_warnings_of_the_config_are_logged(tmp_path, caplog):
+    # a SEPP whose FQDN is not a 3GPP SEPP FQDN is accepted, and the operator is told why peers may refuse it
+    import yaml
+
+    from certs.pki import ensure_lab_pki
+    from tests.n32.test_config import lab_dict
+
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    ensure_lab_pki(pki)
+    cfg = lab_dict(tmp_path, pki)
+    cfg.update(fqdn="sepp1.localdomain", telescopic={"enabled": False})
+    path = tmp_path / "sepp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    from mitmproxy.addons.proxyserver import Proxyserver
+
+    sepp = Sepp()
+    with taddons.context(sepp, Proxyserver()) as tctx, caplog.at_level("WARNING", logger="sepp"):
+        tctx.configure(sepp, sepp_config=str(path))
+    assert sepp.rt is not None
+    lines = [r.getMessage() for r in caplog.records if r.name == "sepp" and r.levelname == "WARNING"]
+    assert any("sepp1.localdomain is not a 3GPP SEPP FQDN" in line for line in lines), lines
+    assert any("certificate: does not name sepp1.localdomain" in line for line in lines), lines
