@@ -20,7 +20,6 @@ Also here, because the NFs, the scenario and the tests share them: ``multipart/r
 from __future__ import annotations
 
 import asyncio
-import email.message
 import json
 import logging
 import ssl
@@ -32,6 +31,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+
+from n32 import multipart
 
 log = logging.getLogger("lab.h2server")
 
@@ -357,51 +358,21 @@ def bound_port(server: asyncio.Server) -> int:
 
 
 # --------------------------------------------------------------------------- multipart/related
-Part = tuple[Headers, bytes]
-
-
-def media_type(content_type: str) -> tuple[str, dict[str, str]]:
-    """``'multipart/related; boundary=x'`` -> ``('multipart/related', {'boundary': 'x'})``."""
-    m = email.message.Message()
-    m["content-type"] = content_type
-    params = {k.lower(): v for k, v in m.get_params()[1:]} if m.get_params() else {}
-    return m.get_content_type(), params
+# The lab's NFs read and write multipart bodies with the SEPP's own parser (n32/multipart.py):
+# one reading of RFC 2046 §5.1 in the project.
+Part = multipart.Part
+media_type = multipart.media_type
 
 
 def multipart_encode(parts: list[Part], boundary: str) -> tuple[str, bytes]:
     """Encode ``multipart/related`` (RFC 2387; the first part is the root JSON, TS 29.500 §6.1.2.4).
     Returns ``(content_type, body)``; the boundary must not occur in any part."""
-    b = boundary.encode()
-    out = bytearray()
-    for headers, content in parts:
-        if b"--" + b in content:
-            raise ValueError("boundary occurs in a part")
-        out += b"--" + b + b"\r\n"
-        out += b"".join(f"{k}: {v}\r\n".encode() for k, v in headers) + b"\r\n" + content + b"\r\n"
-    out += b"--" + b + b"--\r\n"
-    return f'multipart/related; boundary={boundary}; type="application/json"', bytes(out)
+    return f'multipart/related; boundary={boundary}; type="application/json"', multipart.serialize(boundary, parts)
 
 
 def multipart_decode(content_type: str, body: bytes) -> list[Part]:
     """Decode a ``multipart/*`` body byte-exactly into ``[(headers, content)]``; ValueError if malformed."""
-    mtype, params = media_type(content_type)
-    if not mtype.startswith("multipart/") or not params.get("boundary"):
+    bnd = multipart.boundary(content_type)
+    if bnd is None:
         raise ValueError(f"not a multipart content type: {content_type!r}")
-    delim = b"\r\n--" + params["boundary"].encode()
-    segments = (b"\r\n" + body).split(delim)
-    if len(segments) < 3 or not segments[-1].startswith(b"--"):
-        raise ValueError("multipart body without parts or close delimiter")
-    parts: list[Part] = []
-    for seg in segments[1:-1]:
-        line_end = seg.find(b"\r\n")
-        if line_end < 0 or seg[:line_end].strip(b" \t"):
-            raise ValueError("malformed multipart delimiter line")
-        seg = seg[line_end:]  # starts with the CRLF that ends the delimiter line
-        head_end = seg.find(b"\r\n\r\n")
-        if head_end < 0:
-            raise ValueError("multipart part without header section")
-        raw = seg[2:head_end].decode("latin-1")
-        headers = [(k.strip().lower(), v.strip()) for k, v in
-                   (ln.split(":", 1) for ln in raw.split("\r\n") if ln)]
-        parts.append((headers, seg[head_end + 4:]))
-    return parts
+    return multipart.parse(bnd, body)
