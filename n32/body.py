@@ -123,6 +123,7 @@ def _long_number(data: bytes) -> bool:
 
 
 _BOM = b"\xef\xbb\xbf"
+_NEGATIVE_EXPONENT = re.compile(rb"[0-9]e-")
 
 
 def dumps(doc: Any) -> bytes:
@@ -134,9 +135,11 @@ def dumps(doc: Any) -> bytes:
         return _ENCODER.encode(doc).encode("utf-8")
     # orjson writes NaN and Infinity as null (the standard library refuses them), and numbers
     # below 1e-4 in another form ("1e-7", "0.00001" for "1e-07", "1e-05"): those go to json.
+    # A negative exponent is always a digit then "e-"; "e-" alone is common in strings
+    # ("ue-authentications", base64url), which would send most N32-f blocks to json for nothing.
     if b"null" in out:
         _ENCODER.encode(doc)
-    if b"e-" in out or b"0.0000" in out:
+    if (b"e-" in out and _NEGATIVE_EXPONENT.search(out)) or b"0.0000" in out:
         return _ENCODER.encode(doc).encode("utf-8")
     return out
 

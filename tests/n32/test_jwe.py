@@ -365,3 +365,23 @@ def test_fast_json_writes_what_the_standard_library_writes(value):
     except UnicodeEncodeError:      # a lone surrogate cannot be UTF-8 either way
         with pytest.raises(ValueError):
             expected.encode("utf-8")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1e-05, 2.5e-07, 1e-4, 1e16, 0.00001234]) | st.text(max_size=12)
+    | st.sampled_from(["ue-authentications", "5e-3", "0.00001", "-_e-"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_fast_json_writes_what_the_standard_library_writes_any_value(value):
+    """Also "e-" and "0.0000" inside strings, which take the fast path (they are no numbers)."""
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        assert jwe.json_dumps(value) == expected.encode("utf-8")
+    except UnicodeEncodeError:      # a lone surrogate cannot be UTF-8 either way
+        with pytest.raises(ValueError):
+            expected.encode("utf-8")

@@ -3,6 +3,7 @@ real N32-KDF, messages sealed and opened with the real JWE, then the receiver's 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import secrets
 
@@ -135,3 +136,44 @@ def test_malformed_bodies_are_a_4xx(body):
         with pytest.raises(N32Error) as ei:
             op(body)
         assert 400 <= ei.value.status < 500
+
+
+# --- the bytes on the wire do not change with the implementation -----------------------------------
+# Digests of N32-f bodies sealed with fixed keys and nonces, written by the implementation of
+# commit ec07eaf (checked by an independent JWE implementation, tests/integration/test_spec_prins_peer.py).
+# Any change to the sealing, the JSON writer or the reformatting that alters one octet fails here.
+GOLDEN = {
+    "A128GCM": ("e8d328a29f8a41dcd31b982345c3c7745bd1cd80fe0714d9fa3164324b5f0dcb",
+                "a378110b578553427f7d9403e0a247123a4201cc521c00fd8603c0ed1db63903"),
+    "A256GCM": ("1c301d44bc35b1f4216ea3fc8bbfe73666c002f24d47fd357ec9e3f7c702dbfc",
+                "7f8065fcf2ff9100ef6877a637420ca27b24e36455f9eca3cf50843d8ee160cd"),
+}
+
+
+def golden_wire(suite: str) -> tuple[bytes, bytes]:
+    """(N32fReformattedReqMsg, N32fReformattedRspMsg) as sent, keys from a fixed master key."""
+    master = bytes(range(32))
+    keys = kdf.derive_session_keys(master, INIT_ID, RESP_ID, suite)
+    ctx = N32fContext(INIT_ID, RESP_ID, "initiator", "sepp.h.example", (), suite, "ES256", keys, master)
+    peer = N32fContext(RESP_ID, INIT_ID, "responder", "sepp.v.example", (), suite, "ES256", keys, master)
+    body = json.dumps({"supiOrSuci": SUPI, "servingNetworkName": "5G:mnc001.mcc001.3gppnetwork.org",
+                       "n": [1, 2.5, 1e-05, None, True], "é": {"a": {"b": "c"}}}).encode()
+    req = HttpRequest("POST", "https", "udm.5gc.mnc070.mcc999.3gppnetwork.org", f"/nudm-uecm/v1/{SUPI}/registrations",
+                      "plmn-id=%7B%22mcc%22%3A%22001%22%7D&x=1", [("content-type", "application/json"),
+                                                                  ("authorization", "Bearer t"), ("User-Agent", "AMF")],
+                      body)
+    sel = IeSelection(body=("/supiOrSuci", "/é/a/b", "/n/1"), headers=("authorization",), path_segments=(2,),
+                      query=("plmn-id",))
+    q, _ = prins.protect_request(ctx, req, sel, "12345678901234567890", None,
+                                 extra={prins.RI_PARAMETERS: {"x": "ü"}})
+    rsp = HttpResponse(201, [("content-type", "application/3gppHal+json"), ("location", "https://a/b")], body)
+    r, _ = prins.protect_response(peer, rsp, IeSelection(body=("/supiOrSuci",)), "12345678901234567890", "ipx.example")
+    return jwe.json_dumps(q), jwe.json_dumps(r)
+
+
+@pytest.mark.parametrize("suite", sorted(GOLDEN))
+def test_wire_bytes_are_those_of_the_reference_implementation(suite):
+    q, r = golden_wire(suite)
+    assert (hashlib.sha256(q).hexdigest(), hashlib.sha256(r).hexdigest()) == GOLDEN[suite]
+    # the engine may write the body with either JSON writer: the same octets (all ASCII)
+    assert json.dumps(json.loads(r), separators=(",", ":")).encode() == r
