@@ -212,7 +212,7 @@ class Pipeline:
         sel = self._sel(H, req, "request")
         mid = prins.new_message_id()
         body, _ = prins.protect_request(ctx, req, sel, mid, None)
-        return jwe.json_dumps(body), mid            # as n32/engine.py writes the N32-f request
+        return prins.dumps(body), mid               # as n32/engine.py writes the N32-f request
 
     def open_request(self, wire: bytes) -> Any:
         body = jbody.loads(wire)                    # as n32/engine.py reads an N32-f body
@@ -224,7 +224,7 @@ class Pipeline:
         ctx = self.store.by_local_id(self.ctx_h.local_context_id)
         sel = self._sel(V, req, "response")
         body, _ = prins.protect_response(ctx, rsp, sel, mid, None)
-        return json.dumps(body, separators=(",", ":")).encode()    # engine.json_response
+        return prins.dumps(body)                    # as n32/engine.py writes the N32-f response
 
     def open_response(self, wire: bytes, mid: str) -> Any:
         ctx = self.store_v.by_local_id(self.ctx_v.local_context_id)

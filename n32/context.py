@@ -15,11 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from . import suites
 from .jwe import NonceCounter
 from .kdf import RECEIVE_LABELS as _RECV
 from .kdf import SEND_LABELS as _SEND
 from .kdf import SessionKeys
 from .replay import MessageIdCache, ReplayWindow
+from .suites import Aead
 
 
 @dataclass(eq=False)
@@ -61,6 +63,10 @@ class N32fContext:
                          for label in set(_SEND.values())}
         self.windows = {label: ReplayWindow() for label in set(_RECV.values())}
         self.message_ids = MessageIdCache()
+        # per direction, what sealing and opening need, with the AEAD object made once per key
+        # rather than per message (issue 14 goal 1)
+        self._sending: dict[str, tuple[bytes, NonceCounter, str, Aead]] = {}
+        self._receiving: dict[str, tuple[bytes, bytes, ReplayWindow, str, Aead]] = {}
 
     @property
     def initiator_context_id(self) -> str:
@@ -82,6 +88,22 @@ class N32fContext:
         label = _RECV[(self.role, kind)]
         return (getattr(self.keys, f"{label}_key"), getattr(self.keys, f"{label}_iv_salt"),
                 self.windows[label], self.jwe_suite)
+
+    def sending(self, kind: str) -> tuple[bytes, NonceCounter, str, Aead]:
+        """:meth:`send_params` and the AEAD object of that key."""
+        got = self._sending.get(kind)
+        if got is None:
+            key, counter, enc = self.send_params(kind)
+            got = self._sending[kind] = (key, counter, enc, suites.jwe(enc).aead(key))
+        return got
+
+    def receiving(self, kind: str) -> tuple[bytes, bytes, ReplayWindow, str, Aead]:
+        """:meth:`receive_params` and the AEAD object of that key."""
+        got = self._receiving.get(kind)
+        if got is None:
+            key, salt, window, enc = self.receive_params(kind)
+            got = self._receiving[kind] = (key, salt, window, enc, suites.jwe(enc).aead(key))
+        return got
 
     @property
     def needs_rekey(self) -> bool:

@@ -204,7 +204,7 @@ class Engine:
         if hop:  # the IPX routes on the receiving SEPP (interop profile: IPX routing)
             headers.append((TARGET_HEADER, f"https://{peer.fqdn}"))
         name = hop.fqdn if hop else peer.fqdn
-        out = HttpRequest("POST", "https", name, dest_path(dest), "", headers, jwe.json_dumps(body))
+        out = HttpRequest("POST", "https", name, dest_path(dest), "", headers, prins.dumps(body))
         kind = HopKind.IPX if hop else HopKind.PEER
         actions.append(Forward(out, dest, kind, name, ex.now + self._timeout(kind)))
         return actions
@@ -339,7 +339,7 @@ class Engine:
         body, n_enc = self._seal(actions, peer, ctx, lambda: prins.protect_response(
             ctx, rsp, sel, ex.message_id or "", ipx, peer.options.authorized_ipx_null, extra))
         ex.status, ex.encrypted_response, ex.answered = rsp.status, n_enc, True
-        return actions + [Answer(json_response(200, body))]
+        return actions + [Answer(HttpResponse(200, [(wire.CONTENT_TYPE, wire.JSON)], prins.dumps(body)))]
 
     @property
     def _retry_after(self) -> int:

@@ -19,7 +19,6 @@ expected salt is 403 ``DECIPHERING_FAILED`` (profile 26).
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import json
@@ -44,24 +43,29 @@ class KeyExhausted(Exception):
 
 # --- encoding helpers shared with jws.py -----------------------------------------------------
 
+_TO_URL = bytes.maketrans(b"+/", b"-_")
+# "-" and "_" to the standard alphabet; "+" and "/" (not base64url) to "*", which the strict
+# decoder refuses: one translation instead of a translation, a deletion and a length check.
+_FROM_URL = bytes.maketrans(b"-_+/", b"+/**")
+
+
 def b64url_encode(data: bytes) -> str:
     """BASE64URL without padding (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-_TO_STD = bytes.maketrans(b"-_", b"+/")
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URL).rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(text: Any) -> bytes:
     """Decode BASE64URL with or without padding; ``ValueError`` if ``text`` is not one."""
     if not isinstance(text, str):
         raise ValueError("not a base64url string")
-    raw = text.encode("ascii", "replace")     # a non-ASCII character becomes "?", refused below
-    std = raw.translate(_TO_STD, b"+/")       # "+" and "/" are not base64url: deleted, then noticed
-    if len(std) != len(raw) or (raw.endswith(b"=") and len(raw) % 4):
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError("not a base64url string") from None
+    if raw[-1:] == b"=" and len(raw) % 4:
         raise ValueError("not a base64url string or bad padding")
     try:    # strict: only the alphabet, padding only at the end (RFC 4648 §3.3)
-        return binascii.a2b_base64(std + b"=" * (-len(std) % 4), strict_mode=True)
+        return binascii.a2b_base64(raw.translate(_FROM_URL) + b"=" * (-len(raw) % 4), strict_mode=True)
     except binascii.Error as exc:
         raise ValueError(f"bad base64url: {exc}") from None
 
@@ -129,6 +133,12 @@ def _protected(enc: str) -> str:
     return b64url_encode(json_dumps({"alg": "dir", "enc": enc}))
 
 
+@functools.lru_cache(maxsize=16)
+def _protected_dot(enc: str) -> bytes:
+    """``ASCII(protected) || "."``: the constant start of the AEAD additional data (RFC 7516 §5.1 step 14)."""
+    return _protected(enc).encode("ascii") + b"."
+
+
 def _suite(key: bytes, enc: str) -> suites.JweSuite:
     """The registered suite ``enc`` (n32/suites.py); ``ValueError`` if unknown or ``key`` does not fit."""
     suite = suites.jwe(enc)
@@ -137,23 +147,24 @@ def _suite(key: bytes, enc: str) -> suites.JweSuite:
     return suite
 
 
-def encrypt(key: bytes, nonce: bytes, enc: str, aad_block: dict, data_to_encrypt: list) -> dict:
+def encrypt(key: bytes, nonce: bytes, enc: str, aad_block: dict, data_to_encrypt: list,
+            aead: suites.Aead | None = None) -> dict:
     """Seal one N32-f message as a flattened JWE JSON object (TS 29.573 ``FlatJweJson``).
 
     ``aad_block`` is the DataToIntegrityProtectBlock, ``data_to_encrypt`` the values of the
     DataToIntegrityProtectAndCipherBlock. Each ``nonce`` must be used once (take it from a
-    :class:`NonceCounter`).
+    :class:`NonceCounter`). ``aead``: the suite's AEAD object for ``key``, if the caller keeps
+    one per key (a context does); else it is made here.
     """
     suite = _suite(key, enc)
     if len(nonce) != NONCE_LENGTH:
         raise ValueError(f"nonce must be {NONCE_LENGTH} octets")
     if not isinstance(aad_block, dict) or not isinstance(data_to_encrypt, list):
         raise TypeError("aad_block must be a dict and data_to_encrypt a list")
-    protected = _protected(enc)
-    aad = b64url_encode(json_dumps(aad_block))
-    sealed = suite.aead(key).encrypt(nonce, json_dumps({"dataToEncrypt": data_to_encrypt}),
-                                     f"{protected}.{aad}".encode("ascii"))
-    return {"protected": protected, "aad": aad, "iv": b64url_encode(nonce),
+    aad = binascii.b2a_base64(json_dumps(aad_block), newline=False).translate(_TO_URL).rstrip(b"=")
+    sealed = (aead or suite.aead(key)).encrypt(nonce, json_dumps({"dataToEncrypt": data_to_encrypt}),
+                                               _protected_dot(enc) + aad)
+    return {"protected": _protected(enc), "aad": aad.decode("ascii"), "iv": b64url_encode(nonce),
             "ciphertext": b64url_encode(sealed[:-TAG_LENGTH]), "tag": b64url_encode(sealed[-TAG_LENGTH:])}
 
 
@@ -197,15 +208,21 @@ def peek_aad(jwe: Any) -> dict:
 
 
 def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
-            expected_enc: str | None = None, aad_block: dict | None = None) -> tuple[dict, list, bytes]:
+            expected_enc: str | None = None, aad_block: dict | None = None,
+            aead: suites.Aead | None = None) -> tuple[dict, list, bytes]:
     """Verify and open an N32-f JWE: ``(aad_block, data_to_encrypt, nonce)``.
 
     TS 33.501 §13.2.4.7: the AEAD tag covers the protected header, the clear block (``aad``) and
     the ciphertext. ``expected_salt`` is the IV salt of ``key`` (profile 26), ``expected_enc``
     the negotiated JWE suite. The caller checks the SEQ (``nonce[8:]``) for replay afterwards.
     ``aad_block`` is what :func:`peek_aad` gave for this very ``aad`` text: it is not decoded twice.
+    ``aead``: the AEAD object of ``key`` if the caller keeps one (see :func:`encrypt`).
     """
-    protected_text, protected = _member(jwe, "protected")
+    ours = expected_enc is not None and isinstance(jwe, dict) and jwe.get("protected") == _protected(expected_enc)
+    if ours:                # the form we send: valid base64url, decoded only if it must be parsed
+        protected_text, protected = jwe["protected"], b""
+    else:
+        protected_text, protected = _member(jwe, "protected")
     if expected_enc is not None:
         suite = _suite(key, expected_enc)
     else:
@@ -238,11 +255,11 @@ def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
                        n32f_error_type=errors.DECIPHERING_FAILED)
     try:
         additional_data = f"{protected_text}.{aad_text}".encode("ascii")
-        plaintext = suite.aead(key).decrypt(nonce, ciphertext + tag, additional_data)
+        plaintext = (aead or suite.aead(key)).decrypt(nonce, ciphertext + tag, additional_data)
     except InvalidTag:
         raise _integrity("AEAD verification failed (protected header, aad, iv, ciphertext or tag altered, "
                          "or different session key)") from None
-    if protected_text == _protected(enc):   # the form we send, verified above: nothing to parse
+    if ours or protected_text == _protected(enc):   # the form we send, verified above: nothing to parse
         header = {"alg": "dir", "enc": enc}
     else:
         try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 
 import pytest
@@ -325,6 +326,27 @@ def test_b64url_helpers():
     for bad in ("+/8", "-_8==", "a", "ab=c", " ab", 3):
         with pytest.raises(ValueError):
             jwe.b64url_decode(bad)
+
+
+def _reference_b64url_decode(text: str) -> bytes:
+    """RFC 4648 §5 read by the standard library after checking the alphabet and padding by hand."""
+    body = text.rstrip("=")
+    if any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in body) \
+            or (len(body) != len(text) and len(text) % 4) or len(body) % 4 == 1 or len(text) - len(body) > 2:
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="AQgw-_+/=*é \n", max_size=10) | st.binary(max_size=9).map(b64))
+def test_b64url_decode_accepts_exactly_base64url(text):
+    try:
+        expected = _reference_b64url_decode(text)
+    except (ValueError, binascii.Error):
+        with pytest.raises(ValueError):
+            jwe.b64url_decode(text)
+        return
+    assert jwe.b64url_decode(text) == expected
 
 
 # --- the JSON codec of the per-message path (orjson with the standard library's results) ---------

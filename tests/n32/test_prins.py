@@ -168,12 +168,13 @@ def golden_wire(suite: str) -> tuple[bytes, bytes]:
                                  extra={prins.RI_PARAMETERS: {"x": "ü"}})
     rsp = HttpResponse(201, [("content-type", "application/3gppHal+json"), ("location", "https://a/b")], body)
     r, _ = prins.protect_response(peer, rsp, IeSelection(body=("/supiOrSuci",)), "12345678901234567890", "ipx.example")
-    return jwe.json_dumps(q), jwe.json_dumps(r)
+    return prins.dumps(q), prins.dumps(r)
 
 
 @pytest.mark.parametrize("suite", sorted(GOLDEN))
 def test_wire_bytes_are_those_of_the_reference_implementation(suite):
     q, r = golden_wire(suite)
     assert (hashlib.sha256(q).hexdigest(), hashlib.sha256(r).hexdigest()) == GOLDEN[suite]
-    # the engine may write the body with either JSON writer: the same octets (all ASCII)
-    assert json.dumps(json.loads(r), separators=(",", ":")).encode() == r
+    # what the standard library writes (the engine wrote them with json before)
+    for wire in (q, r):
+        assert json.dumps(json.loads(wire), separators=(",", ":")).encode() == wire
