@@ -126,14 +126,23 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def _negative_exponent(out: bytes) -> bool:
-    """Whether a digit precedes some "e-" in ``out`` (bytes.find in C; a regular expression
-    tries every position and cost more than the JSON writer itself)."""
+    """Whether ``out`` (compact JSON) may hold a number with a negative exponent: an "e-" after
+    digits (and a point) that follow "[", ":", ",", "-" or the start. Inside strings this is rare
+    (a UUID's "0e-" follows a letter); such a string only costs the slower writer. bytes.find
+    runs in C; a regular expression tries every position and cost more than the writer itself."""
     pos = out.find(b"e-")
     while pos >= 0:
-        if pos and 0x30 <= out[pos - 1] <= 0x39:
+        i = pos
+        while i > 0 and out[i - 1] in _DIGITS_POINT:
+            i -= 1
+        if i < pos and (i == 0 or out[i - 1] in _BEFORE_NUMBER):
             return True
         pos = out.find(b"e-", pos + 2)
     return False
+
+
+_DIGITS_POINT = frozenset(b"0123456789.")
+_BEFORE_NUMBER = frozenset(b"[:,-")
 
 
 def dumps(doc: Any) -> bytes:

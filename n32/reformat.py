@@ -65,6 +65,38 @@ class IeSelection:
         """``body`` as token lists, parsed once per selection (selections are cached by the policy)."""
         return tuple(tuple(jsonpointer.JsonPointer(p).parts) for p in self.body)
 
+    @functools.cached_property
+    def body_tree(self) -> _Patterns | None:
+        """``body_parts`` compiled for the walk over a body (None: nothing selected in bodies)."""
+        return _Patterns(self.body_parts) if self.body_parts else None
+
+
+class _Patterns:
+    """A non-empty set of pointer patterns (token tuples) at one place of a document, with the
+    sets for the places below it computed once and remembered (for a bounded number of names:
+    the names come from the documents, so from peers and NFs)."""
+
+    __slots__ = ("patterns", "whole", "star", "heads", "_below")
+    REMEMBERED = 256
+
+    def __init__(self, patterns: tuple[tuple[str, ...], ...]) -> None:
+        self.patterns = patterns
+        self.whole = any(not p for p in patterns)           # a pattern ends here: this value is selected
+        self.star = any(p[0] == "*" for p in patterns if p)
+        self.heads = tuple(dict.fromkeys(p[0] for p in patterns if p))
+        self._below: dict[str, _Patterns | None] = {}
+
+    def below(self, token: str) -> _Patterns | None:
+        """The patterns for member or index ``token``, None if none reaches it."""
+        try:
+            return self._below[token]
+        except KeyError:
+            rest = tuple(p[1:] for p in self.patterns if p and p[0] in ("*", token))
+            out = _Patterns(rest) if rest else None
+            if len(self._below) < self.REMEMBERED:
+                self._below[token] = out
+            return out
+
 
 def contains_enc_block_index(obj: Any) -> bool:
     """True if parsed JSON ``obj`` has a member named ``encBlockIndex`` at any depth (profile 16)."""
@@ -116,15 +148,18 @@ def reformat_response(rsp: HttpResponse, sel: IeSelection, meta: dict) -> tuple[
 
 def _with_headers_and_body(block: dict, headers: list[tuple[str, str]], body: bytes, sel: IeSelection,
                            enc: _Encrypted, payload: list[dict]) -> tuple[dict, list]:
+    ctype = ""
     if headers:
-        block["headers"] = _protect_headers(headers, sel.headers, enc)
-    payload += _protect_body(_header(headers, "content-type") or "", body, sel, enc)
+        block["headers"], ctype = _protect_headers(headers, sel.headers, enc)
+    payload += _protect_body(ctype, body, sel, enc)
     if payload:
         block["payload"] = payload
     return block, enc.data
 
 
 def _protect_path(path: str, indices: tuple[int, ...], enc: _Encrypted, payload: list[dict]) -> str:
+    if not indices:
+        return path
     segments = path.split("/")              # segments[0] is "" (the leading "/")
     for i in sorted(set(indices)):
         if 0 <= i < len(segments) - 1:
@@ -135,6 +170,8 @@ def _protect_path(path: str, indices: tuple[int, ...], enc: _Encrypted, payload:
 
 
 def _protect_query(query: str, names: tuple[str, ...], enc: _Encrypted, payload: list[dict]) -> str:
+    if not names:
+        return query
     pieces = query.split("&")
     for k, piece in enumerate(pieces):
         name, sep, value = piece.partition("=")
@@ -146,14 +183,19 @@ def _protect_query(query: str, names: tuple[str, ...], enc: _Encrypted, payload:
     return "&".join(pieces)
 
 
-def _protect_headers(headers: list[tuple[str, str]], names: tuple[str, ...], enc: _Encrypted) -> list[dict]:
+def _protect_headers(headers: list[tuple[str, str]], names: tuple[str, ...], enc: _Encrypted
+                     ) -> tuple[list[dict], str]:
+    """The HttpHeader list, and the first content-type value (read in the same pass)."""
     out: list[dict] = []
+    ctype = None
     for name, value in headers:
         name = name.lower()
         if INDEX in value:
             raise _rejected(f"header {name}")
+        if ctype is None and name == "content-type":
+            ctype = value
         out.append({"header": name, "value": enc.put(value) if name in names else value})
-    return out
+    return out, ctype or ""
 
 
 def _protect_body(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypted) -> list[dict]:
@@ -163,7 +205,7 @@ def _protect_body(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypted) ->
     if mtype.startswith("multipart/"):
         return _protect_multipart(ctype, body, sel, enc)
     if _is_json(ctype):
-        return _json_entries(_select(_parse_json(body, "the JSON body"), sel.body_parts, enc))
+        return _json_entries(_select(_parse_json(body, "the JSON body"), sel.body_tree, enc))
     return [{"iePath": "", "ieValueLocation": BODY, "value": {OPAQUE: _binary(body, sel.binary_parts, enc)}}]
 
 
@@ -193,7 +235,7 @@ def _protect_multipart(ctype: str, body: bytes, sel: IeSelection, enc: _Encrypte
         entries.append({"iePath": _pointer([cid]) if cid else "", "ieValueLocation": MULTIPART_BINARY,
                         "value": value})
         if json_root:   # its content: BODY entries right after the part entry
-            entries += _json_entries(_select(_parse_json(content, "the multipart root part"), sel.body_parts, enc))
+            entries += _json_entries(_select(_parse_json(content, "the multipart root part"), sel.body_tree, enc))
     return entries
 
 
@@ -209,22 +251,21 @@ def _parse_json(raw: bytes, where: str) -> Any:
     return doc
 
 
-def _select(doc: Any, patterns: tuple[tuple[str, ...], ...], enc: _Encrypted) -> Any:
+def _select(doc: Any, patterns: _Patterns | None, enc: _Encrypted) -> Any:
     """``doc`` with every value a pattern selects replaced by an index (outermost match wins).
 
     Only the members a pattern names are visited and copied: ``doc`` is freshly parsed and ours."""
-    return _walk(doc, patterns, enc)
+    return doc if patterns is None else _walk(doc, patterns, enc)
 
 
-def _walk(node: Any, patterns: tuple[tuple[str, ...], ...], enc: _Encrypted) -> Any:
-    if not patterns:
-        return node
-    if any(not p for p in patterns):
+def _walk(node: Any, patterns: _Patterns, enc: _Encrypted) -> Any:
+    if patterns.whole:
         return enc.put(node)
     if isinstance(node, dict):
-        if any(p[0] == "*" for p in patterns):
-            return {k: _walk(v, tuple(p[1:] for p in patterns if p[0] in ("*", k)), enc) for k, v in node.items()}
-        heads = [k for k in dict.fromkeys(p[0] for p in patterns) if k in node]
+        if patterns.star:
+            below = patterns.below
+            return {k: v if (p := below(k)) is None else _walk(v, p, enc) for k, v in node.items()}
+        heads = [k for k in patterns.heads if k in node]
         if not heads:
             return node
         if len(heads) > 1:      # indices are numbered in document order
@@ -232,16 +273,18 @@ def _walk(node: Any, patterns: tuple[tuple[str, ...], ...], enc: _Encrypted) -> 
             heads.sort(key=position.__getitem__)
         out = dict(node)
         for k in heads:
-            out[k] = _walk(node[k], tuple(p[1:] for p in patterns if p[0] == k), enc)
+            out[k] = _walk(node[k], patterns.below(k), enc)   # type: ignore[arg-type]  # a head: not None
         return out
     if isinstance(node, list):
-        return [_walk(v, tuple(p[1:] for p in patterns if p[0] in ("*", str(i))), enc) for i, v in enumerate(node)]
+        below = patterns.below
+        return [v if (p := below(str(i))) is None else _walk(v, p, enc) for i, v in enumerate(node)]
     return node
 
 
 def _json_entries(doc: Any) -> list[dict]:
     if isinstance(doc, dict) and doc and INDEX not in doc:
-        return [{"iePath": _pointer([k]), "ieValueLocation": BODY, "value": v} for k, v in doc.items()]
+        return [{"iePath": "/" + k if "~" not in k and "/" not in k else _pointer([k]), "ieValueLocation": BODY,
+                 "value": v} for k, v in doc.items()]
     return [{"iePath": "", "ieValueLocation": BODY, "value": doc}]
 
 

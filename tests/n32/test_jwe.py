@@ -392,7 +392,7 @@ def test_fast_json_writes_what_the_standard_library_writes(value):
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
     | st.sampled_from([1e-05, 2.5e-07, 1e-4, 1e16, 0.00001234]) | st.text(max_size=12)
-    | st.sampled_from(["ue-authentications", "5e-3", "0.00001", "-_e-"]),
+    | st.sampled_from(["ue-authentications", "5e-3", "0.00001", "-_e-", "0b8d4f0e-7e1c", ":1e-5", "[2.5e-7"]),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=20)
 

@@ -535,6 +535,46 @@ def test_property_request_round_trip_and_no_selected_value_in_clear(m):
     assert json.loads(out.body) == json.loads(req.body)
 
 
+def _reference_walk(node, patterns, data):
+    """The selection walk as first written (patterns as token tuples, nothing compiled)."""
+    if not patterns:
+        return node
+    if any(not p for p in patterns):
+        data.append(node)
+        return {"encBlockIndex": len(data) - 1}
+    if isinstance(node, dict):
+        if any(p[0] == "*" for p in patterns):
+            return {k: _reference_walk(v, tuple(p[1:] for p in patterns if p[0] in ("*", k)), data)
+                    for k, v in node.items()}
+        heads = sorted({p[0] for p in patterns if p[0] in node}, key=list(node).index)
+        out = dict(node)
+        for k in heads:
+            out[k] = _reference_walk(node[k], tuple(p[1:] for p in patterns if p[0] == k), data)
+        return out
+    if isinstance(node, list):
+        return [_reference_walk(v, tuple(p[1:] for p in patterns if p[0] in ("*", str(i))), data)
+                for i, v in enumerate(node)]
+    return node
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages(), st.lists(st.sampled_from(["/a", "/*", "/0/*", "/*/b", "/a/*/c", "/*/0", "/b/*"]), max_size=3))
+def test_compiled_selection_selects_what_the_pattern_walk_selects(m, more):
+    """The same clear block and the same dataToEncrypt, in the same order, as walking the patterns."""
+    req, sel = m
+    sel = IeSelection(sel.body + tuple(more))
+    block, data = reformat_request(req, sel, META)
+    expected_data: list = []
+    doc = _reference_walk(json.loads(req.body), sel.body_parts, expected_data)
+    entries = [e for e in block.get("payload", []) if e["ieValueLocation"] == "BODY"]
+    if isinstance(doc, dict) and doc and "encBlockIndex" not in doc:
+        assert {e["iePath"]: e["value"] for e in entries} == {pointer([k]): v for k, v in doc.items()}
+        assert [e["iePath"] for e in entries] == [pointer([k]) for k in doc]
+    else:
+        assert entries == [{"iePath": "", "ieValueLocation": "BODY", "value": doc}]
+    assert data[len(data) - len(expected_data):] == expected_data
+
+
 @settings(max_examples=150, deadline=None)
 @given(status=st.integers(100, 599), doc=json_values,
        headers=st.lists(st.tuples(st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True),
