@@ -200,9 +200,14 @@ def peek_aad(jwe: Any) -> dict:
     Used to find the context (metaData.n32fContextId) before decryption; nothing in it is
     authenticated until :func:`decrypt` succeeds.
     """
+    return peek_aad_text(jwe)[0]
+
+
+def peek_aad_text(jwe: Any) -> tuple[dict, bytes]:
+    """:func:`peek_aad` and the JSON text the block was read from."""
     _, aad = _member(jwe, "aad")
     try:
-        return json_object(aad)
+        return json_object(aad), aad
     except ValueError as exc:
         raise _malformed(f"aad is not a UTF-8 JSON object ({exc})") from None
 
@@ -210,7 +215,16 @@ def peek_aad(jwe: Any) -> dict:
 def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
             expected_enc: str | None = None, aad_block: dict | None = None,
             aead: suites.Aead | None = None) -> tuple[dict, list, bytes]:
-    """Verify and open an N32-f JWE: ``(aad_block, data_to_encrypt, nonce)``.
+    """Verify and open an N32-f JWE: ``(aad_block, data_to_encrypt, nonce)`` (see :func:`decrypt_with_aad`)."""
+    block, data, nonce, _ = decrypt_with_aad(key, jwe, expected_salt, expected_enc, aad_block, aead)
+    return block, data, nonce
+
+
+def decrypt_with_aad(key: bytes, jwe: Any, expected_salt: bytes | None = None,
+                     expected_enc: str | None = None, aad_block: dict | None = None,
+                     aead: suites.Aead | None = None) -> tuple[dict, list, bytes, bytes | None]:
+    """Verify and open an N32-f JWE: ``(aad_block, data_to_encrypt, nonce, aad)``, ``aad`` the
+    JSON text of the block (None when ``aad_block`` was given).
 
     TS 33.501 §13.2.4.7: the AEAD tag covers the protected header, the clear block (``aad``) and
     the ciphertext. ``expected_salt`` is the IV salt of ``key`` (profile 26), ``expected_enc``
@@ -282,4 +296,4 @@ def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
     data = body.get("dataToEncrypt", [])  # profile 23: a missing member means nothing was encrypted
     if not isinstance(data, list):
         raise _unreadable("/dataToEncrypt", "dataToEncrypt is not an array")
-    return block, data, nonce
+    return block, data, nonce, (aad if aad_block is None else None)

@@ -98,6 +98,7 @@ class Peeked:
 
     aad: str                    # the aad text it was decoded from
     block: dict
+    refs: int | None = None     # reformat.index_bound of the block's JSON text
 
     @property
     def meta(self) -> dict:
@@ -108,13 +109,13 @@ def peek(body: Any) -> Peeked:
     """Read metaData without any key (to find the context); hand the result to :func:`open_request`
     so that the block is decoded once per hop."""
     jwe_obj = _reformatted(body)
-    block = jwe.peek_aad(jwe_obj)
+    block, aad = jwe.peek_aad_text(jwe_obj)
     meta = block.get("metaData")
     if not isinstance(meta, dict) or not isinstance(meta.get("n32fContextId"), str) \
             or not isinstance(meta.get("messageId"), str):
         raise errors.bad_request("metaData with n32fContextId and messageId is required",
                                  cause="INVALID_MSG_FORMAT")
-    return Peeked(jwe_obj["aad"], block)
+    return Peeked(jwe_obj["aad"], block, reformat.index_bound(aad))
 
 
 def peek_metadata(body: Any) -> dict:
@@ -123,11 +124,13 @@ def peek_metadata(body: Any) -> dict:
 
 
 def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None,
-          peeked: Peeked | None = None) -> tuple[dict, list, str, list]:
+          peeked: Peeked | None = None) -> tuple[dict, list, str, list, int | None]:
+    """(block, dataToEncrypt, messageId, verified modifications, reformat.index_bound of the block)."""
     jwe_obj = _reformatted(body)
     key, salt, window, enc, aead = ctx.receiving(kind)
     known = peeked.block if peeked is not None and peeked.aad is jwe_obj.get("aad") else None
-    block, data, nonce = jwe.decrypt(key, jwe_obj, expected_salt=salt, expected_enc=enc, aad_block=known, aead=aead)
+    block, data, nonce, aad = jwe.decrypt_with_aad(key, jwe_obj, salt, enc, known, aead)
+    refs = reformat.index_bound(aad) if aad is not None else peeked.refs if peeked is not None else None
     seq = int.from_bytes(nonce[8:], "big")
     if not window.check(seq):
         raise N32Error(403, "REPLAY_DETECTED", f"nonce sequence {seq} already used or too old")
@@ -147,17 +150,19 @@ def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None,
                            "modificationsBlock present but no roaming intermediary may modify",
                            n32f_error_type=errors.INTEGRITY_CHECK_ON_MODIFICATIONS_FAILED)
         block, mods = check_mods(ctx, body, block, jwe_obj.get("tag", ""))
-    return block, data, str(block["metaData"]["messageId"]), mods
+        if mods:    # patched: the bound of the transmitted text is not that of the block
+            refs = None
+    return block, data, str(block["metaData"]["messageId"]), mods, refs
 
 
 def open_request(ctx: Any, body: Any, check_mods: ModificationCheck | None = None,
                  peeked: Peeked | None = None) -> Opened:
     """Verify and restore an N32fReformattedReqMsg addressed to ``ctx`` (TS 33.501 §13.2.4.7);
     ``peeked``: what :func:`peek` gave for ``body``."""
-    block, data, message_id, mods = _open(ctx, "request", body, check_mods, peeked)
+    block, data, message_id, mods, refs = _open(ctx, "request", body, check_mods, peeked)
     if ctx.message_ids.seen(message_id):
         raise N32Error(403, "REPLAY_DETECTED", f"messageId {message_id} already received")
-    req = reformat.restore_request(block, data)
+    req = reformat.restore_request(block, data, refs)
     ctx.message_ids.add(message_id)
     return Opened(ctx, message_id, block, req, mods)
 
@@ -165,9 +170,9 @@ def open_request(ctx: Any, body: Any, check_mods: ModificationCheck | None = Non
 def open_response(ctx: Any, body: Any, expected_message_id: str,
                   check_mods: ModificationCheck | None = None) -> Opened:
     """Verify and restore an N32fReformattedRspMsg for the request ``expected_message_id``."""
-    block, data, message_id, mods = _open(ctx, "response", body, check_mods)
+    block, data, message_id, mods, refs = _open(ctx, "response", body, check_mods)
     if message_id != expected_message_id:
         raise N32Error(403, errors.INTEGRITY_CHECK_FAILED,
                        f"response messageId {message_id} does not match request {expected_message_id}",
                        n32f_error_type=errors.INTEGRITY_CHECK_FAILED)
-    return Opened(ctx, message_id, block, reformat.restore_response(block, data), mods)
+    return Opened(ctx, message_id, block, reformat.restore_response(block, data, refs), mods)

@@ -294,31 +294,44 @@ def _binary(content: bytes, encrypt: bool, enc: _Encrypted) -> Any:
 
 
 # ----------------------------------------------------------------------------- receiving side
-def restore_request(block: dict, data_to_encrypt: list) -> HttpRequest:
-    """The HTTP request a verified (and IPX-patched) block describes (TS 33.501 §13.2.4.7 step 8)."""
-    r = _Restorer(block, data_to_encrypt)
+def index_bound(text: bytes) -> int | None:
+    """At most how many index objects the block parsed from the JSON ``text`` holds: the member
+    name is in the text as ``"encBlockIndex"`` unless written with \\u escapes (None: unknown);
+    a string or a duplicate name with that text only makes the bound larger. The restorer stops
+    looking once it has found that many."""
+    return None if b"\\u" in text else text.count(b'"encBlockIndex"')
+
+
+def restore_request(block: dict, data_to_encrypt: list, refs: int | None = None) -> HttpRequest:
+    """The HTTP request a verified (and IPX-patched) block describes (TS 33.501 §13.2.4.7 step 8).
+    ``refs``: :func:`index_bound` of the block's text, if it is the block as parsed (not patched)."""
+    r = _Restorer(block, data_to_encrypt, refs)
     line = block.get("requestLine")
     if not isinstance(line, dict):
         _fail("/requestLine", errors.INVALID_HTTP_HEADER, "requestLine missing")
-    method, scheme, authority, path = (r.pseudo(line, k) for k in ("method", "scheme", "authority", "path"))
+    method, scheme, authority, path = line.get("method"), line.get("scheme"), line.get("authority"), line.get("path")
+    # one check of the four for the usual request; the first bad one is named by r.pseudo
+    if not (type(method) is str and type(scheme) is str and type(authority) is str and type(path) is str
+            and method and scheme and authority and path and not _BAD_PSEUDO.search(method + scheme + authority + path)):
+        method, scheme, authority, path = (r.pseudo(line, k) for k in ("method", "scheme", "authority", "path"))
     headers = r.headers()
-    uri_entries, body_entries = r.payload(allow_uri=True)
+    uri_entries, parts, json_entries = r.payload(allow_uri=True)
     path, query = r.uri(path, line.get("queryFragment"), uri_entries)
-    body = r.body(body_entries, headers)
+    body = r.body(parts, json_entries, headers)
     r.done()
     return HttpRequest(method, scheme, authority, path, query, _with_length(headers, body), body)
 
 
-def restore_response(block: dict, data_to_encrypt: list) -> HttpResponse:
+def restore_response(block: dict, data_to_encrypt: list, refs: int | None = None) -> HttpResponse:
     """The HTTP response a verified block describes; status = first 3-digit number (profile 21)."""
-    r = _Restorer(block, data_to_encrypt)
+    r = _Restorer(block, data_to_encrypt, refs)
     line = block.get("statusLine")
     m = _STATUS.search(str(line)) if type(line) in (str, int) else None
     if m is None:
         _fail("/statusLine", errors.INVALID_HTTP_HEADER, "statusLine without a status code")
     headers = r.headers()
-    _, body_entries = r.payload(allow_uri=False)
-    body = r.body(body_entries, headers)
+    _, parts, json_entries = r.payload(allow_uri=False)
+    body = r.body(parts, json_entries, headers)
     r.done()
     return HttpResponse(int(m.group(1)), _with_length(headers, body), body)
 
@@ -357,12 +370,15 @@ def _fail(where: str, reason: str, detail: str) -> NoReturn:
 class _Restorer:
     """Resolves index objects against dataToEncrypt; each value must be used exactly once."""
 
-    def __init__(self, block: Any, data: Any) -> None:
+    def __init__(self, block: Any, data: Any, refs: int | None = None) -> None:
         if not isinstance(block, dict):
             _fail("", errors.INVALID_JSON_POINTER, "DataToIntegrityProtectBlock is not an object")
         if not isinstance(data, list):
             _fail("/dataToEncrypt", errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, "dataToEncrypt is not an array")
         self.block, self.data, self.used = block, data, set()
+        # index objects that may still be in the block (None: unknown): at 0 the rest of the
+        # clear values need not be walked (the common case: after the last encrypted IE)
+        self.left = refs
 
     def take(self, ref: dict, where: Where) -> Any:
         n = ref.get(INDEX)
@@ -372,11 +388,15 @@ class _Restorer:
         if n in self.used:
             _fail(_where(where), errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, f"encrypted value {n} is referenced twice")
         self.used.add(n)
+        if self.left is not None:
+            self.left -= 1
         return self.data[n]
 
     def resolve(self, node: Any, where: Where, depth: int = 0) -> Any:
         """``node`` with its index objects replaced by their values; parts without any are the
         same objects (not copied). ``where`` is built into a pointer only for an error."""
+        if self.left == 0:
+            return node
         if type(node) is dict:
             if INDEX in node:
                 return self.take(node, where)
@@ -398,6 +418,8 @@ class _Restorer:
         return node if out is None else out
 
     def done(self) -> None:
+        if len(self.used) == len(self.data):    # every index taken is one of range(len(data))
+            return
         unused = [n for n in range(len(self.data)) if n not in self.used]
         if unused:
             _fail(f"/dataToEncrypt/{unused[0]}", errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK,
@@ -416,32 +438,43 @@ class _Restorer:
             _fail("/headers", errors.INVALID_HTTP_HEADER, "headers is not an array")
         out = []
         for i, h in enumerate(raw):
-            if type(h) is not dict or type(h.get("header")) is not str or "value" not in h:
+            if type(h) is not dict or type(name := h.get("header")) is not str or "value" not in h:
                 _fail(f"/headers/{i}", errors.INVALID_HTTP_HEADER, "not an HttpHeader")
             value = h["value"]
             if type(value) is dict:
                 if len(value) == 1 and "headerval" in value:                # TS 29.573 Annex B form
                     value = value["headerval"]
-                value = self.resolve(value, f"/headers/{i}/value")
-            out.append(_checked_header(h["header"], value, f"/headers/{i}"))
+                value = self.resolve(value, (("/headers", i), "value"))
+            lower = _header_name(name) if len(name) <= 256 else None
+            if lower is None or type(value) is not str or _BAD_HEADER_VALUE.search(value):
+                _checked_header(name, value, f"/headers/{i}")              # names the problem
+            out.append((lower, value))
         return out
 
     # ---- payload
-    def payload(self, allow_uri: bool) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
+    def payload(self, allow_uri: bool) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]],
+                                                 list[tuple[int, dict]]]:
+        """The (position, entry) pairs of the URI_PARAM, MULTIPART_BINARY and BODY entries."""
         raw = self.block.get("payload", [])
         if not isinstance(raw, list):
             _fail("/payload", errors.INVALID_JSON_POINTER, "payload is not an array")
-        uri, body = [], []
-        allowed = (URI_PARAM, BODY, MULTIPART_BINARY) if allow_uri else (BODY, MULTIPART_BINARY)
+        uri: list[tuple[int, dict]] = []
+        parts: list[tuple[int, dict]] = []
+        body: list[tuple[int, dict]] = []
         for i, e in enumerate(raw):
             if type(e) is not dict or type(e.get("iePath")) is not str or "value" not in e:
                 _fail(f"/payload/{i}", errors.INVALID_JSON_POINTER, "not an HttpPayload")
             loc = e.get("ieValueLocation")
-            if type(loc) is not str or loc not in allowed:
+            if loc == BODY:
+                body.append((i, e))
+            elif loc == MULTIPART_BINARY:
+                parts.append((i, e))
+            elif loc == URI_PARAM and allow_uri:
+                uri.append((i, e))
+            else:
                 _fail(f"/payload/{i}/ieValueLocation", errors.INVALID_JSON_POINTER,
                       f"ieValueLocation {_show(loc)} not allowed here")
-            (uri if loc == URI_PARAM else body).append((i, e))
-        return uri, body
+        return uri, parts, body
 
     def uri(self, path: str, query: Any, entries: list[tuple[int, dict]]) -> tuple[str, str]:
         if not path.startswith("/"):
@@ -482,9 +515,8 @@ class _Restorer:
                   f"{{{INDEX}:n}} without a URI_PARAM payload entry: {sorted(holes)}")
         return "/".join(segments), "&".join(pieces)
 
-    def body(self, entries: list[tuple[int, dict]], headers: list[tuple[str, str]]) -> bytes:
-        parts = [(i, e) for i, e in entries if e["ieValueLocation"] == MULTIPART_BINARY]
-        json_entries = [(i, e) for i, e in entries if e["ieValueLocation"] == BODY]
+    def body(self, parts: list[tuple[int, dict]], json_entries: list[tuple[int, dict]],
+             headers: list[tuple[str, str]]) -> bytes:
         if parts:
             return self.multipart(parts, json_entries, _header(headers, "content-type") or "")
         if not json_entries:
@@ -513,7 +545,8 @@ class _Restorer:
             if name is None or name in doc:
                 _fail(f"/payload/{i}/iePath", errors.INVALID_JSON_POINTER,
                       "iePath must name a top-level member, once")
-            doc[name] = self.resolve(value, (("/payload", i), "value")) if type(value) in _CONTAINERS else value
+            doc[name] = self.resolve(value, (("/payload", i), "value")) \
+                if type(value) in _CONTAINERS and self.left != 0 else value
         return doc
 
     def binary(self, node: Any, where: str) -> bytes:

@@ -323,6 +323,22 @@ def test_bad_index_values(bad):
     expect_failure(block, data, errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, "/headers/1/value")
 
 
+@pytest.mark.parametrize("extra", ['{"encBlockIndex":0}', '{"encBlock\\u0049ndex":0}', '[{"encBlockIndex":0}]'])
+def test_index_bound_never_hides_a_reference(extra):
+    """The restorer stops walking after the last index object the text can hold, never before."""
+    from n32 import jwe
+    from n32.reformat import index_bound
+    req = request(headers=[("content-type", "application/json")], body=jbody({"a": SUPI, "b": "x", "c": [1, {}]}))
+    block, data = reformat_request(req, IeSelection(body=("/a",)), META)
+    text = jbody(block).replace(b'"value":"x"', b'"value":' + extra.encode())
+    assert text != jbody(block)
+    ok = jbody(block)
+    assert restore_request(jwe.json_object(ok), data, index_bound(ok)).body == req.body
+    with pytest.raises(N32Error) as e:
+        restore_request(jwe.json_object(text), data, index_bound(text))
+    assert e.value.status == 403 and "referenced twice" in e.value.detail
+
+
 def test_index_object_with_extra_member():
     block, data = base_block()
     block["payload"][2]["value"] = {"encBlockIndex": 3, "also": 1}
