@@ -62,6 +62,16 @@ class SeppMetrics:
                                  "answer, by the hop it waited for (peer: the N32-f path and the peer's home "
                                  "NF; nf: our home NF)", ["peer", "hop"], buckets=BUCKETS, registry=r)
         r.register(_Contexts(lambda: self._rt_describe()))
+        # labels() validates and locks on every call: the children are kept here (no more of them
+        # than the registry holds anyway: label values come from configured peers and known causes)
+        self._children: dict[tuple, Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def _rt_describe(self) -> dict | None:
         rt = self._runtime()
@@ -111,23 +121,23 @@ class SeppMetrics:
         peer = ex.peer or UNKNOWN
         if ex.error:   # refused before a role was known: by the listener it arrived on
             where = ex.role or (ex.listener.value if ex.listener else UNKNOWN)
-            self.rejected.labels(peer, where, str(ex.error.get("cause") or ex.error.get("status"))).inc()
+            self._child(self.rejected, peer, where, str(ex.error.get("cause") or ex.error.get("status"))).inc()
         if ex.role not in ("sending", "receiving", "tls-receiving"):
             return
         sending = ex.role == "sending"
         mode = ex.mode or ("TLS" if ex.role == "tls-receiving" else "PRINS")
         if ex.peer:
-            self.messages.labels(peer, "sent" if sending else "received", mode).inc()
+            self._child(self.messages, peer, "sent" if sending else "received", mode).inc()
         prins = mode == "PRINS" and ex.role != "tls-receiving"
         if prins and ex.peer and not ex.error:
             # sending: we protected the request, verified the peer's response; receiving: the reverse
-            self.protected.labels(peer, "request" if sending else "response").inc()
-            self.verified.labels(peer, "response" if sending else "request").inc()
-            self.encrypted.labels(peer).inc(ex.encrypted if sending else ex.encrypted_response)
+            self._child(self.protected, peer, "request" if sending else "response").inc()
+            self._child(self.verified, peer, "response" if sending else "request").inc()
+            self._child(self.encrypted, peer).inc(ex.encrypted if sending else ex.encrypted_response)
             for ipx in ex.ipx_modified_by:
-                self.ipx.labels(peer, ipx).inc()
+                self._child(self.ipx, peer, ipx).inc()
         end = (flow.response.timestamp_end if flow.response else None) or (flow.error.timestamp if flow.error else None)
         if ex.peer and end and flow.request.timestamp_start:
-            self.latency.labels(peer, "peer" if sending else "nf").observe(max(0.0, end - flow.request.timestamp_start))
+            self._child(self.latency, peer, "peer" if sending else "nf").observe(max(0.0, end - flow.request.timestamp_start))
 
     response = error = observe

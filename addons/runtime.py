@@ -25,7 +25,7 @@ from n32 import config, engine, handshake, label, trust
 from n32.context import ContextStore
 from n32.exchange import (METADATA_KEY, Action, Answer, Exchange, Forward, HandleN32c, HopKind, Listener, Log,
                           ReportError, StartHandshake, StatusChanged, of_metadata)
-from n32.message import HttpRequest
+from n32.message import HttpRequest, HttpResponse
 from n32.peer import Peer
 from n32io import admission, tls
 from n32io.transport import UpstreamError
@@ -54,6 +54,10 @@ class SeppRuntime:
         self.relations = Relations(cfg, self.store, handshake.LocalSepp.from_config(cfg, self.policy),
                                    self._peer_client, keylog_path, status_path)
         self._spawn: Callable[[Any], asyncio.Task] | None = None
+        # Whether anything shows or keeps flows (mitmdump, mitmweb): what is only there to be seen
+        # (labels, the forwarded request written into the flow, the UE) is skipped without (the
+        # slim runner, addons/slim.py, which keeps no flow).
+        self.display = True
 
     @classmethod
     def from_file(cls, path: str, keylog: Callable[[], str | None],
@@ -143,7 +147,9 @@ class SeppRuntime:
 
     # ------------------------------------------------------------------ flows
     async def request(self, flow: http.HTTPFlow, wait: float) -> None:
-        """A request on one of our listeners: ask the engine, wait for a handshake it asks for."""
+        """A request on one of our listeners: ask the engine, wait for a handshake it asks for, send
+        the forward and answer the flow with the engine's answer to what came back, all in this
+        hook (one conversion each way; mitmproxy only carries the answer to the client)."""
         role = self.listener_role(flow.client_conn.proxy_mode.full_spec)
         if role is None:
             return
@@ -152,11 +158,11 @@ class SeppRuntime:
         flow.metadata[METADATA_KEY] = ex
         try:
             source = flowconv.to_http_request(flow.request)
-            flow.metadata["ue"] = label.ue_of(source.path, source.body)
-            self._show_listener(flow)
-            await self._run(flow, ex, source, wait)
-            lost = self.engine.context_lost(ex, flowconv.to_response(flow.response)) \
-                if role is Listener.SBI and flow.response is not None else None
+            if self.display:
+                flow.metadata["ue"] = label.ue_of(source.path, source.body)
+                self._show_listener(flow)
+            rsp = await self._run(flow, ex, source, wait)
+            lost = self.engine.context_lost(ex, rsp) if role is Listener.SBI and rsp is not None else None
             if lost is not None:
                 # The peer restarted: it could not read the message, so nothing was delivered. Rebuild
                 # the relation (one handshake per peer, with backoff) and send the request once more.
@@ -164,7 +170,12 @@ class SeppRuntime:
                 ex = Exchange(listener=role, now=time.time(), handshake_waited=True, handshake_retried=True)
                 flow.metadata[METADATA_KEY] = ex
                 flow.response = None
-                await self._run(flow, ex, source, wait)
+                rsp = await self._run(flow, ex, source, wait)
+            if rsp is not None:
+                ex.now = time.time()
+                self._perform(flow, ex, self.engine.on_response(ex, rsp))
+                if flow.response is None:
+                    flow.response = flowconv.response_from(rsp)
         except Exception as e:  # fail closed: never forward what we could not process
             log.exception("internal error on %s %s", flow.request.method, flow.request.path)
             self._perform(flow, ex, self.engine.internal_error(ex, e))
@@ -201,14 +212,17 @@ class SeppRuntime:
         flowlabel.apply(flow, text, label.rejected(ex) or (rsp is None and flow.error is not None))
 
     def label_safely(self, flow: http.HTTPFlow) -> None:
+        if not self.display:
+            return
         try:  # a label is for people: it never changes what happens to the exchange
             self.label(flow)
         except Exception:
             log.exception("labelling %s %s failed", flow.request.method, flow.request.path)
 
-    async def _run(self, flow: http.HTTPFlow, ex: Exchange, source: HttpRequest, wait: float) -> None:
-        """The engine's decision on ``source`` (after a handshake it asks to wait for), then the forward.
-        The engine rewrites the request it is given: it gets a copy, ``source`` stays as received."""
+    async def _run(self, flow: http.HTTPFlow, ex: Exchange, source: HttpRequest, wait: float) -> HttpResponse | None:
+        """The engine's decision on ``source`` (after a handshake it asks to wait for), then the
+        forward: the next hop's answer, or None when the flow is answered already. The engine
+        rewrites the request it is given: it gets a copy, ``source`` stays as received."""
         actions = self.engine.on_request(ex, replace(source, headers=list(source.headers)))
         pending = next((a for a in actions if isinstance(a, StartHandshake) and a.wait), None)
         if pending is not None:
@@ -219,7 +233,8 @@ class SeppRuntime:
         self._perform(flow, ex, actions)
         fwd = next((a for a in actions if isinstance(a, Forward)), None)
         if fwd is not None and flow.response is None:
-            await self._forward(flow, ex, fwd)
+            return await self._forward(flow, ex, fwd)
+        return None
 
     @staticmethod
     async def _wait_for(task: asyncio.Future, wait: float) -> None:
@@ -228,29 +243,22 @@ class SeppRuntime:
         except asyncio.TimeoutError:
             pass
 
-    def response(self, flow: http.HTTPFlow) -> None:
-        ex = of_metadata(flow.metadata)
-        if ex is None or ex.answered or flow.response is None:
-            return
-        ex.now = time.time()
-        self._perform(flow, ex, self.engine.on_response(ex, flowconv.to_response(flow.response)))
-
-    async def _forward(self, flow: http.HTTPFlow, ex: Exchange, fwd: Forward) -> None:
-        """Send ``fwd`` ourselves and answer the flow with what came back; mitmproxy opens no
-        server connection for a flow answered in the request hook."""
+    async def _forward(self, flow: http.HTTPFlow, ex: Exchange, fwd: Forward) -> HttpResponse | None:
+        """Send ``fwd`` ourselves: the answer, or None when the hop failed and the flow is answered
+        with the engine's error. Mitmproxy opens no server connection for a flow answered in the
+        request hook."""
         parts = urlsplit(fwd.uri)
         host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
         ctx = (self._tls_client(fwd) or self._no_anchor) if parts.scheme == "https" else None
         hop = Hop(host, port, fwd.protocol, ctx, fwd.tls_name)
         seconds = max(fwd.deadline - time.time(), 0.001) if fwd.deadline else self.cfg.timeouts.n32f
         try:
-            rsp = await self.upstream.send(hop, fwd.request, seconds)
+            return await self.upstream.send(hop, fwd.request, seconds)
         except UpstreamError as e:  # the address stays in our log, never in the answer
             log.warning("%s %s at %s:%d failed (%s): %s", fwd.hop.value, fwd.tls_name, host, port, e.kind, e)
             ex.now = time.time()
             self._perform(flow, ex, self.engine.on_upstream_error(ex, fwd.hop, e.kind))
-            return
-        flow.response = flowconv.response_from(rsp)
+            return None
 
     def error(self, flow: http.HTTPFlow) -> None:
         # Next hops are ours (_forward): a flow error here is the NF or peer side going away.
@@ -269,6 +277,8 @@ class SeppRuntime:
     def _perform(self, flow: http.HTTPFlow, ex: Exchange, actions: list[Action]) -> None:
         for a in actions:
             if isinstance(a, Forward):  # the flow shows what _forward sends
+                if not self.display:
+                    continue
                 parts = urlsplit(a.uri)
                 host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
                 flowconv.apply_request(flow, a.request, scheme=parts.scheme, host=host, port=port)

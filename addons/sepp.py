@@ -63,6 +63,9 @@ class Sepp:
             # our own N32-c requests (as initiator) are listed with the flows mitmproxy saw
             self.rt.relations.sent_observers.append(lambda sent: self._spawn(n32cflows.show(sent, ctx.master)))
             self.rt.start_background(self._spawn)
+            # flows are kept (and shown) through mitmproxy's Save addon and the views of masters
+            # that have it; the slim runner has none of them
+            self.rt.display = ctx.master.addons.get("save") is not None
 
     async def done(self) -> None:
         # SIGTERM/SIGINT: end every relation (n32f-terminate / ["NONE"]) within a few seconds,
@@ -154,8 +157,8 @@ class Sepp:
             await self.rt.request(flow, wait=ctx.options.sepp_handshake_wait)
 
     def response(self, flow: http.HTTPFlow) -> None:
+        # the answer was made in the request hook (SeppRuntime.request): only the label is left
         if self.rt:
-            self.rt.response(flow)
             self.rt.label_safely(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:

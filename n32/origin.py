@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import re
 from typing import Any, Iterable, Iterator, NamedTuple
@@ -292,12 +293,29 @@ def check_access_token(req: HttpRequest, peer_plmns: Iterable[Any]) -> None:
     """Receiving SEPP: the consumer PLMN/SNPN ID of every access token in ``req`` must be one of
     the peer's, else N32Error 403 ``PLMN_ID_MISMATCH`` reported to the peer (``n32f-error``
     ``POLICY_MISMATCH`` naming the N32-f message ID); 400 if a claim is malformed."""
-    allowed = network_keys(peer_plmns)
+    allowed = None
     for name, value in req.headers:
-        if name.lower() != "authorization" or (claims := token_claims(value)) is None:
+        if name.lower() != "authorization":
             continue
-        for claim in TOKEN_CLAIMS:
-            param = f"{TOKEN_PARAM} (claim {claim})"
-            key = _plmn_object(claims.get(claim), param)
-            if key is not None and key not in allowed:
+        for param, key in _token_networks(value):
+            allowed = network_keys(peer_plmns) if allowed is None else allowed
+            if key not in allowed:
                 raise _mismatch(param, key, allowed, report=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _token_networks(value: str) -> tuple[tuple[str, NetworkKey], ...]:
+    """(parameter, network) of the consumer claims of the token in one ``Authorization`` value.
+    Kept per value: an NF sends the same token until it expires, and decoding it (base64, JSON
+    under limits) on every request was a visible share of a receiving SEPP's work. A malformed
+    token raises every time (errors are not kept)."""
+    claims = token_claims(value)
+    if claims is None:
+        return ()
+    out = []
+    for claim in TOKEN_CLAIMS:
+        param = f"{TOKEN_PARAM} (claim {claim})"
+        key = _plmn_object(claims.get(claim), param)
+        if key is not None:
+            out.append((param, key))
+    return tuple(out)

@@ -18,6 +18,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import hpack
 from n32 import upstream_errors as ue
 from OpenSSL import SSL
 
@@ -39,6 +40,16 @@ class Response:
         return next((v for k, v in self.headers if k == name), None)
 
 
+class _PlainEncoder(hpack.Encoder):
+    """HPACK with literal values sent as they are, not Huffman-coded (RFC 7541 §5.2, H = 0; any
+    decoder reads both). hpack's Huffman coder is pure Python, and a forwarded request carries
+    literals that are coded anew each time (the access token, never indexed, RFC 7541 §7.1.3;
+    values that change per request): it was the largest cost of sending a request."""
+
+    def encode(self, headers: Any, huffman: bool = False) -> bytes:
+        return super().encode(headers, huffman=False)
+
+
 class _Stream:
     __slots__ = ("headers", "body", "done")
 
@@ -55,6 +66,7 @@ class H2Client:
         self.transport, self.authority, self.scheme = transport, authority, scheme
         self._h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self._h2.encoder = _PlainEncoder()
         self._streams: dict[int, _Stream] = {}
         self._window = asyncio.Event()
         self._reader_task: asyncio.Task | None = None
