@@ -1,10 +1,13 @@
 """Conversion between mitmproxy's HTTP objects and the core's message model."""
 from __future__ import annotations
 
+import functools
 import json
+import time
 from typing import Any
 
 from mitmproxy import http
+from mitmproxy.net.http import status_codes
 
 from n32.errors import PROBLEM_JSON, N32Error
 from n32.message import HttpRequest, HttpResponse
@@ -58,8 +61,25 @@ def set_request(flow: http.HTTPFlow, method: str, scheme: str, host: str, port: 
                   scheme=scheme, host=host, port=port)
 
 
-def response_from(rsp: HttpResponse, http_version: str = "HTTP/2.0") -> http.Response:
-    return http.Response.make(rsp.status, rsp.body, _header_obj(rsp.headers, rsp.body))
+def response_from(rsp: HttpResponse) -> http.Response:
+    """What ``http.Response.make(status, body, headers)`` makes, built without its cost per
+    message: mitmproxy type-checks every field of every message it constructs (a debug aid, off
+    under ``python -O``; ours are typed already), and ``make`` sets the content through the
+    content-encoding machinery, where ``_header_obj`` has removed content-encoding and set
+    content-length already. tests/addons/test_flowconv.py compares both."""
+    now = time.time()
+    data = object.__new__(http.ResponseData)
+    data.__dict__.update(http_version=b"HTTP/1.1", status_code=rsp.status, reason=_reason(rsp.status),
+                         headers=_header_obj(rsp.headers, rsp.body), content=rsp.body, trailers=None,
+                         timestamp_start=now, timestamp_end=now)
+    out = object.__new__(http.Response)
+    out.data = data
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _reason(status: int) -> bytes:
+    return status_codes.RESPONSES.get(status, "").encode()
 
 
 def json_response(status: int, obj: Any, content_type: str = "application/json",

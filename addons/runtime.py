@@ -97,6 +97,11 @@ class SeppRuntime:
                           (Listener.SBI, cfg.listeners.sbi)):
             if lst is not None:
                 self._mode_roles.setdefault(f"{placeholder}@{lst.host}:{lst.port}", role)
+        # read for every request (addons/listeners.py): made once
+        self._transports = {spec: admission.Listener(f"listeners.{role.value}",
+                                                     role is not Listener.SBI or self._sbi_server is not None,
+                                                     self.cfg.header_limits)
+                            for spec, role in self._mode_roles.items()}
 
     def modes(self) -> list[str]:
         return list(self._mode_roles)
@@ -106,11 +111,7 @@ class SeppRuntime:
 
     def listener_transport(self, full_spec: str) -> admission.Listener | None:
         """What one of our listeners accepts (addons/listeners.py)."""
-        role = self._mode_roles.get(full_spec)
-        if role is None:
-            return None
-        return admission.Listener(f"listeners.{role.value}", role is not Listener.SBI or self._sbi_server is not None,
-                                  self.cfg.header_limits)
+        return self._transports.get(full_spec)
 
     def server_tls(self, full_spec: str) -> SSL.Connection | None:
         role = self.listener_role(full_spec)
@@ -244,8 +245,8 @@ class SeppRuntime:
             pass
 
     async def _forward(self, flow: http.HTTPFlow, ex: Exchange, fwd: Forward) -> HttpResponse | None:
-        """Send ``fwd`` ourselves: the answer, or None when the hop failed and the flow is answered
-        with the engine's error. Mitmproxy opens no server connection for a flow answered in the
+        """Send ``fwd`` ourselves: the answer (for a home NF that failed, the engine's answer in its
+        place), or None when the flow is answered with the engine's error. Mitmproxy opens no server connection for a flow answered in the
         request hook."""
         parts = urlsplit(fwd.uri)
         host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
@@ -257,8 +258,15 @@ class SeppRuntime:
         except UpstreamError as e:  # the address stays in our log, never in the answer
             log.warning("%s %s at %s:%d failed (%s): %s", fwd.hop.value, fwd.tls_name, host, port, e.kind, e)
             ex.now = time.time()
-            self._perform(flow, ex, self.engine.on_upstream_error(ex, fwd.hop, e.kind))
-            return None
+            actions = self.engine.on_upstream_error(ex, fwd.hop, e.kind)
+            answer = next((a for a in actions if isinstance(a, Answer)), None)
+            if ex.answered or answer is None:
+                self._perform(flow, ex, actions)
+                return None
+            # a failed delivery to the home NF is answered like an NF answer: it goes on as the
+            # next hop's answer (protected towards the peer in PRINS)
+            self._perform(flow, ex, [a for a in actions if a is not answer])
+            return answer.response
 
     def error(self, flow: http.HTTPFlow) -> None:
         # Next hops are ours (_forward): a flow error here is the NF or peer side going away.

@@ -74,6 +74,7 @@ class H2Client:
         self.last_used = asyncio.get_running_loop().time()
         self.received = 0          # bytes read from the server: a request's deadline tells a dead link
         self._rx = asyncio.Event()
+        self._flush_pending = False
 
     @property
     def tls(self) -> SSL.Connection | None:
@@ -152,7 +153,7 @@ class H2Client:
                 raise UpstreamError(ue.PROTOCOL, f"cannot send request: {e}", sent=False) from None
             if body:
                 await self._send_body(sid, body)
-            self._flush()
+            self._flush_soon()
             await self.transport.drain()
             if timeout is None:
                 await st.done
@@ -199,6 +200,23 @@ class H2Client:
         data = self._h2.data_to_send()
         if data:
             self.transport.write(data)
+
+    def _flush_soon(self) -> None:
+        """Write what is pending at the end of this loop iteration: requests started together
+        (mitmproxy runs the hooks of the requests read from one segment one after the other) go
+        out in one TLS record and one send, not one each."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_pending = False
+        if self.closed and not self._streams:
+            return
+        try:
+            self._flush()
+        except UpstreamError as e:   # the streams waiting for this write learn it
+            self._fail_all(e)
 
     # ------------------------------------------------------------------ receiving
     async def _read_loop(self) -> None:
