@@ -30,10 +30,10 @@ def frames(stack: str) -> list[tuple[str, str]]:
     return out
 
 
-def owner(stack: list[tuple[str, str]]) -> str:
+def owner(stack: list[tuple[str, str]], by_function: bool = False) -> str:
     for func, file in reversed(stack):
         if file.startswith(OURS) and not file.startswith(NOT_OURS):
-            return file
+            return f"{func} ({file})" if by_function else file
         if any(t in file for t in THEIRS) or file.startswith(NOT_OURS):
             return "other:" + (file.split("/", 1)[0] if "/" in file else file)
     return "other:?"
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     by_owner: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
     self_: collections.Counter[str] = collections.Counter()
+    by_func: collections.Counter[str] = collections.Counter()
     total = idle = 0
     with open(args.profile) as fh:
         for line in fh:
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             total += count
             by_owner[owner(fs)] += count
+            by_func[owner(fs, True)] += count
             for key in {f"{func} ({file})" for func, file in fs}:
                 incl[key] += count
             self_[f"{fs[-1][0]} ({fs[-1][1]})"] += count
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
           f"ours {100 * ours / total:.1f} %")
     mods = sorted(by_owner.items(), key=lambda kv: -kv[1])
     print("  " + ", ".join(f"{k} {100 * c / total:.1f}" for k, c in mods if 100 * c / total >= 0.3))
+    print(f"\nours by innermost function of ours (top {args.top}):")
+    for k, c in [kv for kv in by_func.most_common() if not kv[0].startswith("other:")][:args.top]:
+        print(f"  {100 * c / total:5.1f}  {k}")
     print(f"\ninclusive (top {args.top}):")
     for k, c in incl.most_common(args.top):
         print(f"  {100 * c / total:5.1f}  {k}")

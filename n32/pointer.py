@@ -3,6 +3,7 @@ follows them. Patterns may use ``*`` for any one member name or array index (our
 notation, TS 33.501 §13.2.3.2 gives IE locations as JSON pointers)."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable, Iterator
 
 import jsonpointer
@@ -12,8 +13,14 @@ WILDCARD = "*"
 
 def tokens(pointer: str) -> list[str]:
     """The unescaped reference tokens; ``ValueError`` if ``pointer`` is not a JSON pointer."""
+    return list(_tokens(pointer))
+
+
+@functools.lru_cache(maxsize=1024)
+def _tokens(pointer: str) -> tuple[str, ...]:
+    # the same few patterns (policies, callback members) are split for every message
     try:
-        return list(jsonpointer.JsonPointer(pointer).parts)
+        return tuple(jsonpointer.JsonPointer(pointer).parts)
     except (jsonpointer.JsonPointerException, TypeError, AttributeError) as e:
         raise ValueError(f"not a JSON pointer: {pointer!r} ({e})") from None
 
@@ -59,7 +66,7 @@ def walk(doc: Any, pattern: str) -> Iterator[tuple[Any, Any, str]]:
     """Existing members matched by ``pattern`` (``*`` = any one key or index), as
     ``(container, key, pointer)``; absent members are skipped (they are optional IEs).
     ``ValueError`` if ``pattern`` is not a JSON pointer."""
-    toks = tokens(pattern)
+    toks = _tokens(pattern)
     if not toks:
         return
 

@@ -7,6 +7,7 @@ loopback names) is refused, which closes the SSRF class of open5gs issue #4628.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -73,6 +74,7 @@ def _refuse(detail: str, param: str = TARGET_API_ROOT) -> N32Error:
                     invalid_params=[{"param": param, "reason": detail}])
 
 
+@functools.lru_cache(maxsize=512)     # the same few apiRoots on every request; errors are not kept
 def parse_api_root(value: str) -> ApiRoot:
     """Parse ``3gpp-Sbi-Target-apiRoot`` (ABNF of TS 29.500: scheme "://" host [":" port] [path])."""
     try:
@@ -87,6 +89,7 @@ def parse_api_root(value: str) -> ApiRoot:
     return ApiRoot(parts.scheme, parts.hostname.lower(), port, parts.path.rstrip("/"))
 
 
+@functools.lru_cache(maxsize=1024)
 def plmn_of_nf_fqdn(host: str) -> tuple[str, str] | None:
     """(MCC, 3-digit MNC) of an NF FQDN in the 3GPP domain, else None."""
     m = _NF_FQDN.match(host.lower().rstrip("."))

@@ -416,6 +416,8 @@ def rewrite_callback_uris(body: dict, paths: Iterable[str], mapper: TelescopicMa
     peer -> telescopic URIs, so our producers call back through the SEPP. ``paths`` are JSON
     pointer patterns (``*`` = any one token); absent members are skipped. Returns a new dict;
     N32Error 400 naming the member if a value is not an absolute http(s) URI with an FQDN."""
+    if not _any_member(body, paths):
+        return body             # most messages carry none: no copy
     out = copy.deepcopy(body)
     for pattern in paths:
         for c, k, p in iter_pointer(out, pattern):
@@ -425,9 +427,16 @@ def rewrite_callback_uris(body: dict, paths: Iterable[str], mapper: TelescopicMa
     return out
 
 
+def _any_member(body: Any, paths: Iterable[str]) -> bool:
+    return any(next(iter_pointer(body, pattern), None) is not None for pattern in paths)
+
+
 def restore_callback_uris(body: dict, paths: Iterable[str], mapper: TelescopicMapper) -> dict:
     """Inverse of :func:`rewrite_callback_uris` (e.g. for the 201 response echoing the
-    subscription back to the peer). Returns a new dict; other values are left alone."""
+    subscription back to the peer). Returns a new dict (``body`` itself when no pattern
+    matches); other values are left alone."""
+    if not _any_member(body, paths):
+        return body
     out = copy.deepcopy(body)
     for pattern in paths:
         for c, k, _ in iter_pointer(out, pattern):

@@ -19,6 +19,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import hpack
+import hpack.hpack
+import hpack.table
 from n32 import upstream_errors as ue
 from OpenSSL import SSL
 
@@ -40,14 +42,43 @@ class Response:
         return next((v for k, v in self.headers if k == name), None)
 
 
-class _PlainEncoder(hpack.Encoder):
-    """HPACK with literal values sent as they are, not Huffman-coded (RFC 7541 §5.2, H = 0; any
-    decoder reads both). hpack's Huffman coder is pure Python, and a forwarded request carries
-    literals that are coded anew each time (the access token, never indexed, RFC 7541 §7.1.3;
-    values that change per request): it was the largest cost of sending a request."""
+class StaticEncoder(hpack.Encoder):
+    """HPACK with the static table only (RFC 7541 §2.3.1): a field the static table holds is
+    indexed, any other is a literal without indexing (§6.2.2; never indexed, §6.2.3, for the
+    fields h2 marks sensitive, such as ``authorization``), values not Huffman-coded (§5.2, H = 0).
+    Nothing enters the dynamic table, so a field always encodes the same way and its encoding is
+    computed once. hpack's own encoder (pure Python) searched the dynamic table linearly and
+    Huffman-coded every literal: it was the largest cost of sending a request. Any decoder reads
+    these; a header block is larger than with dynamic indexing, which costs nothing measurable
+    on a SEPP's links (and the receiver decodes no Huffman)."""
+
+    MEMO = 2048        # distinct fields kept (values that change per request pass through)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[tuple[bytes, bytes, bool], bytes] = {}
 
     def encode(self, headers: Any, huffman: bool = False) -> bytes:
         return super().encode(headers, huffman=False)
+
+    def add(self, to_add: tuple[bytes, bytes], sensitive: bool, huffman: bool = False) -> bytes:
+        key = (to_add[0], to_add[1], bool(sensitive))
+        out = self._memo.get(key)
+        if out is None:
+            if len(self._memo) >= self.MEMO:
+                self._memo.clear()
+            out = self._memo[key] = self._field(*key)
+        return out
+
+    def _field(self, name: bytes, value: bytes, sensitive: bool) -> bytes:
+        mode = hpack.hpack.INDEX_NEVER if sensitive else hpack.hpack.INDEX_NONE
+        hit = hpack.table.HeaderTable.STATIC_TABLE_MAPPING.get(name)
+        if hit is None:
+            return self._encode_literal(name, value, mode)
+        index = hit[1].get(value)
+        if index is not None:
+            return self._encode_indexed(index)
+        return self._encode_indexed_literal(hit[0], value, mode)
 
 
 class _Stream:
@@ -66,7 +97,7 @@ class H2Client:
         self.transport, self.authority, self.scheme = transport, authority, scheme
         self._h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-        self._h2.encoder = _PlainEncoder()
+        self._h2.encoder = StaticEncoder()
         self._streams: dict[int, _Stream] = {}
         self._window = asyncio.Event()
         self._reader_task: asyncio.Task | None = None
