@@ -273,16 +273,14 @@ def decrypt_with_aad(key: bytes, jwe: Any, expected_salt: bytes | None = None,
     except InvalidTag:
         raise _integrity("AEAD verification failed (protected header, aad, iv, ciphertext or tag altered, "
                          "or different session key)") from None
-    if ours or protected_text == _protected(enc):   # the form we send, verified above: nothing to parse
-        header = {"alg": "dir", "enc": enc}
-    else:
+    if not (ours or protected_text == _protected(enc)):   # not the form we send (verified above)
         try:
             header = json_object(protected)
         except ValueError as exc:
             raise _integrity(f"protected header is not a JSON object ({exc})") from None
-    if header.get("alg") != "dir" or header.get("enc") != enc or not header.keys() <= _PROTECTED_PARAMS:
-        raise _integrity(f"protected header must be alg dir, enc {enc} (plus optional kid, typ, cty); got "
-                         f"alg {header.get('alg')!r}, enc {header.get('enc')!r}, members {sorted(header)}")
+        if header.get("alg") != "dir" or header.get("enc") != enc or not header.keys() <= _PROTECTED_PARAMS:
+            raise _integrity(f"protected header must be alg dir, enc {enc} (plus optional kid, typ, cty); got "
+                             f"alg {header.get('alg')!r}, enc {header.get('enc')!r}, members {sorted(header)}")
     # From here on the content is authentic: what cannot be read is a reconstruction failure
     # (403, like every N32-f error type; docs/interop-profile.md "N32-f failure classes").
     try:

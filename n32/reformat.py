@@ -50,6 +50,12 @@ _BAD_TILDE = re.compile(r"~(?![01])")
 _CONNECTION_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
 
+def _clean_pseudo(text: str) -> bool:
+    """``not _BAD_PSEUDO.search(text)``, by substring tests in C (a character class makes the
+    regular expression engine step through every character: 2 µs for a 400-character token)."""
+    return not (" " in text or "\t" in text or "\r" in text or "\n" in text or "\0" in text)
+
+
 @dataclass(frozen=True)
 class IeSelection:
     """What to encrypt in one message (built by :mod:`n32.policy`)."""
@@ -312,7 +318,7 @@ def restore_request(block: dict, data_to_encrypt: list, refs: int | None = None)
     method, scheme, authority, path = line.get("method"), line.get("scheme"), line.get("authority"), line.get("path")
     # one check of the four for the usual request; the first bad one is named by r.pseudo
     if not (type(method) is str and type(scheme) is str and type(authority) is str and type(path) is str
-            and method and scheme and authority and path and not _BAD_PSEUDO.search(method + scheme + authority + path)):
+            and method and scheme and authority and path and _clean_pseudo(method + scheme + authority + path)):
         method, scheme, authority, path = (r.pseudo(line, k) for k in ("method", "scheme", "authority", "path"))
     headers = r.headers()
     uri_entries, parts, json_entries = r.payload(allow_uri=True)
@@ -446,7 +452,7 @@ class _Restorer:
                     value = value["headerval"]
                 value = self.resolve(value, (("/headers", i), "value"))
             lower = _header_name(name) if len(name) <= 256 else None
-            if lower is None or type(value) is not str or _BAD_HEADER_VALUE.search(value):
+            if lower is None or type(value) is not str or "\r" in value or "\n" in value or "\0" in value:
                 _checked_header(name, value, f"/headers/{i}")              # names the problem
             out.append((lower, value))
         return out

@@ -34,6 +34,7 @@ class ReplayWindow:
         self.size = size
         self._top = -1  # highest accepted SEQ; -1 = none yet
         self._bitmap = 0  # bit i set <=> SEQ (top - i) accepted
+        self._mask = (1 << size) - 1
 
     def _problem(self, seq: int) -> str | None:
         if not 0 <= seq < _SEQ_SPACE:
@@ -52,15 +53,25 @@ class ReplayWindow:
         """Whether ``seq`` would be accepted (no state change)."""
         return self._problem(seq) is None
 
+    def admit(self, seq: int) -> bool:
+        """:meth:`check` and, if it passes, :meth:`accept`, with one look at the window."""
+        if self._problem(seq) is not None:
+            return False
+        self._record(seq)
+        return True
+
     def accept(self, seq: int) -> None:
         """Record ``seq`` as received; N32Error 403 ``REPLAY_DETECTED`` if it is a replay or too old."""
         problem = self._problem(seq)
         if problem:
             raise N32Error(403, REPLAY_DETECTED, problem)
+        self._record(seq)
+
+    def _record(self, seq: int) -> None:
         if seq > self._top:
             shift = seq - self._top
             # A jump of a whole window clears it (and avoids building a 2**32-bit integer).
-            self._bitmap = 1 if shift >= self.size else ((self._bitmap << shift) | 1) & ((1 << self.size) - 1)
+            self._bitmap = 1 if shift >= self.size else ((self._bitmap << shift) | 1) & self._mask
             self._top = seq
         else:
             self._bitmap |= 1 << (self._top - seq)
@@ -93,8 +104,8 @@ class MessageIdCache:
 
     def seen(self, message_id: str) -> bool:
         """Whether ``message_id`` was added less than ``ttl`` seconds ago (and not evicted)."""
-        self._purge()
-        return message_id in self._expiry
+        expiry = self._expiry.get(message_id)
+        return expiry is not None and expiry > self._clock()
 
     def add(self, message_id: str) -> None:
         """Remember ``message_id`` for ``ttl`` seconds (re-adding restarts its lifetime)."""

@@ -407,3 +407,23 @@ def test_fast_json_writes_what_the_standard_library_writes_any_value(value):
     except UnicodeEncodeError:      # a lone surrogate cannot be UTF-8 either way
         with pytest.raises(ValueError):
             expected.encode("utf-8")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers(-2**80, 2**80) | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(max_size=8), lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=20),
+       st.sampled_from([(",", ":"), (", ", ": ")]))
+def test_fast_json_reads_what_the_standard_library_reads_any_value(value, separators):
+    """Integers beyond 64 bits (orjson reads them as floats) in compact and in spaced text."""
+    text = json.dumps(value, separators=separators, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        return
+    try:
+        got = jwe.json_loads(text)
+    except ValueError:      # a lone surrogate: refused on purpose (RFC 8259 §8.2)
+        assert "\\ud" in json.dumps(value) or "\\udc" in json.dumps(value)
+        return
+    assert got == expected and json.dumps(got) == json.dumps(expected)
