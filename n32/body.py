@@ -17,6 +17,7 @@ more containers than the depth limit, by removing innermost pairs at most ``dept
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -42,6 +43,11 @@ class Limits:
     members: int = 100_000             # object members + array elements in one document, all levels
     string: int = 4 * 1024 * 1024      # octets of one string as sent (N32-f carries whole messages in aad)
 
+    @functools.cached_property
+    def few(self) -> int:
+        """Brackets and commas that can exceed neither the depth nor the member limit."""
+        return min(self.depth, self.members)
+
 
 DEFAULT = Limits()
 
@@ -54,12 +60,12 @@ def check(raw: bytes, limits: Limits = DEFAULT, where: str = "body", max_body: i
     """N32Error 413 if ``raw`` is longer than the body limit, 400 ``INVALID_MSG_FORMAT`` if a
     string, the member count or the nesting exceeds its limit. Nothing is parsed."""
     size_limit = limits.body if max_body is None else max_body
-    if len(raw) > size_limit:
-        raise _too(where, f"{len(raw)} octets exceed the limit of {size_limit}", 413, wire.PAYLOAD_TOO_LARGE)
+    size = len(raw)
+    if size > size_limit:
+        raise _too(where, f"{size} octets exceed the limit of {size_limit}", 413, wire.PAYLOAD_TOO_LARGE)
     # Upper bounds first (brackets and commas inside strings counted too): most bodies stop here,
     # most of them (N32-f messages, their blocks, usual NF bodies) at the first, one pass in C.
-    if len(raw) - len(raw.translate(None, b"[{,")) <= min(limits.depth, limits.members) \
-            and len(raw) <= limits.string:
+    if size - len(raw.translate(None, b"[{,")) <= limits.few and size <= limits.string:
         return
     opens, commas = raw.count(b"[") + raw.count(b"{"), raw.count(b",")
     if opens <= limits.depth and commas + opens <= limits.members and len(raw) <= limits.string:

@@ -24,6 +24,7 @@ import functools
 import json
 from typing import Any
 
+import pybase64
 from cryptography.exceptions import InvalidTag
 
 from . import errors, suites
@@ -51,7 +52,7 @@ _FROM_URL = bytes.maketrans(b"-_+/", b"+/**")
 
 def b64url_encode(data: bytes) -> str:
     """BASE64URL without padding (RFC 7515 §2)."""
-    return binascii.b2a_base64(data, newline=False).translate(_TO_URL).rstrip(b"=").decode("ascii")
+    return pybase64.b64encode(data).translate(_TO_URL).rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(text: Any) -> bytes:
@@ -62,12 +63,18 @@ def b64url_decode(text: Any) -> bytes:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
         raise ValueError("not a base64url string") from None
-    if raw[-1:] == b"=" and len(raw) % 4:
-        raise ValueError("not a base64url string or bad padding")
+    pad = -len(raw) % 4
+    if pad:
+        if raw[-1:] == b"=":
+            raise ValueError("not a base64url string or bad padding")
+        raw += _PADDING[pad]
     try:    # strict: only the alphabet, padding only at the end (RFC 4648 §3.3)
-        return binascii.a2b_base64(raw.translate(_FROM_URL) + b"=" * (-len(raw) % 4), strict_mode=True)
+        return pybase64.b64decode(raw.translate(_FROM_URL), validate=True)
     except binascii.Error as exc:
         raise ValueError(f"bad base64url: {exc}") from None
+
+
+_PADDING = (b"", b"=", b"==", b"===")
 
 
 # JSON: n32/body.py (orjson with the standard library's results).
@@ -161,7 +168,7 @@ def encrypt(key: bytes, nonce: bytes, enc: str, aad_block: dict, data_to_encrypt
         raise ValueError(f"nonce must be {NONCE_LENGTH} octets")
     if not isinstance(aad_block, dict) or not isinstance(data_to_encrypt, list):
         raise TypeError("aad_block must be a dict and data_to_encrypt a list")
-    aad = binascii.b2a_base64(json_dumps(aad_block), newline=False).translate(_TO_URL).rstrip(b"=")
+    aad = pybase64.b64encode(json_dumps(aad_block)).translate(_TO_URL).rstrip(b"=")
     sealed = (aead or suite.aead(key)).encrypt(nonce, json_dumps({"dataToEncrypt": data_to_encrypt}),
                                                _protected_dot(enc) + aad)
     return {"protected": _protected(enc), "aad": aad.decode("ascii"), "iv": b64url_encode(nonce),

@@ -325,7 +325,8 @@ def restore_request(block: dict, data_to_encrypt: list, refs: int | None = None)
     path, query = r.uri(path, line.get("queryFragment"), uri_entries)
     body = r.body(parts, json_entries, headers)
     r.done()
-    return HttpRequest(method, scheme, authority, path, query, _with_length(headers, body), body)
+    return HttpRequest(method, scheme, authority, path, query, _with_length(headers, body) if r.length else headers,
+                       body)
 
 
 def restore_response(block: dict, data_to_encrypt: list, refs: int | None = None) -> HttpResponse:
@@ -339,7 +340,7 @@ def restore_response(block: dict, data_to_encrypt: list, refs: int | None = None
     _, parts, json_entries = r.payload(allow_uri=False)
     body = r.body(parts, json_entries, headers)
     r.done()
-    return HttpResponse(int(m.group(1)), _with_length(headers, body), body)
+    return HttpResponse(int(m.group(1)), _with_length(headers, body) if r.length else headers, body)
 
 
 # Pointer to a place in the block, built lazily: a string, or (parent, member name or index).
@@ -382,6 +383,7 @@ class _Restorer:
         if not isinstance(data, list):
             _fail("/dataToEncrypt", errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, "dataToEncrypt is not an array")
         self.block, self.data, self.used = block, data, set()
+        self.length = False             # a content-length header to set to the restored body's
         # index objects that may still be in the block (None: unknown): at 0 the rest of the
         # clear values need not be walked (the common case: after the last encrypted IE)
         self.left = refs
@@ -454,6 +456,8 @@ class _Restorer:
             lower = _header_name(name) if len(name) <= 256 else None
             if lower is None or type(value) is not str or "\r" in value or "\n" in value or "\0" in value:
                 _checked_header(name, value, f"/headers/{i}")              # names the problem
+            if lower == "content-length":
+                self.length = True
             out.append((lower, value))
         return out
 

@@ -97,8 +97,8 @@ class MessageIdCache:
         self._purge()
         return len(self._expiry)
 
-    def _purge(self) -> None:
-        now = self._clock()
+    def _purge(self, now: float | None = None) -> None:
+        now = self._clock() if now is None else now
         while self._expiry and next(iter(self._expiry.values())) <= now:
             self._expiry.popitem(last=False)
 
@@ -109,8 +109,9 @@ class MessageIdCache:
 
     def add(self, message_id: str) -> None:
         """Remember ``message_id`` for ``ttl`` seconds (re-adding restarts its lifetime)."""
-        self._purge()
+        now = self._clock()
+        self._purge(now)
         self._expiry.pop(message_id, None)
-        self._expiry[message_id] = self._clock() + self.ttl
+        self._expiry[message_id] = now + self.ttl
         while len(self._expiry) > self.max_entries:
             self._expiry.popitem(last=False)
