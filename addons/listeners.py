@@ -8,6 +8,8 @@
   431 at once (``n32.header_limits``); over HTTP/2, mitmproxy's decoder limit (which it advertises
   as SETTINGS_MAX_HEADER_LIST_SIZE, 64 KiB, and enforces by ending the connection) is raised to
   ``limits.h2_header_block`` so that oversized requests up to it get their 431 on the stream.
+* ``load``: mitmproxy's HTTP/2 connections keep at most ``n32io.h2client.CLOSED_STREAMS_KEPT``
+  records of closed streams (h2's default, 2**16, is ~8 MB on a long-lived connection).
 * option ``tls_keylog``: the file the TLS secrets of every connection go to (NSS key log format,
   for Wireshark/tshark); ``SSLKEYLOGFILE`` otherwise.
 """
@@ -26,7 +28,7 @@ from addons import flowconv, listener_layers
 from n32 import header_limits
 from n32.errors import N32Error
 from n32.exchange import METADATA_KEY, Exchange
-from n32io import admission, tls
+from n32io import admission, h2client, tls
 
 log = logging.getLogger("listeners")
 
@@ -39,6 +41,9 @@ class Listeners:
         self._lookup = lookup
 
     def load(self, loader: Any) -> None:
+        # h2's record of closed streams, bounded as on our own connections (n32io/h2client.py): a
+        # long-lived N32-f or NF connection would otherwise hold 2**16 of them (~8 MB)
+        BufferedH2Connection.MAX_CLOSED_STREAMS = h2client.CLOSED_STREAMS_KEPT
         loader.add_option("tls_keylog", str | None, None,
                           "Append the TLS secrets of every connection (N32-c, N32-f, NF side, both directions) "
                           "to this file, NSS key log format, for Wireshark. Default: $SSLKEYLOGFILE. Lab use only.")

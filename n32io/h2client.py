@@ -28,6 +28,18 @@ from .transport import Transport, UpstreamError
 
 H2Error = UpstreamError  # the name callers have used since N32-c
 
+# h2 remembers how each closed stream of a connection ended, so that a frame the peer sent before
+# it saw our RST_STREAM is a stream error and not a connection error (RFC 9113 §5.4.2, §6.4). It
+# keeps 2**16 such records per connection, about 8 MB once an N32-f or NF connection has carried
+# 65 536 requests (the soak's RSS growth, docs/soak.md). A record matters only while such frames
+# can still arrive (a round trip after the reset): the last 4 096 streams are plenty. Also applied
+# to mitmproxy's HTTP/2 connections on our listeners (addons/listeners.py).
+CLOSED_STREAMS_KEPT = 2**12
+
+
+class _Connection(h2.connection.H2Connection):
+    MAX_CLOSED_STREAMS = CLOSED_STREAMS_KEPT
+
 
 @dataclass
 class Response:
@@ -95,8 +107,7 @@ class H2Client:
 
     def __init__(self, transport: Transport, authority: str, scheme: str) -> None:
         self.transport, self.authority, self.scheme = transport, authority, scheme
-        self._h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self._h2 = _Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         self._h2.encoder = StaticEncoder()
         self._streams: dict[int, _Stream] = {}
         self._window = asyncio.Event()

@@ -9,6 +9,7 @@ import socket
 import ssl
 from pathlib import Path
 
+import h2.connection
 import pytest
 
 from lab import h2server
@@ -83,6 +84,25 @@ def test_cleartext_h2_prior_knowledge() -> None:
         async with await H2Client.connect("127.0.0.1", port, authority="nf.example") as c:
             r = await c.request("GET", "/nudm-sdm/v2/x?a=1", timeout=10)
             assert c.scheme == "http" and r.status == 200 and r.json()["query"] == "a=1"
+
+    asyncio.run(with_server(go))
+
+
+def test_closed_stream_records_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """h2 keeps 2**16 records of closed streams per connection by default (~8 MB on a pooled N32-f
+    or NF connection, the soak's RSS growth); ours keeps the last CLOSED_STREAMS_KEPT (8 here)."""
+    from n32io import h2client
+
+    assert h2client.CLOSED_STREAMS_KEPT < h2.connection.H2Connection.MAX_CLOSED_STREAMS
+    monkeypatch.setattr(h2client._Connection, "MAX_CLOSED_STREAMS", 8)
+
+    async def go(port: int):
+        async with await H2Client.connect("127.0.0.1", port, authority="nf.example") as c:
+            for batch in range(5):
+                rsps = await asyncio.gather(*(c.request("GET", f"/x/{batch}/{i}", timeout=10) for i in range(8)))
+                assert [r.status for r in rsps] == [200] * 8
+            assert c._h2.highest_outbound_stream_id == 79          # 40 streams on this one connection
+            assert len(c._h2._closed_streams) == 8
 
     asyncio.run(with_server(go))
 
