@@ -258,7 +258,7 @@ class SeppRuntime:
         except UpstreamError as e:  # the address stays in our log, never in the answer
             log.warning("%s %s at %s:%d failed (%s): %s", fwd.hop.value, fwd.tls_name, host, port, e.kind, e)
             ex.now = time.time()
-            actions = self.engine.on_upstream_error(ex, fwd.hop, e.kind)
+            actions = self.engine.on_upstream_error(ex, fwd.hop, e.kind, e.sent)
             answer = next((a for a in actions if isinstance(a, Answer)), None)
             if ex.answered or answer is None:
                 self._perform(flow, ex, actions)

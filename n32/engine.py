@@ -74,11 +74,13 @@ class Engine:
             return []
         return self._guard(ex, lambda: self._response(ex, rsp))
 
-    def on_upstream_error(self, ex: Exchange, hop: HopKind, kind: str) -> list[Action]:
-        """The next hop of a ``Forward`` failed (``kind``: n32.upstream_errors.KINDS). A failed
+    def on_upstream_error(self, ex: Exchange, hop: HopKind, kind: str, sent: bool = True) -> list[Action]:
+        """The next hop of a ``Forward`` failed (``kind``: n32.upstream_errors.KINDS; ``sent``
+        False: the request certainly never reached it). A failed
         delivery to the home NF is answered like an NF answer, so it travels back to the peer (in
         the protected N32-f response in PRINS) and the visited NF gets this side's cause; a failed
         N32-f hop is answered to our NF directly (TS 29.500 §5.2.7)."""
+        ex.undelivered = not sent
         err = upstream_errors.upstream_failure(hop.value, kind, self._timeout(hop))
         if hop is HopKind.NF and not ex.answered:
             return [self._log_failure(ex, err), Answer(problem_response(err))]
@@ -200,6 +202,7 @@ class Engine:
         ex.report_to, ex.method, ex.path = peer.fqdn, req.method, req.path
         ex.original = {"method": req.method, "authority": req.authority, "path": req.target}
         dest = hop.uri if hop else n32f_dest(peer, relation)
+        ex.announced_dest = self._announced(peer, dest)
         headers = [(wire.CONTENT_TYPE, wire.JSON)]
         if hop:  # the IPX routes on the receiving SEPP (interop profile: IPX routing)
             headers.append((TARGET_HEADER, f"https://{peer.fqdn}"))
@@ -216,6 +219,7 @@ class Engine:
             req.headers.append((TARGET_HEADER, str(target)))
         req = origin.outbound(req, self.cfg.plmn_ids, self.cfg.fqdn)
         dest = n32f_dest(peer, relation)
+        ex.announced_dest = self._announced(peer, dest)
         port = urlsplit(dest).port or 443
         req.authority = peer.fqdn if port == 443 else f"{peer.fqdn}:{port}"
         req.scheme = "https"
@@ -356,10 +360,13 @@ class Engine:
         except (ValueError, AttributeError):
             return None
         if rsp.status == 502:
-            # Scale-out (docs/interop-profile.md): no connection to the N32-f endpoint one worker of
-            # the peer announced for this context. That worker is gone with its contexts; nothing
-            # was delivered, and its N32-c address (a load balancer) reaches the others.
-            if cause == upstream_errors.PEER_NOT_REACHABLE and self._announced_worker(ex.peer):
+            # Scale-out (docs/interop-profile.md): the N32-f endpoint one worker of the peer
+            # announced for this context refused the request before it was written (no connection
+            # or TLS, refused stream, GOAWAY below it). That worker is gone with its contexts;
+            # nothing was delivered, and its N32-c address (a load balancer) reaches the others.
+            # Decided on where this exchange went, not on the relation now held: a request sent on
+            # the dead context while another one's failure already dropped it is not delivered either.
+            if ex.undelivered and ex.announced_dest:
                 return StartHandshake(ex.peer or "", dead=True,
                                       context_id=ex.context if ex.mode == "PRINS" else None)
             return None
@@ -369,12 +376,10 @@ class Engine:
             return StartHandshake(ex.peer or "", dead=True)
         return None
 
-    def _announced_worker(self, fqdn: str | None) -> bool:
-        """N32-f to ``fqdn`` goes straight to an endpoint it announced apart from its N32-c one."""
-        peer = self._peers.get(fqdn or "")
-        if peer is None or peer.n32f_uri or peer.first_hop_ipx:
-            return False
-        return n32f_dest(peer, self.store.relation(peer.fqdn)) != peer.n32c_uri
+    @staticmethod
+    def _announced(peer: PeerConfig, dest: str) -> str | None:
+        """``dest`` if it is an endpoint the peer announced apart from its N32-c one (not configured)."""
+        return None if peer.n32f_uri or peer.first_hop_ipx or dest == peer.n32c_uri else dest
 
     # ================================================================== shared steps
     def _seal(self, actions: list[Action], peer: PeerConfig, ctx: N32fContext, protect: Callable[[], tuple[dict, int]]

@@ -60,6 +60,12 @@ class Exchange:
     now: float = 0.0
     handshake_waited: bool = False        # the adapter already waited for a pending handshake
     handshake_retried: bool = False       # this is the one retry after the peer lost our context
+    # Scale-out (docs/interop-profile.md): the N32-f endpoint the peer announced apart from its
+    # N32-c address (one of its workers) this exchange was sent to, and whether the next hop
+    # certainly never got the request (no connection or TLS, refused stream, GOAWAY below it).
+    # Not saved with the flow.
+    announced_dest: str | None = None
+    undelivered: bool = False
     # ---- what the engine decided / learnt (saved with the flow)
     role: str | None = None               # sending | receiving | tls-receiving | n32c | local
     mode: str | None = None               # PRINS | TLS (sending side)

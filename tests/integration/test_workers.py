@@ -108,6 +108,48 @@ def test_every_worker_carries_traffic_on_distinct_contexts_and_the_jwes_open(wor
     assert len(messages) == 2 * len(results)     # a request and a response per step, all distinct
 
 
+def test_killing_a_peer_worker_moves_its_partner_to_another_one(workers_lab):
+    """The home worker a visited worker made its context with dies: the announced N32-f port
+    refuses connections, so the visited worker drops that context, runs a new handshake through
+    the home SEPP's HAProxy (reaching a living worker) and sends the request once more."""
+    lab, procs, _ = workers_lab
+    alive = [i for i in range(K) if any(p.name == W.worker_name("sepp-v", i) and p.alive() for p in procs.procs)]
+    assert len(alive) == K, "runs before a visited worker is killed: the loss bound below counts on it"
+    me = W.worker_name("sepp-v", alive[0])
+    mine = {r["responderContextId"] for r in map(json.loads, (lab.out / f"{me}.keylog.jsonl").read_text().splitlines())}
+    partner = next(W.worker_name("sepp-h", i) for i in range(K)
+                   if mine & {json.loads(line)["responderContextId"] for line in
+                              (lab.out / f"{W.worker_name('sepp-h', i)}.keylog.jsonl").read_text().splitlines()})
+    victim = next(p for p in procs.procs if p.name == partner and p.alive())
+    box: dict[str, list] = {}
+    concurrency = 2
+    t = threading.Thread(target=lambda: box.setdefault("results", traffic(lab, 12 * K, first=600,
+                                                                          concurrency=concurrency)))
+    t.start()
+    threading.Event().wait(0.5)
+    victim.popen.send_signal(signal.SIGKILL)
+    victim.popen.wait(10)
+    t.join(120)
+    assert not t.is_alive()
+    results = box["results"]
+    sent_and_failed = [r for r in results if not r.ok and not (r.error or "").startswith("not sent")]
+    print(f"\nkilled {partner} (partner of {me}) under load: {len(results)} steps, "
+          f"{len(sent_and_failed)} sent and lost")
+    assert any(r.ok for r in results) and len(results) == 12 * K * STEPS
+    # Only the requests the dead worker held (written on its connection, then reset: delivery
+    # unknown, so not resent). Every visited worker is alive here, so HAProxy gave each one of the
+    # K client connections and the dead worker's partner carried at most ``concurrency`` at once.
+    # Requests that met the closed port (not written) or arrived while the new handshake ran are
+    # sent on the new context (docs/interop-profile.md, "Scale-out").
+    assert len(sent_and_failed) <= concurrency, [(r.api, r.status, r.error) for r in sent_and_failed]
+    P.wait_for(lambda: len((lab.out / f"{me}.keylog.jsonl").read_text().splitlines()) >= 2, 10,
+               f"{me}'s new handshake")
+    after = traffic(lab, 2 * K, first=800)
+    assert all(r.ok for r in after), [(r.api, r.status, r.error) for r in after if not r.ok]
+    records = [json.loads(line) for line in (lab.out / f"{me}.keylog.jsonl").read_text().splitlines()]
+    assert len(records) >= 2, "no new handshake after the partner died"
+
+
 def test_killing_one_worker_loses_only_the_requests_it_held(workers_lab):
     lab, procs, _ = workers_lab
     victim = next(p for p in procs.procs if p.name == W.worker_name("sepp-v", 1) and p.alive())
@@ -137,42 +179,3 @@ def test_killing_one_worker_loses_only_the_requests_it_held(workers_lab):
     for p in procs.procs:
         if p.name.startswith("sepp-") and p.alive():
             assert "Traceback" not in p.log_text(), p.name
-
-
-def test_killing_a_peer_worker_moves_its_partner_to_another_one(workers_lab):
-    """The home worker a visited worker made its context with dies: the announced N32-f port
-    refuses connections, so the visited worker drops that context, runs a new handshake through
-    the home SEPP's HAProxy (reaching a living worker) and sends the request once more."""
-    lab, procs, _ = workers_lab
-    alive = [i for i in range(K) if any(p.name == W.worker_name("sepp-v", i) and p.alive() for p in procs.procs)]
-    me = W.worker_name("sepp-v", alive[0])
-    mine = {r["responderContextId"] for r in map(json.loads, (lab.out / f"{me}.keylog.jsonl").read_text().splitlines())}
-    partner = next(W.worker_name("sepp-h", i) for i in range(K)
-                   if mine & {json.loads(line)["responderContextId"] for line in
-                              (lab.out / f"{W.worker_name('sepp-h', i)}.keylog.jsonl").read_text().splitlines()})
-    victim = next(p for p in procs.procs if p.name == partner and p.alive())
-    box: dict[str, list] = {}
-    concurrency = 2
-    t = threading.Thread(target=lambda: box.setdefault("results", traffic(lab, 12 * K, first=600,
-                                                                          concurrency=concurrency)))
-    t.start()
-    threading.Event().wait(0.5)
-    victim.popen.send_signal(signal.SIGKILL)
-    victim.popen.wait(10)
-    t.join(120)
-    assert not t.is_alive()
-    results = box["results"]
-    sent_and_failed = [r for r in results if not r.ok and not (r.error or "").startswith("not sent")]
-    print(f"\nkilled {partner} (partner of {me}) under load: {len(results)} steps, "
-          f"{len(sent_and_failed)} sent and lost")
-    assert any(r.ok for r in results) and len(results) == 12 * K * STEPS
-    # Known gap (docs/interop-profile.md, "Scale-out"): besides the requests the dead worker held
-    # (reset: delivery unknown, so not resent), requests racing the new handshake can fail too, so
-    # only a loose bound holds here: a fraction of the load, never a stuck worker.
-    assert len(sent_and_failed) <= 4 * concurrency * (K - 1), [(r.api, r.status, r.error) for r in sent_and_failed]
-    P.wait_for(lambda: len((lab.out / f"{me}.keylog.jsonl").read_text().splitlines()) >= 2, 10,
-               f"{me}'s new handshake")
-    after = traffic(lab, 2 * K, first=800)
-    assert all(r.ok for r in after), [(r.api, r.status, r.error) for r in after if not r.ok]
-    records = [json.loads(line) for line in (lab.out / f"{me}.keylog.jsonl").read_text().splitlines()]
-    assert len(records) >= 2, "no new handshake after the partner died"

@@ -5,20 +5,24 @@ handshake ourselves and answers 403 CONTEXT_NOT_FOUND (PRINS) or 503 N32_NOT_EST
 Retry-After (TLS)."""
 from __future__ import annotations
 
-import time
 import base64
 import json
+import time
+from dataclasses import replace
 
 import pytest
 
 from certs.pki import ensure_lab_pki
 from lab.topology import HOME, Lab, write_configs
-from n32 import config, edge
+from n32 import config, edge, lifecycle, upstream_errors as ue
 from n32.context import ContextStore, PeerRelation
 from n32.engine import Engine
-from n32.exchange import Answer, Exchange, Listener, StartHandshake
+from n32.events import HandshakeDue
+from n32.exchange import Answer, Exchange, Forward, HopKind, Listener, StartHandshake
 from n32.message import HttpRequest, HttpResponse
 from n32.policy import PolicySet
+from tests.n32.test_engine import problem as answered
+from tests.n32.test_engine import NOW, configs, handshake, nf_request, only, pair  # noqa: F401 (fixtures)
 
 V = "sepp.5gc.mnc001.mcc001.3gppnetwork.org"
 
@@ -54,24 +58,67 @@ def test_a_peer_that_lost_our_context_is_detected(home_engine, mode, status, cau
         assert home_engine.context_lost(ex, problem(status, cause)) is None
 
 
-@pytest.mark.parametrize("announced,kind_cause,dead", [
-    (True, "N32_PEER_NOT_REACHABLE", True),       # a worker of the peer died with its N32-f port
-    (False, "N32_PEER_NOT_REACHABLE", False),     # N32-f goes to its N32-c address: the peer is down
-    (True, "N32F_FORWARDING_FAILED", False)])     # the connection broke: delivery unknown, no resend
-def test_an_unreachable_announced_n32f_port_is_a_lost_context(home_engine, announced, kind_cause, dead):
+def test_an_unreachable_announced_n32f_port_is_a_lost_context(pair):
     """Scale-out: the peer announced a per-worker N32-f port (senderN32fPort) that now refuses
-    connections; nothing was delivered, and its N32-c address reaches its other workers."""
-    store = home_engine.store
-    port = 40001 if announced else int(home_engine._peers[V].n32c_uri.rsplit(":", 1)[1])
-    store.set_relation(V, PeerRelation("PRINS", n32f_uri=f"https://{V}:{port}"))
-    try:
-        ex = Exchange(listener=Listener.SBI, role="sending", mode="PRINS", peer=V, context="0123456789abcdef")
-        got = home_engine.context_lost(ex, problem(502, kind_cause))
-        assert (got is not None) == dead
-        if dead:
-            assert got.dead and got.context_id == ex.context
-    finally:
-        store.set_relation(V, None)
+    connections; nothing was delivered, and its N32-c address reaches its other workers. Decided
+    on where each exchange went: a request protected on the dead context before another one's
+    failure dropped it is retried too; requests arriving meanwhile wait for the new handshake."""
+    v, h = pair
+    fqdn = v.peer.fqdn
+    v.store.set_relation(fqdn, replace(v.store.relation(fqdn), n32f_uri=f"https://{fqdn}:40001"))
+    dead = v.store.by_peer(fqdn).local_context_id
+    first, racing = Exchange(listener=Listener.SBI, now=NOW), Exchange(listener=Listener.SBI, now=NOW)
+    for ex in (first, racing):
+        fwd = only(v.engine.on_request(ex, nf_request()), Forward)
+        assert fwd.uri == "https://127.0.0.1:40001" and ex.announced_dest == fwd.uri and ex.context == dead
+    # the first one finds the port closed: not written, so the context is dead and it is resent
+    rsp = answered(v.engine.on_upstream_error(first, HopKind.PEER, ue.UNREACHABLE, sent=False), 502,
+                  "N32_PEER_NOT_REACHABLE")
+    got = v.engine.context_lost(first, rsp)
+    assert got == StartHandshake(fqdn, dead=True, context_id=dead)
+    # the lifecycle drops it and handshakes again through the peer's N32-c address
+    rel = lifecycle.Relation(v.peer, v.store)
+    rel.state = lifecycle.RelationState.ESTABLISHED
+    rel.context_dead(NOW, got.context_id)
+    assert rel.state is lifecycle.RelationState.HANDSHAKING and v.store.by_peer(fqdn) is None
+    assert any(isinstance(e, HandshakeDue) for e in rel.events())
+    # a request arriving meanwhile is not sent on the dead context: it waits for the handshake
+    waiting = Exchange(listener=Listener.SBI, now=NOW)
+    assert v.engine.on_request(waiting, nf_request()) == [StartHandshake(fqdn, wait=True)]
+    # the one protected on the dead context before: a GOAWAY below its stream is "not written"
+    # too, and it is retried although the relation it went out on is gone already
+    rsp = answered(v.engine.on_upstream_error(racing, HopKind.PEER, ue.RESET, sent=False), 502,
+                  "N32F_FORWARDING_FAILED")
+    assert v.engine.context_lost(racing, rsp) == StartHandshake(fqdn, dead=True, context_id=dead)
+    rel.context_dead(NOW, dead)                  # already handshaking: no second handshake
+    assert rel.state is lifecycle.RelationState.HANDSHAKING and not rel.events()
+    # the new handshake (through the load balancer, another worker): the waiting request goes out
+    # on the new context; a late failure on the dead one leaves the new context alone
+    handshake(v, h)
+    fresh = v.store.by_peer(fqdn)
+    rel.handshake_succeeded(NOW, v.store.relation(fqdn), fresh)
+    waiting.handshake_waited = True
+    only(v.engine.on_request(waiting, nf_request()), Forward)
+    assert waiting.context == fresh.local_context_id != dead
+    rel.events()
+    rel.context_dead(NOW, dead)
+    assert v.store.by_peer(fqdn) is fresh and rel.state is lifecycle.RelationState.ESTABLISHED and not rel.events()
+
+
+@pytest.mark.parametrize("kind,sent,announced", [
+    (ue.RESET, True, True),            # the connection broke after the request went out: delivery unknown
+    (ue.TIMEOUT, True, True),
+    (ue.UNREACHABLE, False, False)])   # N32-f goes to the N32-c address: the peer itself is down
+def test_a_request_that_may_have_been_delivered_is_not_resent(pair, kind, sent, announced):
+    v, _ = pair
+    fqdn = v.peer.fqdn
+    port = 40001 if announced else int(v.cfg.peers[0].n32c_uri.rsplit(":", 1)[1])
+    v.store.set_relation(fqdn, replace(v.store.relation(fqdn), n32f_uri=f"https://{fqdn}:{port}"))
+    ex = Exchange(listener=Listener.SBI, now=NOW)
+    only(v.engine.on_request(ex, nf_request()), Forward)
+    assert (ex.announced_dest is not None) == announced
+    rsp = only(v.engine.on_upstream_error(ex, HopKind.PEER, kind, sent=sent), Answer).response
+    assert rsp.status in (502, 504) and v.engine.context_lost(ex, rsp) is None
 
 
 def _n32f(context_id: str) -> HttpRequest:
