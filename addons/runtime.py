@@ -167,7 +167,8 @@ class SeppRuntime:
             if lost is not None:
                 # The peer restarted: it could not read the message, so nothing was delivered. Rebuild
                 # the relation (one handshake per peer, with backoff) and send the request once more.
-                await self._wait_for(self.relations.context_dead(lost.peer, lost.context_id), wait)
+                await self._wait_for(self.relations.context_dead(lost.peer, lost.context_id) if lost.dead else
+                                     self.relations.start_handshake(self.relations.peer(lost.peer)), wait)
                 ex = Exchange(listener=role, now=time.time(), handshake_waited=True, handshake_retried=True)
                 flow.metadata[METADATA_KEY] = ex
                 flow.response = None

@@ -352,7 +352,9 @@ class Engine:
     def context_lost(self, ex: Exchange, rsp: HttpResponse) -> StartHandshake | None:
         """The peer SEPP answered our N32-f with CONTEXT_NOT_FOUND (PRINS) or N32_NOT_ESTABLISHED
         (TLS mode): it does not hold what we sent on, so it restarted. It could not read the
-        message, so nothing was delivered: the relation is rebuilt and the request may be retried."""
+        message, so nothing was delivered: the relation is rebuilt (``dead``) and the request may
+        be retried once. Without ``dead``: what we sent on is gone but was replaced already; the
+        request is retried on the relation held now."""
         if ex.role != "sending" or ex.handshake_retried or rsp.status not in (403, 404, 502, 503):
             return None
         try:
@@ -366,10 +368,14 @@ class Engine:
             # nothing was delivered, and its N32-c address (a load balancer) reaches the others.
             # Decided on where this exchange went, not on the relation now held: a request sent on
             # the dead context while another one's failure already dropped it is not delivered either.
-            if ex.undelivered and ex.announced_dest:
-                return StartHandshake(ex.peer or "", dead=True,
-                                      context_id=ex.context if ex.mode == "PRINS" else None)
-            return None
+            if not (ex.undelivered and ex.announced_dest):
+                return None
+            if ex.mode == "TLS":
+                peer, relation = self._peers.get(ex.peer or ""), self.store.relation(ex.peer or "")
+                if peer is not None and relation is not None and n32f_dest(peer, relation) != ex.announced_dest:
+                    # the relation was made again already (to another worker): keep it, resend on it
+                    return StartHandshake(peer.fqdn, wait=True)
+            return StartHandshake(ex.peer or "", dead=True, context_id=ex.context if ex.mode == "PRINS" else None)
         if cause == errors.CONTEXT_NOT_FOUND and ex.mode == "PRINS" and ex.context:
             return StartHandshake(ex.peer or "", dead=True, context_id=ex.context)
         if cause == wire.N32_NOT_ESTABLISHED and ex.mode == "TLS":

@@ -179,3 +179,42 @@ def test_killing_one_worker_loses_only_the_requests_it_held(workers_lab):
     for p in procs.procs:
         if p.name.startswith("sepp-") and p.alive():
             assert "Traceback" not in p.log_text(), p.name
+
+
+@pytest.fixture(scope="module")
+def tls_workers_lab(pki: Path, tmp_path_factory: pytest.TempPathFactory):
+    lab = Lab(out=tmp_path_factory.mktemp("workers-tls"), pki=pki, mode="tls", workers=K)
+    with P.Procs(lab.out) as procs:
+        info = start_lab(lab, procs)
+        yield lab, procs, info
+
+
+def test_tls_mode_killing_a_peer_worker_loses_only_the_requests_it_held(tls_workers_lab):
+    """TLS mode: no context, but the relation each visited worker made sends N32-f to the port its
+    home worker announced. That worker dies: the relation is dropped, made again through the home
+    SEPP's HAProxy, and the requests that were not written are sent once more."""
+    lab, procs, _ = tls_workers_lab
+    victim = next(p for p in procs.procs if p.name == W.worker_name("sepp-h", 0))
+    box: dict[str, list] = {}
+    concurrency = 2
+    t = threading.Thread(target=lambda: box.setdefault("results", traffic(lab, 12 * K, first=600,
+                                                                          concurrency=concurrency)))
+    t.start()
+    threading.Event().wait(0.5)
+    victim.popen.send_signal(signal.SIGKILL)
+    victim.popen.wait(10)
+    t.join(120)
+    assert not t.is_alive()
+    results = box["results"]
+    sent_and_failed = [r for r in results if not r.ok and not (r.error or "").startswith("not sent")]
+    print(f"\nTLS mode: killed {victim.name} under load: {len(results)} steps, {len(sent_and_failed)} sent and lost")
+    assert any(r.ok for r in results) and len(results) == 12 * K * STEPS
+    # every visited worker carries one client connection; the dead worker was the partner of one
+    assert len(sent_and_failed) <= concurrency, [(r.api, r.status, r.error) for r in sent_and_failed]
+    def handshakes() -> list[int]:
+        return sorted((lab.out / f"{W.worker_name('sepp-v', i)}.log").read_text().count(": TLS selected")
+                      for i in range(K))
+    P.wait_for(lambda: sum(handshakes()) > K, 10, "the dead worker's partner's new handshake")
+    assert handshakes() == [1] * (K - 1) + [2], "one new handshake, by the dead worker's partner only"
+    after = traffic(lab, 2 * K, first=800)
+    assert all(r.ok for r in after), [(r.api, r.status, r.error) for r in after if not r.ok]

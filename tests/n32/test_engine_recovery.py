@@ -21,8 +21,8 @@ from n32.events import HandshakeDue
 from n32.exchange import Answer, Exchange, Forward, HopKind, Listener, StartHandshake
 from n32.message import HttpRequest, HttpResponse
 from n32.policy import PolicySet
-from tests.n32.test_engine import problem as answered
-from tests.n32.test_engine import NOW, configs, handshake, nf_request, only, pair  # noqa: F401 (fixtures)
+from tests.n32.test_engine import (NOW, Sepp, configs, handshake, nf_request, only, pair,  # noqa: F401 (fixtures)
+                                   problem as answered)
 
 V = "sepp.5gc.mnc001.mcc001.3gppnetwork.org"
 
@@ -103,6 +103,33 @@ def test_an_unreachable_announced_n32f_port_is_a_lost_context(pair):
     rel.events()
     rel.context_dead(NOW, dead)
     assert v.store.by_peer(fqdn) is fresh and rel.state is lifecycle.RelationState.ESTABLISHED and not rel.events()
+
+
+def test_tls_mode_a_dead_peer_worker_drops_the_relation_once(configs):
+    """TLS mode holds no context: the relation made with the dead worker is what is dropped. A
+    request sent on it that fails after the relation was made again (to another worker) is
+    resent on the new one, which stays."""
+    v = Sepp(configs["default"]["sepp-v"])
+    fqdn = v.peer.fqdn
+    v.store.set_relation(fqdn, PeerRelation("TLS", n32f_uri=f"https://{fqdn}:40001"))
+    first, late = Exchange(listener=Listener.SBI, now=NOW), Exchange(listener=Listener.SBI, now=NOW)
+    for ex in (first, late):
+        only(v.engine.on_request(ex, nf_request()), Forward)
+        assert ex.mode == "TLS" and ex.announced_dest == "https://127.0.0.1:40001"
+    rsp = answered(v.engine.on_upstream_error(first, HopKind.PEER, ue.UNREACHABLE, sent=False), 502,
+                   "N32_PEER_NOT_REACHABLE")
+    assert v.engine.context_lost(first, rsp) == StartHandshake(fqdn, dead=True)
+    rel = lifecycle.Relation(v.peer, v.store)
+    rel.state = lifecycle.RelationState.ESTABLISHED
+    rel.context_dead(NOW, None)
+    assert v.store.relation(fqdn) is None and rel.state is lifecycle.RelationState.HANDSHAKING
+    new = PeerRelation("TLS", n32f_uri=f"https://{fqdn}:40002")        # another worker's port
+    rel.handshake_succeeded(NOW, new, None)
+    rsp = answered(v.engine.on_upstream_error(late, HopKind.PEER, ue.UNREACHABLE, sent=False), 502,
+                   "N32_PEER_NOT_REACHABLE")
+    assert v.engine.context_lost(late, rsp) == StartHandshake(fqdn, wait=True)    # not dead: kept
+    retry = Exchange(listener=Listener.SBI, now=NOW, handshake_waited=True, handshake_retried=True)
+    assert only(v.engine.on_request(retry, nf_request()), Forward).uri == "https://127.0.0.1:40002"
 
 
 @pytest.mark.parametrize("kind,sent,announced", [
