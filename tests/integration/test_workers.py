@@ -1,4 +1,5 @@
-"""One SEPP as 3 worker processes behind HAProxy on each side (issue 14 goal 3, lab/workers.py).
+"""One SEPP as 3 worker processes behind HAProxy on each side (issue 14 goal 3, lab/workers.py),
+PRINS and TLS mode.
 
 Real processes: 3 visited and 3 home mitmdump workers, one HAProxy per SEPP (TCP mode, TLS passed
 through), home NFs, real TLS on loopback. Each worker runs its own N32-c handshake through the
