@@ -163,7 +163,7 @@ class SeppRuntime:
                 flow.metadata["ue"] = label.ue_of(source.path, source.body)
                 self._show_listener(flow)
             rsp = await self._run(flow, ex, source, wait)
-            lost = self.engine.context_lost(ex, rsp) if role is Listener.SBI and rsp is not None else None
+            lost = self.engine.context_lost(ex, rsp) if role is Listener.SBI else None
             if lost is not None:
                 # The peer restarted: it could not read the message, so nothing was delivered. Rebuild
                 # the relation (one handshake per peer, with backoff) and send the request once more.

@@ -349,38 +349,44 @@ class Engine:
     def _retry_after(self) -> int:
         return max(1, math.ceil(self.cfg.handshake.retry_initial))
 
-    def context_lost(self, ex: Exchange, rsp: HttpResponse) -> StartHandshake | None:
-        """The peer SEPP answered our N32-f with CONTEXT_NOT_FOUND (PRINS) or N32_NOT_ESTABLISHED
-        (TLS mode): it does not hold what we sent on, so it restarted. It could not read the
-        message, so nothing was delivered: the relation is rebuilt (``dead``) and the request may
-        be retried once. Without ``dead``: what we sent on is gone but was replaced already; the
-        request is retried on the relation held now."""
-        if ex.role != "sending" or ex.handshake_retried or rsp.status not in (403, 404, 502, 503):
+    def context_lost(self, ex: Exchange, rsp: HttpResponse | None) -> StartHandshake | None:
+        """Whether our NF's request is sent once more after a new handshake (``rsp``: the peer's
+        answer, None when there was none). The peer SEPP answered our N32-f with
+        CONTEXT_NOT_FOUND (PRINS) or N32_NOT_ESTABLISHED (TLS mode): it does not hold what we sent
+        on, so it restarted. It could not read the message, so nothing was delivered: the relation
+        is rebuilt (``dead``) and the request may be retried once. Without ``dead``: what we sent
+        on is gone but was replaced already; the request is retried on the relation held now."""
+        if ex.role != "sending" or ex.handshake_retried:
+            return None
+        if rsp is None:
+            return self._worker_lost(ex)
+        if rsp.status not in (403, 404, 503):
             return None
         try:
             cause = json.loads(rsp.body or b"{}").get("cause")
         except (ValueError, AttributeError):
             return None
-        if rsp.status == 502:
-            # Scale-out (docs/interop-profile.md): the N32-f endpoint one worker of the peer
-            # announced for this context refused the request before it was written (no connection
-            # or TLS, refused stream, GOAWAY below it). That worker is gone with its contexts;
-            # nothing was delivered, and its N32-c address (a load balancer) reaches the others.
-            # Decided on where this exchange went, not on the relation now held: a request sent on
-            # the dead context while another one's failure already dropped it is not delivered either.
-            if not (ex.undelivered and ex.announced_dest):
-                return None
-            if ex.mode == "TLS":
-                peer, relation = self._peers.get(ex.peer or ""), self.store.relation(ex.peer or "")
-                if peer is not None and relation is not None and n32f_dest(peer, relation) != ex.announced_dest:
-                    # the relation was made again already (to another worker): keep it, resend on it
-                    return StartHandshake(peer.fqdn, wait=True)
-            return StartHandshake(ex.peer or "", dead=True, context_id=ex.context if ex.mode == "PRINS" else None)
         if cause == errors.CONTEXT_NOT_FOUND and ex.mode == "PRINS" and ex.context:
             return StartHandshake(ex.peer or "", dead=True, context_id=ex.context)
         if cause == wire.N32_NOT_ESTABLISHED and ex.mode == "TLS":
             return StartHandshake(ex.peer or "", dead=True)
         return None
+
+    def _worker_lost(self, ex: Exchange) -> StartHandshake | None:
+        """Scale-out (docs/interop-profile.md): the N32-f endpoint one worker of the peer announced
+        for this context refused the request before it was written (no connection or TLS, refused
+        stream, GOAWAY below it). That worker is gone with its contexts; nothing was delivered, and
+        the peer's N32-c address (a load balancer) reaches the others. Decided on where this
+        exchange went, not on the relation now held: a request sent on the dead context while
+        another one's failure already dropped it was not delivered either."""
+        if not (ex.undelivered and ex.announced_dest):
+            return None
+        if ex.mode == "TLS":
+            peer, relation = self._peers.get(ex.peer or ""), self.store.relation(ex.peer or "")
+            if peer is not None and relation is not None and n32f_dest(peer, relation) != ex.announced_dest:
+                # the relation was made again already (to another worker): keep it, resend on it
+                return StartHandshake(peer.fqdn, wait=True)
+        return StartHandshake(ex.peer or "", dead=True, context_id=ex.context if ex.mode == "PRINS" else None)
 
     @staticmethod
     def _announced(peer: PeerConfig, dest: str) -> str | None:
