@@ -96,12 +96,12 @@ class Peeked:
     """The clear block of an N32-f message read without any key (nothing authenticated yet).
     A plain class: a frozen dataclass's constructor cost a microsecond per message."""
 
-    __slots__ = ("aad", "block", "refs")
+    __slots__ = ("aad", "block", "text")
 
-    def __init__(self, aad: str, block: dict, refs: int | None = None) -> None:
+    def __init__(self, aad: str, block: dict, text: bytes | None = None) -> None:
         self.aad = aad              # the aad text it was decoded from
         self.block = block
-        self.refs = refs            # reformat.index_bound of the block's JSON text
+        self.text = text            # the JSON text it was parsed from (aad decoded)
 
     @property
     def meta(self) -> dict:
@@ -118,7 +118,7 @@ def peek(body: Any) -> Peeked:
             or not isinstance(meta.get("messageId"), str):
         raise errors.bad_request("metaData with n32fContextId and messageId is required",
                                  cause="INVALID_MSG_FORMAT")
-    return Peeked(jwe_obj["aad"], block, reformat.index_bound(aad))
+    return Peeked(jwe_obj["aad"], block, aad)
 
 
 def peek_metadata(body: Any) -> dict:
@@ -128,12 +128,12 @@ def peek_metadata(body: Any) -> dict:
 
 def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None,
           peeked: Peeked | None = None) -> tuple[dict, list, str, list, int | None]:
-    """(block, dataToEncrypt, messageId, verified modifications, reformat.index_bound of the block)."""
+    """(block, dataToEncrypt, messageId, verified modifications, the block's JSON text if not patched)."""
     jwe_obj = _reformatted(body)
     key, salt, window, enc, aead = ctx.receiving(kind)
     known = peeked.block if peeked is not None and peeked.aad is jwe_obj.get("aad") else None
     block, data, nonce, aad = jwe.decrypt_with_aad(key, jwe_obj, salt, enc, known, aead)
-    refs = reformat.index_bound(aad) if aad is not None else peeked.refs if peeked is not None else None
+    text = aad if aad is not None else peeked.text if known is not None else None
     seq = int.from_bytes(nonce[8:], "big")
     if not window.admit(seq):
         raise N32Error(403, "REPLAY_DETECTED", f"nonce sequence {seq} already used or too old")
@@ -153,18 +153,18 @@ def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None,
                            n32f_error_type=errors.INTEGRITY_CHECK_ON_MODIFICATIONS_FAILED)
         block, mods = check_mods(ctx, body, block, jwe_obj.get("tag", ""))
         if mods:    # patched: the bound of the transmitted text is not that of the block
-            refs = None
-    return block, data, str(block["metaData"]["messageId"]), mods, refs
+            text = None
+    return block, data, str(block["metaData"]["messageId"]), mods, text
 
 
 def open_request(ctx: Any, body: Any, check_mods: ModificationCheck | None = None,
                  peeked: Peeked | None = None) -> Opened:
     """Verify and restore an N32fReformattedReqMsg addressed to ``ctx`` (TS 33.501 §13.2.4.7);
     ``peeked``: what :func:`peek` gave for ``body``."""
-    block, data, message_id, mods, refs = _open(ctx, "request", body, check_mods, peeked)
+    block, data, message_id, mods, text = _open(ctx, "request", body, check_mods, peeked)
     if ctx.message_ids.seen(message_id):
         raise N32Error(403, "REPLAY_DETECTED", f"messageId {message_id} already received")
-    req = reformat.restore_request(block, data, refs)
+    req = reformat.restore_request(block, data, text)
     ctx.message_ids.add(message_id)
     return Opened(ctx, message_id, block, req, mods)
 
@@ -172,9 +172,9 @@ def open_request(ctx: Any, body: Any, check_mods: ModificationCheck | None = Non
 def open_response(ctx: Any, body: Any, expected_message_id: str,
                   check_mods: ModificationCheck | None = None) -> Opened:
     """Verify and restore an N32fReformattedRspMsg for the request ``expected_message_id``."""
-    block, data, message_id, mods, refs = _open(ctx, "response", body, check_mods)
+    block, data, message_id, mods, text = _open(ctx, "response", body, check_mods)
     if message_id != expected_message_id:
         raise N32Error(403, errors.INTEGRITY_CHECK_FAILED,
                        f"response messageId {message_id} does not match request {expected_message_id}",
                        n32f_error_type=errors.INTEGRITY_CHECK_FAILED)
-    return Opened(ctx, message_id, block, reformat.restore_response(block, data, refs), mods)
+    return Opened(ctx, message_id, block, reformat.restore_response(block, data, text), mods)

@@ -308,10 +308,13 @@ def index_bound(text: bytes) -> int | None:
     return None if b"\\u" in text else text.count(b'"encBlockIndex"')
 
 
-def restore_request(block: dict, data_to_encrypt: list, refs: int | None = None) -> HttpRequest:
+_UNCOUNTED: Any = object()
+
+
+def restore_request(block: dict, data_to_encrypt: list, text: bytes | None = None) -> HttpRequest:
     """The HTTP request a verified (and IPX-patched) block describes (TS 33.501 §13.2.4.7 step 8).
-    ``refs``: :func:`index_bound` of the block's text, if it is the block as parsed (not patched)."""
-    r = _Restorer(block, data_to_encrypt, refs)
+    ``text``: the JSON text the block was parsed from, if it is the block as parsed (not patched)."""
+    r = _Restorer(block, data_to_encrypt, text)
     line = block.get("requestLine")
     if not isinstance(line, dict):
         _fail("/requestLine", errors.INVALID_HTTP_HEADER, "requestLine missing")
@@ -329,9 +332,9 @@ def restore_request(block: dict, data_to_encrypt: list, refs: int | None = None)
                        body)
 
 
-def restore_response(block: dict, data_to_encrypt: list, refs: int | None = None) -> HttpResponse:
+def restore_response(block: dict, data_to_encrypt: list, text: bytes | None = None) -> HttpResponse:
     """The HTTP response a verified block describes; status = first 3-digit number (profile 21)."""
-    r = _Restorer(block, data_to_encrypt, refs)
+    r = _Restorer(block, data_to_encrypt, text)
     line = block.get("statusLine")
     m = _STATUS.search(str(line)) if type(line) in (str, int) else None
     if m is None:
@@ -377,16 +380,17 @@ def _fail(where: str, reason: str, detail: str) -> NoReturn:
 class _Restorer:
     """Resolves index objects against dataToEncrypt; each value must be used exactly once."""
 
-    def __init__(self, block: Any, data: Any, refs: int | None = None) -> None:
+    def __init__(self, block: Any, data: Any, text: bytes | None = None) -> None:
         if not isinstance(block, dict):
             _fail("", errors.INVALID_JSON_POINTER, "DataToIntegrityProtectBlock is not an object")
         if not isinstance(data, list):
             _fail("/dataToEncrypt", errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, "dataToEncrypt is not an array")
         self.block, self.data, self.used = block, data, set()
         self.length = False             # a content-length header to set to the restored body's
-        # index objects that may still be in the block (None: unknown): at 0 the rest of the
-        # clear values need not be walked (the common case: after the last encrypted IE)
-        self.left = refs
+        # how many index objects the block can hold (None: unknown), counted in ``text`` when
+        # first needed: once that many are found, the rest of the clear values need not be
+        # walked (the common case: the containers after the last encrypted IE)
+        self.text, self.bound = text, (_UNCOUNTED if text is not None else None)
 
     def take(self, ref: dict, where: Where) -> Any:
         n = ref.get(INDEX)
@@ -396,15 +400,17 @@ class _Restorer:
         if n in self.used:
             _fail(_where(where), errors.INVALID_INDEX_TO_ENCRYPTED_BLOCK, f"encrypted value {n} is referenced twice")
         self.used.add(n)
-        if self.left is not None:
-            self.left -= 1
         return self.data[n]
+
+    def found_all(self) -> bool:
+        """Whether every index object the block's text can hold has been taken already."""
+        if self.bound is _UNCOUNTED:
+            self.bound = index_bound(self.text)     # type: ignore[arg-type]  # set with the text
+        return self.bound is not None and len(self.used) >= self.bound
 
     def resolve(self, node: Any, where: Where, depth: int = 0) -> Any:
         """``node`` with its index objects replaced by their values; parts without any are the
         same objects (not copied). ``where`` is built into a pointer only for an error."""
-        if self.left == 0:
-            return node
         if type(node) is dict:
             if INDEX in node:
                 return self.take(node, where)
@@ -412,6 +418,8 @@ class _Restorer:
         elif type(node) is list:
             items = enumerate(node)
         else:
+            return node
+        if self.bound is not None and self.found_all():
             return node
         if depth >= MAX_DEPTH:
             _fail(_where(where), errors.INVALID_JSON_POINTER, f"nested deeper than {MAX_DEPTH} levels")
@@ -556,7 +564,7 @@ class _Restorer:
                 _fail(f"/payload/{i}/iePath", errors.INVALID_JSON_POINTER,
                       "iePath must name a top-level member, once")
             doc[name] = self.resolve(value, (("/payload", i), "value")) \
-                if type(value) in _CONTAINERS and self.left != 0 else value
+                if type(value) in _CONTAINERS else value
         return doc
 
     def binary(self, node: Any, where: str) -> bytes:
