@@ -195,7 +195,7 @@ _PLAIN_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_fini
 
 def _not_utf8(data: bytes) -> bool:
     """A BOM or UTF-16/32 (RFC 8259 §8.1 allows a parser to accept them): the standard library reads those."""
-    return data.startswith(_BOM) or data[:1] == b"\x00" or data[1:2] == b"\x00"
+    return b"\x00" in data[:2] or data.startswith(_BOM)
 
 
 def fast_loads(data: bytes) -> Any:

@@ -336,14 +336,18 @@ def restore_response(block: dict, data_to_encrypt: list, text: bytes | None = No
     """The HTTP response a verified block describes; status = first 3-digit number (profile 21)."""
     r = _Restorer(block, data_to_encrypt, text)
     line = block.get("statusLine")
-    m = _STATUS.search(str(line)) if type(line) in (str, int) else None
-    if m is None:
-        _fail("/statusLine", errors.INVALID_HTTP_HEADER, "statusLine without a status code")
+    if type(line) is str and len(line) == 3 and line.isascii() and line.isdigit() and "1" <= line[0] <= "5":
+        status = int(line)      # the form we send: what the search below finds in it
+    else:
+        m = _STATUS.search(str(line)) if type(line) in (str, int) else None
+        if m is None:
+            _fail("/statusLine", errors.INVALID_HTTP_HEADER, "statusLine without a status code")
+        status = int(m.group(1))
     headers = r.headers()
     _, parts, json_entries = r.payload(allow_uri=False)
     body = r.body(parts, json_entries, headers)
     r.done()
-    return HttpResponse(int(m.group(1)), _with_length(headers, body) if r.length else headers, body)
+    return HttpResponse(status, _with_length(headers, body) if r.length else headers, body)
 
 
 # Pointer to a place in the block, built lazily: a string, or (parent, member name or index).
