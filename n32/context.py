@@ -129,13 +129,25 @@ class ContextStore:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._by_id: dict[str, N32fContext] = {}
+        self._by_peer: dict[str, dict[str, N32fContext]] = {}    # peer FQDN -> local ID -> context
         self._relations: dict[str, PeerRelation] = {}
         self._seq = 0
 
     def add(self, ctx: N32fContext) -> None:
         self._seq += 1
         ctx.seq = self._seq
+        old = self._by_id.get(ctx.local_context_id)
+        if old is not None:
+            self._unindex(old)
         self._by_id[ctx.local_context_id] = ctx
+        self._by_peer.setdefault(ctx.peer_fqdn, {})[ctx.local_context_id] = ctx
+
+    def _unindex(self, ctx: N32fContext) -> None:
+        peers = self._by_peer.get(ctx.peer_fqdn)
+        if peers is not None:
+            peers.pop(ctx.local_context_id, None)
+            if not peers:
+                del self._by_peer[ctx.peer_fqdn]
 
     def by_local_id(self, context_id: str) -> N32fContext | None:
         ctx = self._by_id.get(context_id)
@@ -149,22 +161,28 @@ class ContextStore:
     def by_peer(self, fqdn: str) -> N32fContext | None:
         """The context new messages to ``fqdn`` go on: the newest one both sides hold (send_ready),
         else the newest live one. TS 29.573 lets one peer FQDN hold several contexts at once."""
-        live = self.for_peer(fqdn)
-        ready = [c for c in live if c.send_ready]
-        pick = ready or live
-        return max(pick, key=lambda c: c.seq) if pick else None
+        now = self.clock()
+        newest = ready = None          # one pass over this peer's contexts (per message sent)
+        for c in self._by_peer.get(fqdn, {}).values():
+            if c.expires > now:
+                if newest is None or c.seq > newest.seq:
+                    newest = c
+                if c.send_ready and (ready is None or c.seq > ready.seq):
+                    ready = c
+        return ready or newest
 
     def for_peer(self, fqdn: str) -> list[N32fContext]:
         """Every live context with ``fqdn``, oldest first."""
         now = self.clock()
-        return sorted((c for c in self._by_id.values() if c.peer_fqdn == fqdn and c.expires > now),
-                      key=lambda c: c.seq)
+        return sorted((c for c in self._by_peer.get(fqdn, {}).values() if c.expires > now), key=lambda c: c.seq)
 
     def all(self) -> list[N32fContext]:
         return list(self._by_id.values())
 
     def remove(self, ctx: N32fContext) -> None:
-        self._by_id.pop(ctx.local_context_id, None)
+        gone = self._by_id.pop(ctx.local_context_id, None)
+        if gone is not None:
+            self._unindex(gone)
         rel = self._relations.get(ctx.peer_fqdn)
         if rel is not None and rel.capability == "PRINS" and self.by_peer(ctx.peer_fqdn) is None:
             self._relations.pop(ctx.peer_fqdn, None)

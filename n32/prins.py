@@ -7,9 +7,9 @@ roaming intermediaries' modifications and restores the message.
 """
 from __future__ import annotations
 
-import secrets
+import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -25,8 +25,27 @@ RI_PARAMETERS = "n32cParameters"
 
 
 def new_message_id() -> str:
-    """Profile 15: decimal string of an unsigned 64-bit random integer."""
-    return str(secrets.randbits(64))
+    """Profile 15: decimal string of an unsigned 64-bit random integer. The integers come from
+    the OS CSPRNG 256 at a time: one getrandom call per message was an eighth of a protect."""
+    global _ids
+    try:
+        return str(next(_ids))
+    except StopIteration:
+        _ids = iter(memoryview(os.urandom(8 * _IDS_PER_DRAW)).cast("Q"))
+        return str(next(_ids))
+
+
+_IDS_PER_DRAW = 256
+_ids: Iterator[int] = iter(())
+
+
+def _forget_ids() -> None:
+    """A forked child (a worker) must not issue the integers its parent drew."""
+    global _ids
+    _ids = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_ids)
 
 
 def metadata(ctx: Any, message_id: str, authorized_ipx: str | None, null_form: str = "string") -> dict:

@@ -81,3 +81,32 @@ def test_the_pair_uses_opposite_directions():
         assert send_key == recv_key and send_key != init.receive_params(kind)[0]
     assert init.send_params("request")[0] != init.send_params("response")[0]
     assert init.expires == 86400.0 and not init.needs_rekey
+
+
+def test_peer_lookups_follow_every_add_and_remove():
+    """by_peer/for_peer (indexed by peer) agree with a search over all contexts after random
+    adds (new IDs and reused ones), removals, expiries and send_ready changes."""
+    import random
+    rng = random.Random(7)
+    clock = Clock()
+    store = ContextStore(lambda: clock.now)
+    peers = [PEER, "sepp.other.example", "sepp.third.example"]
+    made = [ctx(f"{n:016x}", f"{n + 100:016x}", peer=rng.choice(peers), created=1_000.0 + n,
+                lifetime=rng.choice([30.0, 300.0])) for n in range(12)]
+    for _ in range(300):
+        c = rng.choice(made)
+        op = rng.random()
+        if op < 0.4:
+            store.add(c)
+        elif op < 0.6:
+            store.remove(c)
+        elif op < 0.8:
+            c.send_ready = not c.send_ready
+        else:
+            clock.now += rng.choice([0.0, 5.0])
+        for peer in peers:
+            live = sorted((x for x in store.all() if x.peer_fqdn == peer and x.expires > clock.now),
+                          key=lambda x: x.seq)
+            pick = [x for x in live if x.send_ready] or live
+            assert store.for_peer(peer) == live
+            assert store.by_peer(peer) is (max(pick, key=lambda x: x.seq) if pick else None)

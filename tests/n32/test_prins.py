@@ -178,3 +178,20 @@ def test_wire_bytes_are_those_of_the_reference_implementation(suite):
     # what the standard library writes (the engine wrote them with json before)
     for wire in (q, r):
         assert json.dumps(json.loads(wire), separators=(",", ":")).encode() == wire
+
+
+def test_message_ids_of_a_forked_worker_differ_from_its_parents():
+    """IDs are drawn from the OS 256 at a time: a forked child starts a draw of its own."""
+    import os
+    ids = {prins.new_message_id() for _ in range(600)}
+    assert len(ids) == 600 and all(0 <= int(i) < 2**64 for i in ids)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:        # pragma: no cover (child)
+        os.write(w, prins.new_message_id().encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    child = os.read(r, 64).decode()
+    os.close(r)
+    assert child and child != prins.new_message_id()
