@@ -166,9 +166,11 @@ def dumps(doc: Any) -> bytes:
     # below 1e-4 in another form ("1e-7", "0.00001" for "1e-07", "1e-05"): those go to json.
     # A negative exponent is always a digit then "e-"; "e-" alone is common in strings
     # ("ue-authentications", base64url), which would send most N32-f blocks to json for nothing.
-    if b"null" in out:
+    # bytes.find, not "in": ``bytes in bytes`` first tries the operand as an integer and pays
+    # for the TypeError it raises (0.6 µs here, per test)
+    if out.find(b"null") >= 0:
         _ENCODER.encode(doc)
-    if b"0.0000" in out or _negative_exponent(out):
+    if out.find(b"0.0000") >= 0 or _negative_exponent(out):
         return _ENCODER.encode(doc).encode("utf-8")
     return out
 
@@ -195,7 +197,7 @@ _PLAIN_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_fini
 
 def _not_utf8(data: bytes) -> bool:
     """A BOM or UTF-16/32 (RFC 8259 §8.1 allows a parser to accept them): the standard library reads those."""
-    return b"\x00" in data[:2] or data.startswith(_BOM)
+    return 0 in data[:2] or data.startswith(_BOM)      # a zero octet (an int: see dumps)
 
 
 def fast_loads(data: bytes) -> Any:

@@ -252,7 +252,7 @@ def _parse_json(raw: bytes, where: str) -> Any:
     except (ValueError, RecursionError) as e:
         raise N32Error(400, "INVALID_MSG_FORMAT", f"{where} is declared JSON but is not: {e}") from None
     # The member name can only be there literally or written with \u escapes (RFC 8259 §7).
-    if (INDEX.encode() in raw or b"\\u" in raw) and contains_enc_block_index(doc):
+    if ((0x42 in raw and raw.find(_INDEX_BYTES) >= 0) or _has_u_escape(raw)) and contains_enc_block_index(doc):
         raise _rejected(where)
     return doc
 
@@ -305,10 +305,31 @@ def index_bound(text: bytes) -> int | None:
     name is in the text as ``"encBlockIndex"`` unless written with \\u escapes (None: unknown);
     a string or a duplicate name with that text only makes the bound larger. The restorer stops
     looking once it has found that many."""
-    return None if b"\\u" in text else text.count(b'"encBlockIndex"')
+    if _has_u_escape(text):
+        return None
+    # bytes.count of a long needle steps through nearly every octet (its skip table is full for a
+    # needle of many letters): the "k" of the name, rare elsewhere, is found by memchr instead,
+    # unless there are many
+    n, seen, pos = 0, 0, text.find(b"k")
+    while pos >= 0:
+        seen += 1
+        if seen > _FEW_K:
+            return text.count(_QUOTED_INDEX)
+        n += pos >= 8 and text.startswith(_QUOTED_INDEX, pos - 8)
+        pos = text.find(b"k", pos + 1)
+    return n
+
+
+def _has_u_escape(text: bytes) -> bool:
+    """Whether JSON ``text`` has a \\u escape: a backslash looked for first (memchr; most texts have
+    none), and ``bytes.find``, not ``in`` (which first tries the operand as an integer)."""
+    return 0x5C in text and text.find(b"\\u") >= 0
 
 
 _UNCOUNTED: Any = object()
+_INDEX_BYTES = INDEX.encode()
+_QUOTED_INDEX = b'"encBlockIndex"'
+_FEW_K = 8
 
 
 def restore_request(block: dict, data_to_encrypt: list, text: bytes | None = None) -> HttpRequest:
