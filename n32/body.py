@@ -211,6 +211,11 @@ def fast_loads(data: bytes) -> Any:
         if _long_number(data):
             return _PLAIN_DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
         raise
+    return _as_json_reads(data, value)
+
+
+def _as_json_reads(data: bytes, value: Any) -> Any:
+    """``value`` (orjson's parse of UTF-8 ``data``), or json's parse where the two could differ."""
     # Text as orjson writes it (ours, most peers') has no number orjson reads otherwise than
     # json: an integer it read as a float would be written back with "." or "e". One write and
     # a comparison cost less than looking for long digit runs.
@@ -222,6 +227,24 @@ def fast_loads(data: bytes) -> Any:
     if _long_number(data):
         return _PLAIN_DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
     return value
+
+
+def _strings_only(value: Any, limits: Limits) -> bool:
+    """Whether ``value`` is an object of at most two levels whose every leaf is a string, within
+    ``limits`` (N32-f messages: base64url strings in reformattedData). Such a parse holds no
+    number, so it is what json gives, and the pre-scan of the text could not have refused it."""
+    if type(value) is not dict or len(value) > 16:
+        return False
+    members, depth = len(value), 1
+    for v in value.values():
+        if type(v) is not str:
+            if type(v) is not dict or len(v) > 16:
+                return False
+            members, depth = members + len(v), 2
+            for w in v.values():
+                if type(w) is not str:
+                    return False
+    return members <= limits.members and depth <= limits.depth
 
 
 def unique_loads(data: bytes) -> Any:
@@ -242,6 +265,23 @@ def loads(raw: bytes | str, limits: Limits = DEFAULT, where: str = "body", *, un
     (NaN/Infinity refused; with ``unique`` duplicate member names too, so that no later parser
     sees another value than we checked)."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if not unique and len(data) <= limits.string and len(data) <= (limits.body if max_body is None else max_body) \
+            and not _not_utf8(data):
+        # Parsed first (orjson is safe on any input: it refuses nesting beyond 1024 levels): a
+        # small object of strings (an N32-f message) needs neither the pre-scan nor the number
+        # check. Anything else gets both, and a parse error the checks' verdict first.
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if _strings_only(value, limits):
+                return value
+            check(data, limits, where, max_body)
+            try:
+                return _as_json_reads(data, value)
+            except (ValueError, UnicodeDecodeError, RecursionError) as e:
+                raise _too(where, f"not valid JSON: {e}") from None
     check(data, limits, where, max_body)
     try:
         return unique_loads(data) if unique else fast_loads(data)

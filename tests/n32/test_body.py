@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from n32 import body, edge, origin, prins, wire
 from n32.errors import N32Error
@@ -115,3 +117,39 @@ def test_configured_limits_reach_the_edge():
     assert e.from_peer(nf_request(shallow)).body == shallow
     with pytest.raises(N32Error, match="nested deeper than 8 levels"):
         e.from_peer(nf_request(b'{"a":' * 9 + b"1" + b"}" * 9))
+
+
+def _reference_loads(raw: bytes, limits: body.Limits) -> object:
+    """loads as first written: the pre-scan, then the parser."""
+    body.check(raw, limits)
+    try:
+        return body.fast_loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise body._too("body", f"not valid JSON: {e}") from None
+
+
+_TEXTS = st.one_of(
+    st.dictionaries(st.text(max_size=4), st.text(max_size=6) | st.dictionaries(st.text(max_size=3), st.text(max_size=3),
+                                                                                max_size=5), max_size=6)
+    .map(lambda d: json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")),
+    st.recursive(st.integers(-2**70, 2**70) | st.text(max_size=3) | st.none(),
+                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+                 max_leaves=12).map(lambda d: json.dumps(d, ensure_ascii=False).encode("utf-8", "surrogatepass")),
+    st.sampled_from([b'{"a":{"b":{"c":"d"}}}', b'{"a":"' + b"x" * 9 + b'"}', b'{"a":"b","a":"c"}', b"{", b'{"a":1e400}',
+                     b'{"a":"\\ud800"}', DEEP_OBJECT, b'\xef\xbb\xbf{"a":"b"}', b'{"a":"b"} x']))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXTS, st.sampled_from([body.DEFAULT, SMALL, body.Limits(depth=1, members=2, string=8),
+                                 body.Limits(depth=1, members=3), body.Limits(depth=2, members=4)]))
+def test_loads_parses_first_with_the_verdicts_of_checking_first(raw, limits):
+    """Small objects of strings skip the pre-scan: the same value or the same error as before."""
+    try:
+        expected = ("ok", _reference_loads(raw, limits))
+    except N32Error as e:
+        expected = ("error", e.status, e.cause, e.detail)
+    try:
+        got = ("ok", body.loads(raw, limits))
+    except N32Error as e:
+        got = ("error", e.status, e.cause, e.detail)
+    assert got == expected
