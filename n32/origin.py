@@ -91,9 +91,19 @@ def _raw(p: Any) -> tuple[str, str, str | None]:
     return str(p.mcc), str(p.mnc), getattr(p, "nid", None)
 
 
-def network_keys(ids: Iterable[Any]) -> set[NetworkKey]:
+def network_keys(ids: Iterable[Any]) -> frozenset[NetworkKey]:
     """Normalised (MCC, 3-digit MNC, NID) of PLMN/SNPN IDs in any of the accepted forms."""
-    return {_key(*_raw(p)) for p in ids}
+    if isinstance(ids, tuple):          # configured IDs (a tuple of PlmnId): asked for on every request
+        try:
+            return _network_keys(ids)
+        except TypeError:               # unhashable members (dicts)
+            pass
+    return frozenset(_key(*_raw(p)) for p in ids)
+
+
+@functools.lru_cache(maxsize=256)
+def _network_keys(ids: tuple) -> frozenset[NetworkKey]:
+    return frozenset(_key(*_raw(p)) for p in ids)
 
 
 def _show(k: NetworkKey) -> str:
@@ -139,7 +149,7 @@ def _single(req: HttpRequest) -> OriginatingNetworkId | None:
     return parse(values[0]) if values else None
 
 
-def _mismatch(param: str, found: NetworkKey, allowed: set[NetworkKey], report: bool) -> N32Error:
+def _mismatch(param: str, found: NetworkKey, allowed: frozenset[NetworkKey], report: bool) -> N32Error:
     reason = f"{_show(found)} is not among {sorted(_show(k) for k in allowed)}"
     return N32Error(403, MISMATCH, f"{param}: {reason}", n32f_error_type=POLICY_MISMATCH if report else None,
                     invalid_params=[{"param": param, "reason": reason}])

@@ -96,9 +96,19 @@ def plmn_of_nf_fqdn(host: str) -> tuple[str, str] | None:
     return (m.group(2), m.group(1)) if m else None
 
 
-def plmn_set(plmns: Iterable[Any]) -> set[tuple[str, str]]:
+def plmn_set(plmns: Iterable[Any]) -> frozenset[tuple[str, str]]:
     """(MCC, 3-digit MNC) of PlmnId objects, {"mcc","mnc"} dicts or "mcc-mnc" strings."""
-    return {PlmnId.parse(p).key for p in plmns}
+    if isinstance(plmns, tuple):        # configured IDs (a tuple of PlmnId): asked for on every request
+        try:
+            return _plmn_set(plmns)
+        except TypeError:               # unhashable members (dicts)
+            pass
+    return frozenset(PlmnId.parse(p).key for p in plmns)
+
+
+@functools.lru_cache(maxsize=256)
+def _plmn_set(plmns: tuple) -> frozenset[tuple[str, str]]:
+    return frozenset(PlmnId.parse(p).key for p in plmns)
 
 
 def outbound_target(req: HttpRequest) -> ApiRoot:
