@@ -303,6 +303,38 @@ def loads_or_not_json(raw: bytes, limits: Limits = DEFAULT, where: str = "body")
         return NOT_JSON
 
 
+# The document :func:`read` parsed last, with the bytes object it came from (kept, so that its id
+# is not reused) and whether duplicate member names were ruled out.
+_LAST: list[Any] = [None, None, False]
+
+
+def read(raw: bytes, limits: Limits = DEFAULT, where: str = "body", *, unique: bool = False,
+         or_not_json: bool = False) -> Any:
+    """:func:`loads` (with ``or_not_json``: :func:`loads_or_not_json`) for readers that never
+    change the document they are given. On each hop the edge steps and the origin checks read
+    the same NF body in turn: the document of the bytes object read last is handed out again
+    instead of being parsed once per step. Limits are checked on every call."""
+    check(raw, limits, where)
+    last_raw, last_doc, last_unique = _LAST
+    if raw is last_raw:
+        if last_unique or not unique:
+            return last_doc
+        try:        # as unique_loads decides: written back byte for byte, no duplicate was dropped
+            if not _not_utf8(raw) and orjson.dumps(last_doc) == raw:
+                _LAST[2] = True
+                return last_doc
+        except TypeError:
+            pass
+    try:
+        doc = unique_loads(raw) if unique else fast_loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        if or_not_json:
+            return NOT_JSON
+        raise _too(where, f"not valid JSON: {e}") from None
+    _LAST[:] = [raw, doc, unique]
+    return doc
+
+
 def json_type(msg: Any) -> bool:
     """True if ``msg`` (HttpRequest/HttpResponse) declares a JSON body (``application/json``, ``*+json``)."""
     return wire.is_json(msg.header(wire.CONTENT_TYPE))
@@ -313,7 +345,7 @@ def document(msg: Any, limits: Limits = DEFAULT, where: str = "body") -> Any:
     JSON or is not JSON. N32Error when it exceeds a limit."""
     if not msg.body or not json_type(msg):
         return NOT_JSON
-    return loads_or_not_json(msg.body, limits, where)
+    return read(msg.body, limits, where, or_not_json=True)
 
 
 M = TypeVar("M")

@@ -93,17 +93,17 @@ def _raw(p: Any) -> tuple[str, str, str | None]:
 
 def network_keys(ids: Iterable[Any]) -> frozenset[NetworkKey]:
     """Normalised (MCC, 3-digit MNC, NID) of PLMN/SNPN IDs in any of the accepted forms."""
-    if isinstance(ids, tuple):          # configured IDs (a tuple of PlmnId): asked for on every request
-        try:
-            return _network_keys(ids)
-        except TypeError:               # unhashable members (dicts)
-            pass
-    return frozenset(_key(*_raw(p)) for p in ids)
+    if isinstance(ids, tuple):          # configured IDs (a tuple): asked for on every request
+        hit = _NETWORK_KEYS.get(id(ids))
+        if hit is not None and hit[0] is ids:
+            return hit[1]
+    out = frozenset(_key(*_raw(p)) for p in ids)
+    if isinstance(ids, tuple) and len(_NETWORK_KEYS) < 256:
+        _NETWORK_KEYS[id(ids)] = (ids, out)      # the tuple is kept: its id is not reused
+    return out
 
 
-@functools.lru_cache(maxsize=256)
-def _network_keys(ids: tuple) -> frozenset[NetworkKey]:
-    return frozenset(_key(*_raw(p)) for p in ids)
+_NETWORK_KEYS: dict[int, tuple[tuple, frozenset[NetworkKey]]] = {}
 
 
 def _show(k: NetworkKey) -> str:
@@ -227,7 +227,7 @@ def find_plmn_ids(doc: Any, path: str = "") -> Iterator[tuple[str, NetworkKey]]:
 
 
 def _json(raw: bytes, where: str, limits: body.Limits) -> Any:
-    return body.loads(raw, limits, where, unique=True)
+    return body.read(raw, limits, where, unique=True)     # read only
 
 
 def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any],

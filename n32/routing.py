@@ -98,17 +98,17 @@ def plmn_of_nf_fqdn(host: str) -> tuple[str, str] | None:
 
 def plmn_set(plmns: Iterable[Any]) -> frozenset[tuple[str, str]]:
     """(MCC, 3-digit MNC) of PlmnId objects, {"mcc","mnc"} dicts or "mcc-mnc" strings."""
-    if isinstance(plmns, tuple):        # configured IDs (a tuple of PlmnId): asked for on every request
-        try:
-            return _plmn_set(plmns)
-        except TypeError:               # unhashable members (dicts)
-            pass
-    return frozenset(PlmnId.parse(p).key for p in plmns)
+    if isinstance(plmns, tuple):        # configured IDs (a tuple): asked for on every request
+        hit = _PLMN_SETS.get(id(plmns))
+        if hit is not None and hit[0] is plmns:
+            return hit[1]
+    out = frozenset(PlmnId.parse(p).key for p in plmns)
+    if isinstance(plmns, tuple) and len(_PLMN_SETS) < 256:
+        _PLMN_SETS[id(plmns)] = (plmns, out)     # the tuple is kept: its id is not reused
+    return out
 
 
-@functools.lru_cache(maxsize=256)
-def _plmn_set(plmns: tuple) -> frozenset[tuple[str, str]]:
-    return frozenset(PlmnId.parse(p).key for p in plmns)
+_PLMN_SETS: dict[int, tuple[tuple, frozenset[tuple[str, str]]]] = {}
 
 
 def outbound_target(req: HttpRequest) -> ApiRoot:

@@ -285,7 +285,7 @@ class TopologyHider:
 def _rewrite_json(raw: bytes, fn: Callable[[Any], Any], where: str) -> bytes:
     """``raw`` itself when it is not JSON or nothing changed, else the re-serialised document.
     N32Error when it exceeds the limits (n32/body.py)."""
-    doc = body.loads_or_not_json(raw, where=where)
+    doc = body.read(raw, where=where, or_not_json=True)     # fn copies, never changes doc
     if doc is body.NOT_JSON:
         return raw
     new = fn(doc)
