@@ -9,6 +9,7 @@ handshake, log). The N32 relations (handshakes, rekeys, reports) are ``addons/re
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import replace
@@ -249,9 +250,8 @@ class SeppRuntime:
         """Send ``fwd`` ourselves: the answer (for a home NF that failed, the engine's answer in its
         place), or None when the flow is answered with the engine's error. Mitmproxy opens no server connection for a flow answered in the
         request hook."""
-        parts = urlsplit(fwd.uri)
-        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-        ctx = (self._tls_client(fwd) or self._no_anchor) if parts.scheme == "https" else None
+        scheme, host, port = _where(fwd.uri)
+        ctx = (self._tls_client(fwd) or self._no_anchor) if scheme == "https" else None
         hop = Hop(host, port, fwd.protocol, ctx, fwd.tls_name)
         seconds = max(fwd.deadline - time.time(), 0.001) if fwd.deadline else self.cfg.timeouts.n32f
         try:
@@ -288,9 +288,8 @@ class SeppRuntime:
             if isinstance(a, Forward):  # the flow shows what _forward sends
                 if not self.display:
                     continue
-                parts = urlsplit(a.uri)
-                host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-                flowconv.apply_request(flow, a.request, scheme=parts.scheme, host=host, port=port)
+                scheme, host, port = _where(a.uri)
+                flowconv.apply_request(flow, a.request, scheme=scheme, host=host, port=port)
             elif isinstance(a, Answer):
                 flow.response = flowconv.response_from(a.response)
             elif isinstance(a, HandleN32c):
@@ -313,3 +312,10 @@ class SeppRuntime:
                 log.log(logging.getLevelName(a.level.upper()), "%s", a.line)
             elif isinstance(a, StatusChanged):
                 self.relations.write_status()
+
+
+@functools.lru_cache(maxsize=256)
+def _where(uri: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a next hop's URI (the same few on every request)."""
+    parts = urlsplit(uri)
+    return parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)

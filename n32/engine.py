@@ -13,6 +13,7 @@ Every protocol failure is an ``N32Error`` raised by the core and turned here int
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any, Callable, Iterable
@@ -462,6 +463,22 @@ def _ready(relation: PeerRelation | None, ctx: N32fContext | None) -> bool:
 
 
 def n32f_dest(peer: PeerConfig, relation: PeerRelation | None) -> str:
+    """See :func:`_n32f_dest`; the same few answers on every request, so they are kept."""
+    learnt = getattr(relation, "n32f_uri", None)
+    key = (peer.fqdn, peer.n32f_uri, learnt, peer.n32c_uri,
+           tuple(peer.plmn_ids) if learnt and not peer.n32f_uri else None)
+    dest = _DESTS.get(key)
+    if dest is None:
+        if len(_DESTS) >= 1024:
+            _DESTS.clear()
+        dest = _DESTS[key] = _n32f_dest(peer, relation)
+    return dest
+
+
+_DESTS: dict[tuple, str] = {}
+
+
+def _n32f_dest(peer: PeerConfig, relation: PeerRelation | None) -> str:
     """Where N32-f for ``peer`` goes: configured ``n32f_uri``; else the endpoint the peer announced
     on N32-c (Rel-18 ``senderN32fFqdn`` + ``senderN32fPort`` / ``senderN32fPortList``): its own FQDN
     with that port means the address configured for its N32-c with that port (labs rarely have
@@ -481,6 +498,7 @@ def n32f_dest(peer: PeerConfig, relation: PeerRelation | None) -> str:
     return peer.n32c_uri
 
 
+@functools.lru_cache(maxsize=256)
 def dest_path(uri: str) -> str:
     return urlsplit(uri).path.rstrip("/") + N32F_PROCESS
 

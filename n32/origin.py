@@ -160,7 +160,7 @@ def outbound(req: HttpRequest, own_plmns: Iterable[Any], own_fqdn: str) -> HttpR
 
     Present and not ours -> N32Error 403 ``PLMN_ID_MISMATCH`` (no n32f report: the error is
     our NF's); absent -> ``<first own PLMN>; src: SEPP-<own_fqdn>`` appended."""
-    own = list(own_plmns)
+    own = tuple(own_plmns)      # the configured tuple itself: network_keys keeps its set
     if not own:
         raise ValueError("no own PLMN configured")
     allowed = network_keys(own)
@@ -170,8 +170,13 @@ def outbound(req: HttpRequest, own_plmns: Iterable[Any], own_fqdn: str) -> HttpR
             raise _mismatch(HEADER_NAME, present.key, allowed, report=False)
         return dataclasses.replace(req, headers=list(req.headers))
     mcc, mnc, nid = _raw(own[0])                 # MNC as configured (2 or 3 digits)
-    value = format(mcc, mnc, own_fqdn, nid=nid)
+    value = _own_value(mcc, mnc, own_fqdn, nid)
     return dataclasses.replace(req, headers=[*req.headers, (ORIGINATING_NETWORK_ID, value)])
+
+
+@functools.lru_cache(maxsize=16)
+def _own_value(mcc: str, mnc: str, fqdn: str, nid: str | None) -> str:
+    return format(mcc, mnc, fqdn, nid=nid)      # the same value on every request
 
 
 def inbound(req: HttpRequest, peer_plmns: Iterable[Any], *, required: bool = False) -> None:
