@@ -73,6 +73,7 @@ class OriginatingNetworkId(NamedTuple):
         return _key(self.mcc, self.mnc, self.nid)
 
 
+@functools.lru_cache(maxsize=1024)     # the same few networks on every request
 def _key(mcc: Any, mnc: Any, nid: Any = None) -> NetworkKey:
     return (*PlmnId(str(mcc), str(mnc)).key, str(nid).lower() if nid else None)
 
@@ -115,6 +116,7 @@ def _malformed(reason: str) -> N32Error:
                     invalid_params=[{"param": HEADER_NAME, "reason": reason}])
 
 
+@functools.lru_cache(maxsize=256)      # one value per peer and NF, on every request; errors are not kept
 def parse(value: str) -> OriginatingNetworkId:
     """``(mcc, mnc, nid, src)`` of a header value; N32Error 400 if malformed."""
     m = _ORIGIN.match(value) if isinstance(value, str) else None
