@@ -529,12 +529,12 @@ class _Restorer:
         segments = path.split("/")
         pieces = query.split("&") if query else []
         holes: dict[tuple[str, str, int], int] = {}     # (kind, segment number | name, n) -> position
-        for k, s in enumerate(segments):
-            if k and (m := _PLACEHOLDER.fullmatch(s)):
+        for k, s in enumerate(segments):       # ("{" first: a regular expression call costs more)
+            if k and "{" in s and (m := _PLACEHOLDER.fullmatch(s)):
                 holes[("path", str(k - 1), int(m.group(1)))] = k
         for k, piece in enumerate(pieces):
             name, sep, value = piece.partition("=")
-            if sep and (m := _PLACEHOLDER.fullmatch(value)):
+            if sep and "{" in value and (m := _PLACEHOLDER.fullmatch(value)):
                 holes[("query", name, int(m.group(1)))] = k
         for i, e in entries:
             where = f"/payload/{i}"
