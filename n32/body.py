@@ -196,19 +196,19 @@ _PLAIN_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_fini
 
 
 def _not_utf8(data: bytes) -> bool:
-    """A BOM or UTF-16/32 (RFC 8259 §8.1 allows a parser to accept them): the standard library reads those."""
+    """A BOM or UTF-16/32 (RFC 8259 §8.1 allows a parser to accept them): the standard library
+    reads those. orjson refuses them all (a BOM; the zero octets any JSON text has in UTF-16/32),
+    so this is asked only when orjson refused the text."""
     return 0 in data[:2] or data.startswith(_BOM)      # a zero octet (an int: see dumps)
 
 
 def fast_loads(data: bytes) -> Any:
     """Parse JSON (duplicate names: the last wins, as ``json``); ``ValueError`` if it is not JSON.
     No limits: :func:`loads` checks them first."""
-    if _not_utf8(data):
-        return _PLAIN_DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
     try:
         value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        if _long_number(data):
+    except orjson.JSONDecodeError:      # also every BOM and UTF-16/32 text (see _not_utf8)
+        if _not_utf8(data) or _long_number(data):
             return _PLAIN_DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
         raise
     return _as_json_reads(data, value)
@@ -252,8 +252,12 @@ def unique_loads(data: bytes) -> Any:
     byte has none (a duplicate would be missing from the copy): our own blocks take that path;
     any other text (also a number orjson would read inexactly: it does not write it back the
     same) is parsed again by the standard library with a duplicate check."""
-    if not _not_utf8(data):
-        value = orjson.loads(data)          # not JSON: orjson.JSONDecodeError, a ValueError
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:      # not JSON (a ValueError), or a BOM or UTF-16/32 text
+        if not _not_utf8(data):
+            raise
+    else:
         if orjson.dumps(value) == data:
             return value
     return _DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
@@ -265,8 +269,7 @@ def loads(raw: bytes | str, limits: Limits = DEFAULT, where: str = "body", *, un
     (NaN/Infinity refused; with ``unique`` duplicate member names too, so that no later parser
     sees another value than we checked)."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
-    if not unique and len(data) <= limits.string and len(data) <= (limits.body if max_body is None else max_body) \
-            and not _not_utf8(data):
+    if not unique and len(data) <= limits.string and len(data) <= (limits.body if max_body is None else max_body):
         # Parsed first (orjson is safe on any input: it refuses nesting beyond 1024 levels): a
         # small object of strings (an N32-f message) needs neither the pre-scan nor the number
         # check. Anything else gets both, and a parse error the checks' verdict first.

@@ -92,6 +92,7 @@ class MessageIdCache:
         self.ttl = ttl
         self._clock = clock
         self._expiry: OrderedDict[str, float] = OrderedDict()  # insertion order == expiry order
+        self._purge_at = 0.0        # at most the first entry's expiry: no purge is due before
 
     def __len__(self) -> int:
         self._purge()
@@ -101,6 +102,7 @@ class MessageIdCache:
         now = self._clock() if now is None else now
         while self._expiry and next(iter(self._expiry.values())) <= now:
             self._expiry.popitem(last=False)
+        self._purge_at = next(iter(self._expiry.values())) if self._expiry else now + self.ttl
 
     def seen(self, message_id: str) -> bool:
         """Whether ``message_id`` was added less than ``ttl`` seconds ago (and not evicted)."""
@@ -110,7 +112,8 @@ class MessageIdCache:
     def add(self, message_id: str) -> None:
         """Remember ``message_id`` for ``ttl`` seconds (re-adding restarts its lifetime)."""
         now = self._clock()
-        self._purge(now)
+        if now >= self._purge_at:
+            self._purge(now)
         self._expiry.pop(message_id, None)
         self._expiry[message_id] = now + self.ttl
         while len(self._expiry) > self.max_entries:
