@@ -580,7 +580,7 @@ class _Restorer:
         doc: dict[str, Any] = {}
         for i, e in entries:
             path, value = e["iePath"], e["value"]
-            if "~" in path or path.find("/", 1) >= 0 or path[:1] != "/":
+            if path.rfind("/") != 0 or "~" in path:       # not "/name" (the common form)
                 parts = _parts(path, f"/payload/{i}")
                 name = parts[0] if len(parts) == 1 else None
             else:
