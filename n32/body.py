@@ -229,22 +229,50 @@ def _as_json_reads(data: bytes, value: Any) -> Any:
     return value
 
 
-def _strings_only(value: Any, limits: Limits) -> bool:
-    """Whether ``value`` is an object of at most two levels whose every leaf is a string, within
-    ``limits`` (N32-f messages: base64url strings in reformattedData). Such a parse holds no
-    number, so it is what json gives, and the pre-scan of the text could not have refused it."""
-    if type(value) is not dict or len(value) > 16:
+def _small_tree(value: Any, limits: Limits) -> bool:
+    """Whether ``value`` is an object of at most three levels and 32 members and elements in
+    all, whose every leaf is a string, within ``limits`` (N32-f messages: base64url strings in
+    reformattedData; the plaintext of most of them). Such a parse holds no number, so it is what
+    json gives, and the pre-scan of the text could not have refused it."""
+    if type(value) is not dict:
         return False
-    members, depth = len(value), 1
-    for v in value.values():
-        if type(v) is not str:
-            if type(v) is not dict or len(v) > 16:
+    members, depth, level = 0, 1, [value]
+    while level:
+        below = []
+        for node in level:
+            members += len(node)
+            if members > 32:
                 return False
-            members, depth = members + len(v), 2
-            for w in v.values():
-                if type(w) is not str:
-                    return False
+            for v in (node.values() if type(node) is dict else node):
+                if type(v) is not str:
+                    if type(v) is not dict and type(v) is not list:
+                        return False
+                    below.append(v)
+        if below:
+            depth += 1
+            if depth > 3:
+                return False
+        level = below
     return members <= limits.members and depth <= limits.depth
+
+
+def parse_within(data: bytes, limits: Limits = DEFAULT, where: str = "body", max_body: int | None = None) -> Any:
+    """:func:`fast_loads` after :func:`check` (N32Error for a limit, ValueError if not JSON),
+    in the other order: orjson is safe on any input (it refuses nesting beyond 1024 levels), and
+    a small object of strings (an N32-f message) needs neither the pre-scan nor the number check.
+    Anything else gets both, and a parse error the pre-scan's verdict first."""
+    if len(data) <= limits.string and len(data) <= (limits.body if max_body is None else max_body):
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if _small_tree(value, limits):
+                return value
+            check(data, limits, where, max_body)
+            return _as_json_reads(data, value)
+    check(data, limits, where, max_body)
+    return fast_loads(data)
 
 
 def unique_loads(data: bytes) -> Any:
@@ -269,25 +297,10 @@ def loads(raw: bytes | str, limits: Limits = DEFAULT, where: str = "body", *, un
     (NaN/Infinity refused; with ``unique`` duplicate member names too, so that no later parser
     sees another value than we checked)."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
-    if not unique and len(data) <= limits.string and len(data) <= (limits.body if max_body is None else max_body):
-        # Parsed first (orjson is safe on any input: it refuses nesting beyond 1024 levels): a
-        # small object of strings (an N32-f message) needs neither the pre-scan nor the number
-        # check. Anything else gets both, and a parse error the checks' verdict first.
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            if _strings_only(value, limits):
-                return value
-            check(data, limits, where, max_body)
-            try:
-                return _as_json_reads(data, value)
-            except (ValueError, UnicodeDecodeError, RecursionError) as e:
-                raise _too(where, f"not valid JSON: {e}") from None
-    check(data, limits, where, max_body)
+    if unique:
+        check(data, limits, where, max_body)
     try:
-        return unique_loads(data) if unique else fast_loads(data)
+        return unique_loads(data) if unique else parse_within(data, limits, where, max_body)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise _too(where, f"not valid JSON: {e}") from None
 

@@ -81,13 +81,15 @@ json_loads = body_json.fast_loads
 def json_object(data: bytes, duplicates: bool = False) -> dict:
     """Strict decode of UTF-8 JSON that must be an object; ``ValueError`` otherwise (also on a
     duplicate member name unless ``duplicates``, and when it exceeds the JSON limits of
-    n32/body.py, checked before parsing)."""
+    n32/body.py, with their verdict before the parser's)."""
     try:
-        check_json_limits(data, where="JSON")
+        if duplicates:          # limits checked first unless the parse shows a small object of strings
+            value = body_json.parse_within(data, where="JSON")
+        else:
+            check_json_limits(data, where="JSON")
+            value = body_json.unique_loads(data)
     except N32Error as e:
         raise ValueError(e.detail) from None
-    try:
-        value = json_loads(data) if duplicates else body_json.unique_loads(data)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     if not isinstance(value, dict):

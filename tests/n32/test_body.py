@@ -135,13 +135,17 @@ _TEXTS = st.one_of(
     st.recursive(st.integers(-2**70, 2**70) | st.text(max_size=3) | st.none(),
                  lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3),
                  max_leaves=12).map(lambda d: json.dumps(d, ensure_ascii=False).encode("utf-8", "surrogatepass")),
-    st.sampled_from([b'{"a":{"b":{"c":"d"}}}', b'{"a":"' + b"x" * 9 + b'"}', b'{"a":"b","a":"c"}', b"{", b'{"a":1e400}',
+    st.dictionaries(st.text(max_size=2), st.lists(st.text(max_size=2) | st.lists(st.text(max_size=2), max_size=3),
+                                                  max_size=4), max_size=3)
+    .map(lambda d: json.dumps(d, separators=(",", ":")).encode()),
+    st.sampled_from([b'{"a":{"b":{"c":"d"}}}', b'{"a":[[[]]]}', b'{"a":[[],{}]}', b'{"a":"' + b"x" * 9 + b'"}', b'{"a":"b","a":"c"}', b"{", b'{"a":1e400}',
                      b'{"a":"\\ud800"}', DEEP_OBJECT, b'\xef\xbb\xbf{"a":"b"}', b'{"a":"b"} x']))
 
 
 @settings(max_examples=400, deadline=None)
 @given(_TEXTS, st.sampled_from([body.DEFAULT, SMALL, body.Limits(depth=1, members=2, string=8),
-                                 body.Limits(depth=1, members=3), body.Limits(depth=2, members=4)]))
+                                 body.Limits(depth=1, members=3), body.Limits(depth=2, members=4),
+                                 body.Limits(depth=3, members=6)]))
 def test_loads_parses_first_with_the_verdicts_of_checking_first(raw, limits):
     """Small objects of strings skip the pre-scan: the same value or the same error as before."""
     try:
