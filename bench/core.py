@@ -299,11 +299,50 @@ def run_all(sizes: bool = True, quick: bool = False) -> list[Row]:
     return rows
 
 
+STEPS = ("protect_request", "open_request", "protect_response", "open_response")
+
+
+def loop(step: str, seconds: float) -> int:
+    """Run one step of both lab messages for ``seconds`` of wall time, for a sampling profiler
+    outside the process (``py-spy record -r 997 -- python -m bench.core --loop open_request 15``).
+    Opens consume messages sealed just before, in batches the replay window accepts. Returns
+    the number of steps run."""
+    policy = load_policy()
+    pipe = Pipeline(policy, *context_pair(policy))
+    end, done = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        for req, rsp in lab_messages().values():
+            wire, mid = pipe.protect_request(req)
+            pipe.open_request(wire)
+            if step == "protect_request":
+                for _ in range(200):
+                    pipe.protect_request(req)
+            elif step == "protect_response":
+                for _ in range(200):
+                    pipe.protect_response(rsp, req, mid)
+            elif step == "open_request":
+                for w in [pipe.protect_request(req)[0] for _ in range(200)]:
+                    pipe.open_request(w)
+            else:
+                for w in [pipe.protect_response(rsp, req, mid) for _ in range(200)]:
+                    pipe.open_response(w, mid)
+            done += 200
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", action="store_true", help="also the size, IE-count and 50-peer rows")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--loop", nargs=2, metavar=("STEP", "SECONDS"),
+                    help=f"only run STEP ({', '.join(STEPS)}) for SECONDS, for a profiler")
     args = ap.parse_args(argv)
+    if args.loop:
+        step, seconds = args.loop
+        if step not in STEPS:
+            ap.error(f"STEP must be one of {', '.join(STEPS)}")
+        print(f"{step}: {loop(step, float(seconds))} steps")
+        return 0
     print_rows(run_all(args.sizes, args.quick))
     return 0
 

@@ -146,7 +146,7 @@ def peek_metadata(body: Any) -> dict:
 
 
 def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None,
-          peeked: Peeked | None = None) -> tuple[dict, list, str, list, int | None]:
+          peeked: Peeked | None = None) -> tuple[dict, list, str, list, bytes | None]:
     """(block, dataToEncrypt, messageId, verified modifications, the block's JSON text if not patched)."""
     jwe_obj = _reformatted(body)
     key, salt, window, enc, aead = ctx.receiving(kind)
