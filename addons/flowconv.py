@@ -20,18 +20,39 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfe
 
 
 def _headers(h: http.Headers) -> list[tuple[str, str]]:
-    return [(k.lower(), v) for k, v in h.items(multi=True) if k.lower() not in HOP_BY_HOP]
+    return _split_headers(h)[0]
+
+
+def _split_headers(h: http.Headers) -> tuple[list[tuple[str, str]], bool]:
+    """The end-to-end headers (decoded as mitmproxy's ``Headers`` decodes them) and whether a
+    content-encoding is declared, in one pass over the raw fields."""
+    out, encoded = [], False
+    for k, v in h.fields:
+        name = k.decode("utf-8", "surrogateescape").lower()
+        if name in HOP_BY_HOP:
+            encoded = encoded or name == "content-encoding"
+            continue
+        out.append((name, v.decode("utf-8", "surrogateescape")))
+    return out, encoded
+
+
+def _content(m: http.Message, encoded: bool) -> bytes:
+    """The body with any content-encoding removed (as ``get_content(strict=False)``)."""
+    if not encoded:
+        return m.raw_content or b""
+    return m.get_content(strict=False) or b""
 
 
 def to_http_request(r: http.Request) -> HttpRequest:
     path, _, query = r.path.partition("?")
+    headers, encoded = _split_headers(r.headers)
     return HttpRequest(method=r.method, scheme=r.scheme, authority=r.authority or r.host_header or r.pretty_host,
-                       path=path, query=query, headers=_headers(r.headers), body=r.get_content(strict=False) or b"")
+                       path=path, query=query, headers=headers, body=_content(r, encoded))
 
 
 def to_response(r: http.Response) -> HttpResponse:
-    return HttpResponse(status=r.status_code, headers=_headers(r.headers),
-                        body=r.get_content(strict=False) or b"")
+    headers, encoded = _split_headers(r.headers)
+    return HttpResponse(status=r.status_code, headers=headers, body=_content(r, encoded))
 
 
 def _header_obj(pairs: list[tuple[str, str]], body: bytes) -> http.Headers:

@@ -37,6 +37,9 @@ def check_path(path: str, param: str = ":path") -> None:
     policies on the path it forwards, and an NF that resolves them again (or decodes ``%2f``)
     would serve another resource than the one checked: refusing keeps one reading of the path
     (docs/routing.md)."""
+    if "%" not in path and "\\" not in path and ("." not in path or not any(
+            seg in _DOT_SEGMENTS for seg in path.split("/"))):
+        return                          # nothing encoded, no backslash, no dot segment: the usual path
     text = path
     for _ in range(2):                  # as sent, then once decoded (double encoding)
         why = None

@@ -28,3 +28,18 @@ def test_response_from_equals_response_make(rsp):
     # a copy (as mitmproxy makes when saving a flow) and a state round trip work on it
     assert http.Response.from_state(ours.get_state()).get_state() == ours.get_state()
     assert ours.copy().content == rsp.body
+
+
+@pytest.mark.parametrize("fields, content", [
+    ([(b"Content-Type", b"application/json"), (b"X-A", b"\xc3\xa9"), (b"x-a", b"\xff"), (b"Connection", b"x")], b'{"a":1}'),
+    ([(b"content-encoding", b"gzip"), (b"content-type", b"application/json")], None),
+    ([(b"content-encoding", b"bogus")], b"raw"),
+])
+def test_request_conversion_equals_mitmproxys_own_reading(fields, content):
+    import gzip
+    raw = gzip.compress(b'{"z":2}') if content is None else content
+    r = http.Request.make("POST", "https://a.example/p/q?x=1", raw, fields)
+    got = flowconv.to_http_request(r)
+    want = [(k.lower(), v) for k, v in r.headers.items(multi=True) if k.lower() not in flowconv.HOP_BY_HOP]
+    assert got.headers == want and got.body == (r.get_content(strict=False) or b"")
+    assert (got.path, got.query) == ("/p/q", "x=1")
