@@ -63,7 +63,7 @@ def b64url_decode(text: Any) -> bytes:
     if "+" in text or "/" in text:      # the standard alphabet's, not base64url's
         raise ValueError("not a base64url string")
     try:    # strict: only the alphabet (a non-ASCII character too is refused), padding only at the end
-        return pybase64.b64decode(text, altchars=b"-_", validate=True)
+        return pybase64.b64decode(text, b"-_", True)     # altchars, validate (keywords cost 0.4 µs)
     except ValueError as exc:           # binascii.Error, which pybase64 raises, is one
         raise ValueError(f"bad base64url: {exc}") from None
 

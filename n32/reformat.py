@@ -305,19 +305,7 @@ def index_bound(text: bytes) -> int | None:
     name is in the text as ``"encBlockIndex"`` unless written with \\u escapes (None: unknown);
     a string or a duplicate name with that text only makes the bound larger. The restorer stops
     looking once it has found that many."""
-    if _has_u_escape(text):
-        return None
-    # bytes.count of a long needle steps through nearly every octet (its skip table is full for a
-    # needle of many letters): the "k" of the name, rare elsewhere, is found by memchr instead,
-    # unless there are many
-    n, seen, pos = 0, 0, text.find(b"k")
-    while pos >= 0:
-        seen += 1
-        if seen > _FEW_K:
-            return text.count(_QUOTED_INDEX)
-        n += pos >= 8 and text.startswith(_QUOTED_INDEX, pos - 8)
-        pos = text.find(b"k", pos + 1)
-    return n
+    return None if _has_u_escape(text) else text.count(_QUOTED_INDEX)   # 0.2 µs for a 700-octet block
 
 
 def _has_u_escape(text: bytes) -> bool:
@@ -329,7 +317,6 @@ def _has_u_escape(text: bytes) -> bool:
 _UNCOUNTED: Any = object()
 _INDEX_BYTES = INDEX.encode()
 _QUOTED_INDEX = b'"encBlockIndex"'
-_FEW_K = 8
 
 
 def restore_request(block: dict, data_to_encrypt: list, text: bytes | None = None) -> HttpRequest:
@@ -578,6 +565,7 @@ class _Restorer:
                       "a whole-document entry (iePath \"\") must be the only BODY entry")
             return self.resolve(entries[0][1]["value"], f"/payload/{whole[0]}/value")
         doc: dict[str, Any] = {}
+        done = False            # every index object the text can hold found: the rest is clear
         for i, e in entries:
             path, value = e["iePath"], e["value"]
             if path.rfind("/") != 0 or "~" in path:       # not "/name" (the common form)
@@ -588,8 +576,10 @@ class _Restorer:
             if name is None or name in doc:
                 _fail(f"/payload/{i}/iePath", errors.INVALID_JSON_POINTER,
                       "iePath must name a top-level member, once")
-            doc[name] = self.resolve(value, (("/payload", i), "value")) \
-                if type(value) in _CONTAINERS else value
+            if not done and type(value) in _CONTAINERS:
+                value = self.resolve(value, (("/payload", i), "value"))
+                done = self.bound is not None and self.found_all()
+            doc[name] = value
         return doc
 
     def binary(self, node: Any, where: str) -> bytes:
