@@ -279,7 +279,7 @@ class Engine:
                 return [StartHandshake(peer)] + self._fail(ex, err)
             raise err
         ex.context, ex.peer_context_id, ex.held_context = ctx.local_context_id, ctx.peer_context_id, ctx
-        opened = prins.open_request(ctx, body, self.modification_check(ctx), peeked)
+        opened = prins.open_request(ctx, body, self.modification_check(ctx), peeked, ex.now)
         actions = self._after_open(ex, ctx, opened)
         ex.answer_ri_parameters = isinstance(opened.block.get(prins.RI_PARAMETERS), dict)
         assert isinstance(opened.message, HttpRequest)

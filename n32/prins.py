@@ -177,14 +177,15 @@ def _open(ctx: Any, kind: str, body: Any, check_mods: ModificationCheck | None,
 
 
 def open_request(ctx: Any, body: Any, check_mods: ModificationCheck | None = None,
-                 peeked: Peeked | None = None) -> Opened:
+                 peeked: Peeked | None = None, now: float | None = None) -> Opened:
     """Verify and restore an N32fReformattedReqMsg addressed to ``ctx`` (TS 33.501 §13.2.4.7);
-    ``peeked``: what :func:`peek` gave for ``body``."""
+    ``peeked``: what :func:`peek` gave for ``body``; ``now``: the caller's clock, for the age of
+    the messageIds remembered against replays (the core reads no clock)."""
     block, data, message_id, mods, text = _open(ctx, "request", body, check_mods, peeked)
-    if ctx.message_ids.seen(message_id):
+    if ctx.message_ids.seen(message_id, now):
         raise N32Error(403, "REPLAY_DETECTED", f"messageId {message_id} already received")
     req = reformat.restore_request(block, data, text)
-    ctx.message_ids.add(message_id)
+    ctx.message_ids.add(message_id, now)
     return Opened(ctx, message_id, block, req, mods)
 
 

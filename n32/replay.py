@@ -11,9 +11,7 @@ A replay is answered with 403 ``REPLAY_DETECTED`` and no ``n32f-error`` report (
 """
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from typing import Callable
 
 from .errors import N32Error
 
@@ -81,39 +79,46 @@ class MessageIdCache:
     """The ``messageId`` values seen in the last ``ttl`` seconds, at most ``max_entries`` of them.
 
     When full, the oldest entry is dropped; the nonce window of the key remains the primary
-    replay defence, this cache catches a messageId reused under a new nonce.
+    replay defence, this cache catches a messageId reused under a new nonce. The caller passes
+    ``now`` (seconds on any monotonic scale); a caller without a clock (the offline decoder,
+    tests) passes None and gets the latest time it was given, so nothing expires by age then
+    (entries still leave when the cache is full).
     """
 
-    def __init__(self, max_entries: int = 100_000, ttl: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_entries: int = 100_000, ttl: float = 300.0) -> None:
         if max_entries < 1 or ttl <= 0:
             raise ValueError("max_entries and ttl must be positive")
         self.max_entries = max_entries
         self.ttl = ttl
-        self._clock = clock
+        self.latest = 0.0           # the latest ``now`` given (a clock that steps back is not trusted)
         self._expiry: OrderedDict[str, float] = OrderedDict()  # insertion order == expiry order
         self._purge_at = 0.0        # at most the first entry's expiry: no purge is due before
 
     def __len__(self) -> int:
-        self._purge()
         return len(self._expiry)
 
-    def _purge(self, now: float | None = None) -> None:
-        now = self._clock() if now is None else now
+    def _now(self, now: float | None) -> float:
+        if now is not None and now > self.latest:
+            self.latest = now
+        return self.latest
+
+    def purge(self, now: float | None = None) -> None:
+        """Drop the entries whose ``ttl`` ran out by ``now``."""
+        now = self._now(now)
         while self._expiry and next(iter(self._expiry.values())) <= now:
             self._expiry.popitem(last=False)
         self._purge_at = next(iter(self._expiry.values())) if self._expiry else now + self.ttl
 
-    def seen(self, message_id: str) -> bool:
-        """Whether ``message_id`` was added less than ``ttl`` seconds ago (and not evicted)."""
+    def seen(self, message_id: str, now: float | None = None) -> bool:
+        """Whether ``message_id`` was added less than ``ttl`` seconds before ``now`` (and not evicted)."""
         expiry = self._expiry.get(message_id)
-        return expiry is not None and expiry > self._clock()
+        return expiry is not None and expiry > self._now(now)
 
-    def add(self, message_id: str) -> None:
-        """Remember ``message_id`` for ``ttl`` seconds (re-adding restarts its lifetime)."""
-        now = self._clock()
+    def add(self, message_id: str, now: float | None = None) -> None:
+        """Remember ``message_id`` for ``ttl`` seconds from ``now`` (re-adding restarts its lifetime)."""
+        now = self._now(now)
         if now >= self._purge_at:
-            self._purge(now)
+            self.purge(now)
         self._expiry.pop(message_id, None)
         self._expiry[message_id] = now + self.ttl
         while len(self._expiry) > self.max_entries:

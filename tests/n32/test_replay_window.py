@@ -91,51 +91,47 @@ def test_matches_reference_model(size, seqs):
             assert_replay(w, seq)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_message_id_seen_and_expiry():
-    clock = FakeClock()
-    cache = MessageIdCache(ttl=10.0, clock=clock)
-    assert not cache.seen("1")
-    cache.add("1")
-    clock.now += 5
-    cache.add("2")
-    assert cache.seen("1") and cache.seen("2") and not cache.seen("3")
-    clock.now += 5  # "1" reaches its ttl
-    assert not cache.seen("1") and cache.seen("2")
+def test_message_id_seen_and_expiry_on_the_callers_clock():
+    cache = MessageIdCache(ttl=10.0)
+    t = 1_000.0
+    assert not cache.seen("1", t)
+    cache.add("1", t)
+    cache.add("2", t + 5)
+    assert cache.seen("1", t + 5) and cache.seen("2", t + 5) and not cache.seen("3", t + 5)
+    assert not cache.seen("1", t + 10) and cache.seen("2", t + 10)     # "1" reaches its ttl
+    cache.purge(t + 10)
     assert len(cache) == 1
-    clock.now += 5
-    assert not cache.seen("2") and len(cache) == 0
+    cache.purge(t + 15)
+    assert not cache.seen("2", t + 15) and len(cache) == 0
 
 
 def test_message_id_readd_refreshes():
-    clock = FakeClock()
-    cache = MessageIdCache(ttl=10.0, clock=clock)
-    cache.add("a")  # expires at +10
-    clock.now += 8
-    cache.add("b")  # expires at +18
-    clock.now += 1
-    cache.add("a")  # now expires at +19
-    clock.now += 5
-    assert cache.seen("a") and cache.seen("b")
-    clock.now += 4
-    assert not cache.seen("b") and cache.seen("a")
+    cache = MessageIdCache(ttl=10.0)
+    cache.add("a", 0.0)  # expires at 10
+    cache.add("b", 8.0)  # expires at 18
+    cache.add("a", 9.0)  # now expires at 19
+    assert cache.seen("a", 14.0) and cache.seen("b", 14.0)
+    assert not cache.seen("b", 18.0) and cache.seen("a", 18.0)
+
+
+def test_a_clock_stepping_back_does_not_revive_expired_ids():
+    cache = MessageIdCache(ttl=10.0)
+    cache.add("a", 100.0)
+    assert not cache.seen("a", 111.0)
+    assert not cache.seen("a", 50.0)          # the latest time given counts, not an earlier one
+    # without a clock (offline tools) the latest time given is used: nothing expires by age
+    cache.add("b")
+    assert cache.seen("b") and cache.seen("b", 111.0)
 
 
 def test_message_id_bounded_evicts_oldest():
     cache = MessageIdCache(max_entries=100, ttl=3600.0)
     ids = [str(2**63 + i) for i in range(250)]
     for mid in ids:
-        cache.add(mid)
+        cache.add(mid, 1.0)
     assert len(cache) == 100
-    assert not any(cache.seen(m) for m in ids[:150])
-    assert all(cache.seen(m) for m in ids[150:])
+    assert not any(cache.seen(m, 1.0) for m in ids[:150])
+    assert all(cache.seen(m, 1.0) for m in ids[150:])
 
 
 @pytest.mark.parametrize("kwargs", [{"max_entries": 0}, {"ttl": 0}])
