@@ -29,12 +29,13 @@ from .transport import Transport, UpstreamError
 H2Error = UpstreamError  # the name callers have used since N32-c
 
 # h2 remembers how each closed stream of a connection ended, so that a frame the peer sent before
-# it saw our RST_STREAM is a stream error and not a connection error (RFC 9113 §5.4.2, §6.4). It
-# keeps 2**16 such records per connection, about 8 MB once an N32-f or NF connection has carried
-# 65 536 requests (the soak's RSS growth, docs/soak.md). A record matters only while such frames
-# can still arrive (a round trip after the reset): the last 4 096 streams are plenty. Also applied
-# to mitmproxy's HTTP/2 connections on our listeners (addons/listeners.py).
-CLOSED_STREAMS_KEPT = 2**12
+# it saw our RST_STREAM is ignored rather than a connection error (RFC 9113 §5.1, §5.4.2). It keeps
+# 2**16 such records per connection, about 8 MB once an N32-f or NF connection has carried 65 536
+# requests (the soak's RSS growth, docs/soak.md). Such frames arrive within a round trip of the
+# reset, and §5.1 lets an endpoint limit how long it ignores them: the last 1 024 streams (ten
+# times the 100 concurrent streams h2 allows by default; ~120 KB) are plenty. Also applied to
+# mitmproxy's HTTP/2 connections on our listeners (addons/listeners.py).
+CLOSED_STREAMS_KEPT = 2**10
 
 
 class _Connection(h2.connection.H2Connection):
