@@ -63,6 +63,10 @@ class N32fContext:
                          for label in set(_SEND.values())}
         self.windows = {label: ReplayWindow() for label in set(_RECV.values())}
         self.message_ids = MessageIdCache()
+        self._counter_list = tuple(self.counters.values())
+        # the engine's verifier of modificationsBlock for this context, built on first use and
+        # gone with the context (Engine.modification_check)
+        self.modification_check: tuple[object, list, dict, Callable[..., tuple[dict, list[dict]]]] | None = None
         # per direction, what sealing and opening need, with the AEAD object made once per key
         # rather than per message (issue 14 goal 1)
         self._sending: dict[str, tuple[bytes, NonceCounter, str, Aead]] = {}
@@ -107,7 +111,13 @@ class N32fContext:
 
     @property
     def needs_rekey(self) -> bool:
-        return any(c.remaining < self.rekey_margin for c in self.counters.values())
+        """A sending counter within ``rekey_margin`` nonces of its limit (profile 11): asked per
+        message sent, so ints compared (remaining < margin, i.e. issued > limit - margin)."""
+        at = self.counter_limit - self.rekey_margin
+        for c in self._counter_list:
+            if c.issued > at:
+                return True
+        return False
 
 
 @dataclass

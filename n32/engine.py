@@ -424,14 +424,24 @@ class Engine:
 
     def modification_check(self, ctx: N32fContext) -> prins.ModificationCheck:
         """Verifier of modificationsBlock (TS 33.501 §13.2.4.7): the peer's IPXs with the keys and
-        policy learnt on N32-c for this context, ours with configured keys and our local policy."""
-        signers = modifications.signers_from(ctx.peer_ipx_sec_info, ctx.peer_modification_policy or {})
+        policy learnt on N32-c for this context, ours with configured keys and our local policy.
+
+        Built once per context, not per message (issue 14), and kept on the context so it ends
+        with it. Rebuilt when N32-c gives the context other IPX keys or policy: the responder's
+        context is in the store from round 1, before rounds 2 and 3 bring them (handshake.py
+        assigns new objects there, so an identity test sees the change)."""
+        ipx_info, ipx_policy = ctx.peer_ipx_sec_info, ctx.peer_modification_policy
+        cached = ctx.modification_check
+        if cached is not None and cached[0] is self and cached[1] is ipx_info and cached[2] is ipx_policy:
+            return cached[3]
+        signers = modifications.signers_from(ipx_info, ipx_policy or {})
         for k in self.cfg.ipx_keys:
             signers[k.fqdn] = modifications.Signer(k.fqdn, tuple(k.public_keys + k.certificates),
                                                    tuple(self.policy.modification_patterns(k.fqdn, ctx.peer_fqdn)))
 
         def check(ctx: N32fContext, body: dict, block: dict, tag: str) -> tuple[dict, list[dict]]:
             return modifications.verify_and_apply(block, body.get("modificationsBlock"), tag, signers)
+        ctx.modification_check = (self, ipx_info, ipx_policy, check)
         return check
 
     # ================================================================== failures

@@ -113,19 +113,19 @@ class NonceCounter:
             raise ValueError("limit must be in 1..2**32")
         self._salt = bytes(salt)
         self._limit = limit
-        self._seq = 0
+        self.issued = 0         # SEQ of the next nonce; read (never written) by the rekey test
 
     @property
     def remaining(self) -> int:
         """How many more nonces ``next()`` will issue."""
-        return self._limit - self._seq
+        return self._limit - self.issued
 
     def next(self) -> bytes:
-        if self._seq >= self._limit:
+        seq = self.issued
+        if seq >= self._limit:
             raise KeyExhausted(f"all {self._limit} nonces of this salt used; rekey")
-        nonce = self._salt + self._seq.to_bytes(4, "big")
-        self._seq += 1
-        return nonce
+        self.issued = seq + 1
+        return self._salt + seq.to_bytes(4, "big")
 
 
 # --- JWE ---------------------------------------------------------------------------------------

@@ -83,6 +83,24 @@ def test_the_pair_uses_opposite_directions():
     assert init.expires == 86400.0 and not init.needs_rekey
 
 
+
+def test_needs_rekey_is_remaining_below_the_margin_for_any_sending_counter():
+    """The int comparison (issued > limit - margin) says what ``remaining < rekey_margin`` says,
+    whichever counter advances, up to and past the margin and at exhaustion."""
+    keys = kdf.derive_session_keys(secrets.token_bytes(64), A, B, "A128GCM")
+    for role in ("initiator", "responder"):
+        c = N32fContext(A, B, role, PEER, (), "A128GCM", "ES256", keys, b"m", rekey_margin=3, counter_limit=8)
+        for kind in ("request", "response"):
+            counter = c.sending(kind)[1]
+            for _ in range(8):
+                expected = any(x.remaining < c.rekey_margin for x in c.counters.values())
+                assert c.needs_rekey is expected
+                counter.next()
+            assert c.needs_rekey and counter.remaining == 0
+        c.rekey_margin = 0          # read per call, not frozen at construction
+        assert c.needs_rekey is False
+
+
 def test_peer_lookups_follow_every_add_and_remove():
     """by_peer/for_peer (indexed by peer) agree with a search over all contexts after random
     adds (new IDs and reused ones), removals, expiries and send_ready changes."""

@@ -4,8 +4,11 @@ and the NFs by performing the engine's actions, as h2's tests drive a connection
 from __future__ import annotations
 
 import copy
+import dataclasses
+import gc
 import json
 import os
+import weakref
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from certs.pki import ensure_lab_pki
 from lab.topology import HOME, VISITED, Lab, write_configs
 from n32 import engine as eng
 from n32 import handshake as hs
+from n32 import ipx
 from n32.config import load_sepp_config
 from n32.context import ContextStore, PeerRelation
 from n32.errors import N32Error
@@ -310,3 +314,71 @@ def test_context_retired_while_a_message_is_in_flight_still_carries_its_answer(p
     # a new message cannot use the removed context: nothing is held for it
     assert v.store.by_local_id(ex_v.context) is None
     assert "held_context" not in json.dumps(ex_v.to_dict())
+
+
+# ------------------------------------------------------------------------------ IPX verifier per context
+@pytest.fixture(scope="module")
+def ipx_lab(tmp_path_factory) -> tuple[dict, Path]:
+    pki = tmp_path_factory.mktemp("pki-ipx")
+    ensure_lab_pki(pki)
+    lab = Lab(out=tmp_path_factory.mktemp("ipx"), pki=pki, mode="prins", ipx=True)
+    paths = write_configs(lab)
+    return {k: load_sepp_config(Path(paths[k])) for k in ("sepp-v", "sepp-h")}, pki
+
+
+def _via_ipxs(pki: Path, body: bytes, user_agent: str) -> bytes:
+    """ipx1 (the sender's) sets a clear header, ipx2 (ours) signs that it changed nothing."""
+    keys = {f: (pki / "ipx" / f"{f}.key").read_bytes() for f in ("ipx1.ipx.lab", "ipx2.ipx.lab")}
+    doc = ipx.modify(json.loads(body), "ipx1.ipx.lab", keys["ipx1.ipx.lab"],
+                     [ipx.Rule("request", set_headers=(("user-agent", user_agent),))], "request").body
+    doc = ipx.modify(doc, "ipx2.ipx.lab", keys["ipx2.ipx.lab"], [], "request").body
+    return json.dumps(doc).encode()
+
+
+def test_modification_checker_is_built_once_per_context_and_still_verifies(ipx_lab):
+    configs, pki = ipx_lab
+    v, h = Sepp(configs["sepp-v"]), Sepp(configs["sepp-h"])
+    handshake(v, h)
+    ctx = h.store.by_peer(v.cfg.fqdn)
+    check = h.engine.modification_check(ctx)
+    assert h.engine.modification_check(ctx) is check            # not rebuilt per message
+    for n in range(3):                                            # the cached checker, message after message
+        fwd = only(v.engine.on_request(Exchange(listener=Listener.SBI, now=NOW), nf_request()), Forward)
+        patched = dataclasses.replace(fwd.request, body=_via_ipxs(pki, fwd.request.body, f"AMF {n}"))
+        ex = Exchange(listener=Listener.N32F, ipx_identity="ipx2.ipx.lab", now=NOW)
+        to_nf = only(h.engine.on_request(ex, patched), Forward).request
+        assert to_nf.header("user-agent") == f"AMF {n}" and ex.ipx_modified_by == ["ipx1.ipx.lab"]
+    assert h.engine.modification_check(ctx) is check
+    # still refused with the cached checker: a patch signed by a key N32-c did not give (ipx2's key as ipx1)
+    fwd = only(v.engine.on_request(Exchange(listener=Listener.SBI, now=NOW), nf_request()), Forward)
+    key2 = (pki / "ipx" / "ipx2.ipx.lab.key").read_bytes()
+    forged = ipx.modify(json.loads(fwd.request.body), "ipx1.ipx.lab", key2,
+                        [ipx.Rule("request", set_headers=(("user-agent", "x"),))], "request").body
+    forged = ipx.modify(forged, "ipx2.ipx.lab", key2, [], "request").body
+    ex = Exchange(listener=Listener.N32F, ipx_identity="ipx2.ipx.lab", now=NOW)
+    acts = h.engine.on_request(ex, dataclasses.replace(fwd.request, body=json.dumps(forged).encode()))
+    assert not [a for a in acts if isinstance(a, Forward)] and ex.error
+    assert (ex.error["status"], ex.error["cause"]) == (403, "INTEGRITY_CHECK_ON_MODIFICATIONS_FAILED"), ex.error
+
+
+def test_modification_checker_follows_the_context(ipx_lab):
+    configs, _ = ipx_lab
+    v, h = Sepp(configs["sepp-v"]), Sepp(configs["sepp-h"])
+    handshake(v, h)
+    ctx = h.store.by_peer(v.cfg.fqdn)
+    check = h.engine.modification_check(ctx)
+    # N32-c hands the context other IPX keys (the responder holds it from round 1): rebuilt
+    ctx.peer_ipx_sec_info = []
+    fresh = h.engine.modification_check(ctx)
+    assert fresh is not check and h.engine.modification_check(ctx) is fresh
+    # another engine never uses this engine's checker
+    assert Sepp(configs["sepp-h"]).engine.modification_check(ctx) is not fresh
+    # a new context gets its own; the one that ended takes its checker with it
+    handshake(v, h)
+    new = h.store.by_peer(v.cfg.fqdn)
+    assert new is not ctx and h.engine.modification_check(new) is not fresh
+    gone = weakref.ref(fresh)
+    h.store.remove(ctx)
+    del ctx, check, fresh
+    gc.collect()
+    assert gone() is None
