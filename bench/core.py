@@ -63,7 +63,7 @@ def context_pair(policy: PolicySet, peers: int = 1) -> tuple[N32fContext, N32fCo
         master = os.urandom(64)
         local = hs.LocalSepp(fqdn, [plmn[fqdn]], ("PRINS",), ("A128GCM",), ("ES256",), policy)
         conn = hs.ConnectionState(resp.peers[fqdn], lambda m=master: m)
-        init = hs.Initiator(local, Peer(H, ["999-70"], ("PRINS",)), exporter=conn.exporter)
+        init = hs.Initiator(local, Peer(H, ["999-70"], ("PRINS",)), exporter=conn.exporter, now=time.time())
         while (step := init.next_request()) is not None:
             out = resp.handle(conn, *step)
             init.receive(out.status, out.body)

@@ -11,7 +11,6 @@ one ReplayWindow per receiving key.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -43,7 +42,8 @@ class N32fContext:
     peer_modification_policy: dict = field(default_factory=dict)   # IPX FQDN -> [pointer patterns]
     peer_ipx_sec_info: list = field(default_factory=list)            # IpxProviderSecInfo of the peer's IPXs
     security_profile: str | None = None
-    created: float = field(default_factory=time.time)
+    # when it was made, on the caller's clock (the core reads none): no default on purpose
+    created: float = field(kw_only=True)
     lifetime: float = 86400.0
     rekey_margin: int = 1000
     counter_limit: int = 2 ** 32

@@ -171,10 +171,9 @@ def _derive(local: LocalSepp, peer: Peer, master: bytes, role: str, own_id: str,
     init_id, resp_id = (own_id, peer_id) if role == "initiator" else (peer_id, own_id)
     kctx, khash = peer.opt("kdf_context", "default"), peer.opt("kdf_hash", "sha256")
     keys = kdf.derive_session_keys(master, init_id, resp_id, jwe, kctx, khash)
-    extra = {} if now is None else {"created": now}
     return N32fContext(own_id, peer_id, role, peer.fqdn, tuple(peer.plmn_ids), jwe, jws, keys, master, kctx, khash,
                        lifetime=local.lifetime, rekey_margin=local.rekey_margin, counter_limit=local.max_messages,
-                       **extra)
+                       created=0.0 if now is None else now)
 
 
 # --------------------------------------------------------------------------- responder
@@ -382,7 +381,9 @@ class Responder:
         while own == body["n32fContextId"]:
             own = new_context_id()
         self._step(conn, RxInput.SUITES)
-        ctx = _derive(self.local, conn.peer, conn.exporter(), "responder", own, body["n32fContextId"], jwe, jws, now)
+        # the context's age counts on the store's clock (the caller's) unless the caller said when
+        ctx = _derive(self.local, conn.peer, conn.exporter(), "responder", own, body["n32fContextId"], jwe, jws,
+                      self.store.clock() if now is None else now)
         ctx.peer_ipx_sec_info = list(conn.peer.ipx_sec_info)
         ctx.peer_n32f_uri = conn.peer_n32f_uri
         # Make before break: the initiator may not hold it yet; the lifecycle decides when we send on it.
@@ -440,7 +441,9 @@ class Initiator:
 
     With ``exporter`` (the master key of this connection) the context is built as soon as round 1
     is answered and reported with ``ContextEstablished`` (not yet for sending), so that a peer
-    sending on it right after its round-3 answer finds it stored (make before break)."""
+    sending on it right after its round-3 answer finds it stored (make before break). ``now``:
+    the caller's clock when the handshake starts, the created time of the context (the core
+    reads no clock; without it the context counts its age from 0)."""
 
     def __init__(self, local: LocalSepp, peer: Peer, exporter: Callable[[], bytes] | None = None,
                  now: float | None = None, cert_plmns: frozenset[PlmnId] | None = None) -> None:

@@ -4,6 +4,7 @@ or TLS mode, and the peer's roaming intermediary (``n32.ipx``) where a case need
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ class PeerSepp:
         # the target is a mitm-sepp: it accepts all our wire extensions (docs/interop-profile.md)
         settings = handshake.Peer(self.cfg.target.fqdn, [PlmnId.parse(p) for p in self.cfg.target.plmn_ids],
                                   tuple(local.capabilities), PeerOptions(extensions=EXTENSIONS))
-        init = handshake.Initiator(local, settings)
+        init = handshake.Initiator(local, settings, now=time.time())
         keys = (identity or self.cfg.peer).tls
         init, master = await n32c.run_initiator(init, self.target, self.client_ctx(keys), self.cfg.timeout)
         ctx = init.finish(master) if init.selected_capability == "PRINS" else None

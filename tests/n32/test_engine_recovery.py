@@ -181,7 +181,8 @@ def test_unknown_context_while_we_hold_one_is_not_a_reason_to_handshake(home_eng
     from n32 import kdf
     from n32.context import N32fContext
     keys = kdf.derive_session_keys(b"\0" * 64, "1" * 16, "2" * 16, "A128GCM")
-    ctx = N32fContext("2" * 16, "1" * 16, "responder", V, (), "A128GCM", "ES256", keys, b"\0" * 64)
+    ctx = N32fContext("2" * 16, "1" * 16, "responder", V, (), "A128GCM", "ES256", keys, b"\0" * 64,
+                      created=home_engine.store.clock())
     home_engine.store.add(ctx)
     try:
         actions = home_engine.on_request(Exchange(listener=Listener.N32F, peer_identity=V), _n32f("f" * 16))

@@ -27,8 +27,8 @@ def pair(suite: str = "A256GCM") -> tuple[N32fContext, N32fContext]:
     """(initiator's, responder's) context of one N32-c handshake: one master key, one KDF."""
     master = secrets.token_bytes(32)
     keys = kdf.derive_session_keys(master, INIT_ID, RESP_ID, suite)
-    return (N32fContext(INIT_ID, RESP_ID, "initiator", "sepp.h.example", (), suite, "ES256", keys, master),
-            N32fContext(RESP_ID, INIT_ID, "responder", "sepp.v.example", (), suite, "ES256", keys, master))
+    return (N32fContext(INIT_ID, RESP_ID, "initiator", "sepp.h.example", (), suite, "ES256", keys, master, created=0.0),
+            N32fContext(RESP_ID, INIT_ID, "responder", "sepp.v.example", (), suite, "ES256", keys, master, created=0.0))
 
 
 def test_request_round_trip_hides_the_selected_ie_and_restores_the_message():
@@ -165,8 +165,8 @@ def golden_wire(suite: str) -> tuple[bytes, bytes]:
     """(N32fReformattedReqMsg, N32fReformattedRspMsg) as sent, keys from a fixed master key."""
     master = bytes(range(32))
     keys = kdf.derive_session_keys(master, INIT_ID, RESP_ID, suite)
-    ctx = N32fContext(INIT_ID, RESP_ID, "initiator", "sepp.h.example", (), suite, "ES256", keys, master)
-    peer = N32fContext(RESP_ID, INIT_ID, "responder", "sepp.v.example", (), suite, "ES256", keys, master)
+    ctx = N32fContext(INIT_ID, RESP_ID, "initiator", "sepp.h.example", (), suite, "ES256", keys, master, created=0.0)
+    peer = N32fContext(RESP_ID, INIT_ID, "responder", "sepp.v.example", (), suite, "ES256", keys, master, created=0.0)
     body = json.dumps({"supiOrSuci": SUPI, "servingNetworkName": "5G:mnc001.mcc001.3gppnetwork.org",
                        "n": [1, 2.5, 1e-05, None, True], "é": {"a": {"b": "c"}}}).encode()
     req = HttpRequest("POST", "https", "udm.5gc.mnc070.mcc999.3gppnetwork.org", f"/nudm-uecm/v1/{SUPI}/registrations",

@@ -70,7 +70,7 @@ def test_kdf_and_jwe_with_a_second_256_bit_suite(c20p):
 def _context(role: str, suite: str) -> N32fContext:
     local, peer = (INIT_ID, RESP_ID) if role == "initiator" else (RESP_ID, INIT_ID)
     return N32fContext(local, peer, role, "peer.example", (), suite, "ES256",
-                       kdf.derive_session_keys(MASTER, INIT_ID, RESP_ID, suite), MASTER)
+                       kdf.derive_session_keys(MASTER, INIT_ID, RESP_ID, suite), MASTER, created=0.0)
 
 
 def test_n32f_round_trip_with_a_second_256_bit_suite(c20p):

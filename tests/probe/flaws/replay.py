@@ -2,4 +2,4 @@
 from n32 import replay
 
 replay.ReplayWindow.check = lambda self, seq: True
-replay.MessageIdCache.seen = lambda self, message_id: False
+replay.MessageIdCache.seen = lambda self, message_id, now=None: False
