@@ -89,7 +89,7 @@ def test_needs_rekey_is_remaining_below_the_margin_for_any_sending_counter():
     whichever counter advances, up to and past the margin and at exhaustion."""
     keys = kdf.derive_session_keys(secrets.token_bytes(64), A, B, "A128GCM")
     for role in ("initiator", "responder"):
-        c = N32fContext(A, B, role, PEER, (), "A128GCM", "ES256", keys, b"m", rekey_margin=3, counter_limit=8)
+        c = N32fContext(A, B, role, PEER, (), "A128GCM", "ES256", keys, b"m", rekey_margin=3, counter_limit=8, created=0.0)
         for kind in ("request", "response"):
             counter = c.sending(kind)[1]
             for _ in range(8):
