@@ -170,7 +170,7 @@ def dumps(doc: Any) -> bytes:
     # for the TypeError it raises (0.6 µs here, per test)
     if out.find(b"null") >= 0:
         _ENCODER.encode(doc)
-    if out.find(b"0.0000") >= 0 or _negative_exponent(out):
+    if out.find(b"0.0000") >= 0 or (out.find(b"e-") >= 0 and _negative_exponent(out)):
         return _ENCODER.encode(doc).encode("utf-8")
     return out
 

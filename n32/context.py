@@ -160,8 +160,8 @@ class ContextStore:
                 del self._by_peer[ctx.peer_fqdn]
 
     def by_local_id(self, context_id: str) -> N32fContext | None:
-        ctx = self._by_id.get(context_id)
-        return ctx if ctx is not None and ctx.expires > self.clock() else None
+        ctx = self._by_id.get(context_id)      # ctx.expires, without the property call (per message)
+        return ctx if ctx is not None and ctx.created + ctx.lifetime > self.clock() else None
 
     def by_either_id(self, context_id: str) -> N32fContext | None:
         """Profile 6: n32f-terminate / n32f-error may name either ID of the pair."""

@@ -71,6 +71,21 @@ def b64url_decode(text: Any) -> bytes:
 _PADDING = ("", "=", "==", "===")
 
 
+def _three(iv: Any, ciphertext: Any, tag: Any) -> tuple[bytes, bytes, bytes]:
+    """:func:`b64url_decode` of the three, in one call (per message): unpadded base64url strings
+    (ours, RFC 7516 §7.2.1) decoded here, anything else by :func:`b64url_decode`."""
+    if type(iv) is str and type(ciphertext) is str and type(tag) is str:
+        whole = iv + ciphertext + tag
+        if "+" not in whole and "/" not in whole and "=" not in whole:
+            try:
+                return (pybase64.b64decode(iv + _PADDING[-len(iv) % 4], b"-_", True),
+                        pybase64.b64decode(ciphertext + _PADDING[-len(ciphertext) % 4], b"-_", True),
+                        pybase64.b64decode(tag + _PADDING[-len(tag) % 4], b"-_", True))
+            except ValueError:
+                pass
+    return b64url_decode(iv), b64url_decode(ciphertext), b64url_decode(tag)
+
+
 # JSON: n32/body.py (orjson with the standard library's results).
 json_dumps = body_json.dumps
 json_loads = body_json.fast_loads
@@ -150,6 +165,13 @@ def _suite(key: bytes, enc: str) -> suites.JweSuite:
     return suite
 
 
+@functools.lru_cache(maxsize=32)
+def _fitting(key_length: int, enc: str) -> suites.JweSuite:
+    """:func:`_suite` for a key of ``key_length`` octets and a str ``enc`` (the negotiated suite:
+    asked per message, answered once; a ValueError is not remembered)."""
+    return _suite(bytes(key_length), enc)
+
+
 def encrypt(key: bytes, nonce: bytes, enc: str, aad_block: dict, data_to_encrypt: list,
             aead: suites.Aead | None = None) -> dict:
     """Seal one N32-f message as a flattened JWE JSON object (TS 29.573 ``FlatJweJson``).
@@ -206,13 +228,32 @@ def peek_aad(jwe: Any) -> dict:
     return peek_aad_text(jwe)[0]
 
 
+def _aad(jwe: Any) -> tuple[str, bytes]:
+    """``_member(jwe, "aad")``, with our unpadded form decoded here (one call per message, not three)."""
+    text = jwe.get("aad") if type(jwe) is dict else None
+    if type(text) is str and "+" not in text and "/" not in text and "=" not in text:
+        try:
+            return text, pybase64.b64decode(text + _PADDING[-len(text) % 4], b"-_", True)
+        except ValueError:
+            pass
+    return _member(jwe, "aad")
+
+
 def peek_aad_text(jwe: Any) -> tuple[dict, bytes]:
     """:func:`peek_aad` and the JSON text the block was read from."""
-    _, aad = _member(jwe, "aad")
-    try:
-        return json_object(aad), aad
+    _, aad = _aad(jwe)
+    try:        # json_object(aad), without the call (per message)
+        check_json_limits(aad, where="JSON")
+        block = body_json.unique_loads(aad)
+    except N32Error as e:
+        raise _malformed(f"aad is not a UTF-8 JSON object ({e.detail})") from None
+    except RecursionError:
+        raise _malformed("aad is not a UTF-8 JSON object (JSON nested too deeply)") from None
     except ValueError as exc:
         raise _malformed(f"aad is not a UTF-8 JSON object ({exc})") from None
+    if type(block) is not dict:
+        raise _malformed("aad is not a UTF-8 JSON object (not a JSON object)")
+    return block, aad
 
 
 def decrypt(key: bytes, jwe: Any, expected_salt: bytes | None = None,
@@ -235,12 +276,14 @@ def decrypt_with_aad(key: bytes, jwe: Any, expected_salt: bytes | None = None,
     ``aad_block`` is what :func:`peek_aad` gave for this very ``aad`` text: it is not decoded twice.
     ``aead``: the AEAD object of ``key`` if the caller keeps one (see :func:`encrypt`).
     """
-    ours = expected_enc is not None and isinstance(jwe, dict) and jwe.get("protected") == _protected(expected_enc)
+    ours = expected_enc is not None and type(jwe) is dict and jwe.get("protected") == _protected(expected_enc)
     if ours:                # the form we send: valid base64url, decoded only if it must be parsed
         protected_text, protected = jwe["protected"], b""
     else:
         protected_text, protected = _member(jwe, "protected")
-    if expected_enc is not None:
+    if ours:
+        suite = _fitting(len(key), expected_enc)    # type: ignore[arg-type]  # a str: ours
+    elif expected_enc is not None:
         suite = _suite(key, expected_enc)
     else:
         # No negotiated suite at hand (offline inspection): the protected header names it. The
@@ -251,12 +294,15 @@ def decrypt_with_aad(key: bytes, jwe: Any, expected_salt: bytes | None = None,
             raise _integrity(f"protected header names no suite usable with this key ({exc})") from None
     enc = suite.name
     if aad_block is None:
-        aad_text, aad = _member(jwe, "aad")
+        aad_text, aad = _aad(jwe)
     else:                   # decoded by peek_aad already: only the transmitted text is needed
         aad_text, aad = jwe["aad"], b""
-    _, nonce = _member(jwe, "iv")
-    _, ciphertext = _member(jwe, "ciphertext")
-    _, tag = _member(jwe, "tag")
+    try:        # jwe is a dict here (ours, or _member read "protected"); _member names a bad one
+        nonce, ciphertext, tag = _three(jwe.get("iv"), jwe.get("ciphertext"), jwe.get("tag"))
+    except ValueError:
+        for name in ("iv", "ciphertext", "tag"):
+            _member(jwe, name)
+        raise
     if len(nonce) != NONCE_LENGTH:
         raise _malformed(f"iv is {len(nonce)} octets, not {NONCE_LENGTH}")
     if len(tag) != TAG_LENGTH:
@@ -290,10 +336,16 @@ def decrypt_with_aad(key: bytes, jwe: Any, expected_salt: bytes | None = None,
         block = json_object(aad) if aad_block is None else aad_block
     except ValueError as exc:
         raise _unreadable("/", f"aad is not a UTF-8 JSON object ({exc})") from None
-    try:
-        body = json_object(plaintext, duplicates=True)
+    try:        # json_object(plaintext, duplicates=True), without the call
+        body = body_json.parse_within(plaintext, where="JSON")
+    except N32Error as e:
+        raise _unreadable("/dataToEncrypt", f"plaintext is not a UTF-8 JSON object ({e.detail})") from None
+    except RecursionError:
+        raise _unreadable("/dataToEncrypt", "plaintext is not a UTF-8 JSON object (JSON nested too deeply)") from None
     except ValueError as exc:
         raise _unreadable("/dataToEncrypt", f"plaintext is not a UTF-8 JSON object ({exc})") from None
+    if type(body) is not dict:
+        raise _unreadable("/dataToEncrypt", "plaintext is not a UTF-8 JSON object (not a JSON object)")
     data = body.get("dataToEncrypt", [])  # profile 23: a missing member means nothing was encrypted
     if not isinstance(data, list):
         raise _unreadable("/dataToEncrypt", "dataToEncrypt is not an array")

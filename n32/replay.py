@@ -53,6 +53,12 @@ class ReplayWindow:
 
     def admit(self, seq: int) -> bool:
         """:meth:`check` and, if it passes, :meth:`accept`, with one look at the window."""
+        top = self._top
+        if top < seq < _SEQ_SPACE:      # past the right edge (the usual case), recorded inline
+            shift = seq - top
+            self._bitmap = 1 if shift >= self.size else ((self._bitmap << shift) | 1) & self._mask
+            self._top = seq
+            return True
         if self._problem(seq) is not None:
             return False
         self._record(seq)

@@ -427,3 +427,31 @@ def test_fast_json_reads_what_the_standard_library_reads_any_value(value, separa
         assert "\\ud" in json.dumps(value) or "\\udc" in json.dumps(value)
         return
     assert got == expected and json.dumps(got) == json.dumps(expected)
+
+
+_B64ISH = st.text(alphabet="ABCxyz019-_+/=é\x00 ", max_size=24)
+
+
+def _decoded_or_error(fn, *args):
+    try:
+        return fn(*args)
+    except ValueError:
+        return ValueError
+
+
+@settings(max_examples=400, deadline=None)
+@given(_B64ISH, _B64ISH, _B64ISH, st.sampled_from([None, 5, b"AAAA"]))
+def test_one_call_decoders_say_what_b64url_decode_says(iv, ciphertext, tag, other):
+    """The one-call decoders of iv/ciphertext/tag and of aad (opening, per message) give the octets
+    b64url_decode gives, or a ValueError where it raises one, on any text (padding, the standard
+    alphabet, non-ASCII, a wrong length) and on non-strings."""
+    expected = tuple(_decoded_or_error(jwe.b64url_decode, x) for x in (iv, ciphertext, tag))
+    got = _decoded_or_error(jwe._three, iv, ciphertext, tag)
+    assert got == (ValueError if ValueError in expected else expected)
+    assert _decoded_or_error(jwe._three, other, ciphertext, tag) is ValueError
+    try:
+        aad = jwe._aad({"aad": ciphertext})[1]
+    except N32Error as e:       # what _member says for it
+        assert (e.status, e.cause) == (400, "INVALID_MSG_FORMAT") and "'aad'" in e.detail
+        aad = ValueError
+    assert aad == expected[1]

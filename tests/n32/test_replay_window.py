@@ -138,3 +138,17 @@ def test_message_id_bounded_evicts_oldest():
 def test_message_id_cache_arguments(kwargs):
     with pytest.raises(ValueError):
         MessageIdCache(**kwargs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=-3, max_value=2**32 + 3) | st.integers(min_value=0, max_value=80),
+                max_size=60), st.integers(min_value=1, max_value=40))
+def test_admit_is_check_then_accept(seqs, size):
+    """admit (with its inline path for a new right edge) decides and records as check + accept."""
+    a, b = ReplayWindow(size), ReplayWindow(size)
+    for seq in seqs:
+        expected = b.check(seq)
+        if expected:
+            b.accept(seq)
+        assert a.admit(seq) is expected
+        assert (a._top, a._bitmap) == (b._top, b._bitmap)
