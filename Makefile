@@ -17,6 +17,7 @@ KEEP ?= 0
 OUT ?= lab/out
 CAPTURE ?= 0
 WORKERS ?= 1
+SLIM ?= 0
 
 .PHONY: venv lock test lab certs bench clean system-deps probe soak
 
@@ -64,7 +65,7 @@ certs: venv
 	$(PY) -m certs.pki --out certs/out
 
 lab: venv
-	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --nf $(NF) --keep $(KEEP) --out $(OUT) --capture $(CAPTURE) --workers $(WORKERS)
+	$(PY) -m lab.run --ues $(UES) --mode $(MODE) --suite $(SUITE) --ipx $(IPX) --nf $(NF) --keep $(KEEP) --out $(OUT) --capture $(CAPTURE) --workers $(WORKERS) --slim $(SLIM)
 
 # Under ~10 minutes; not part of make test. Results: bench/out/results.json and bench/out/bench.png.
 # Run the SEPP security cases against a SEPP under test (README: "Probing a SEPP under test").
