@@ -307,10 +307,11 @@ def decrypt_with_aad(key: bytes, jwe: Any, expected_salt: bytes | None = None,
         raise _malformed(f"iv is {len(nonce)} octets, not {NONCE_LENGTH}")
     if len(tag) != TAG_LENGTH:
         raise _malformed(f"tag is {len(tag)} octets, not {TAG_LENGTH}")
-    if jwe.get("encrypted_key") not in (None, ""):
-        raise _malformed("encrypted_key must be empty with alg dir")
-    if jwe.get("unprotected") or jwe.get("header"):
-        raise _malformed("unprotected header parameters are not accepted; use the protected header")
+    if len(jwe) > 5:        # protected, aad, iv, ciphertext and tag were all read above: anything else?
+        if jwe.get("encrypted_key") not in (None, ""):
+            raise _malformed("encrypted_key must be empty with alg dir")
+        if jwe.get("unprotected") or jwe.get("header"):
+            raise _malformed("unprotected header parameters are not accepted; use the protected header")
     if expected_salt is not None and nonce[:SALT_LENGTH] != expected_salt:
         raise N32Error(403, errors.DECIPHERING_FAILED,
                        "reformattedData JWE: iv does not start with the IV salt of the session key "

@@ -526,7 +526,7 @@ class _Restorer:
         for k, s in enumerate(segments):       # ("{" first: a regular expression call costs more)
             if k and "{" in s and (m := _PLACEHOLDER.fullmatch(s)):
                 holes[("path", str(k - 1), int(m.group(1)))] = k
-        for k, piece in enumerate(pieces):
+        for k, piece in enumerate(pieces if query and "{" in query else ()):   # no "{": no placeholder
             name, sep, value = piece.partition("=")
             if sep and "{" in value and (m := _PLACEHOLDER.fullmatch(value)):
                 holes[("query", name, int(m.group(1)))] = k
