@@ -90,10 +90,12 @@ def main(argv: list[str] | None = None) -> int:
                             "--nf-pid", str(bench.nf.popen.pid), "--pki", str(pki), "-n", str(args.n),
                             "--latency-n", str(args.latency_n), "--hold", str(args.hold),
                             "--request", str(work / "request.json")]
-                    p = subprocess.run(argv, cwd=tree, capture_output=True, text=True, timeout=900)
+                    # with --hold the child's stderr (the PIDs to profile) is shown as it comes
+                    p = subprocess.run(argv, cwd=tree, stdout=subprocess.PIPE, text=True, timeout=900,
+                                       stderr=None if args.hold else subprocess.PIPE)
                     line = next((ln for ln in p.stdout.splitlines() if ln.startswith("ROW ")), None)
                     if line is None:
-                        print(f"{tree.name} {config}: FAILED\n{p.stdout[-1500:]}{p.stderr[-1500:]}", flush=True)
+                        print(f"{tree.name} {config}: FAILED\n{p.stdout[-1500:]}{(p.stderr or '')[-1500:]}", flush=True)
                         continue
                     row = json.loads(line[4:])
                     results.setdefault((tree.name, config), []).append(row)
