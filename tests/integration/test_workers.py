@@ -43,6 +43,24 @@ def traffic(lab: Lab, ues: int, first: int = 1, concurrency: int = 2) -> list:
     return asyncio.run(go())
 
 
+def kill_under_load(lab: Lab, victim: P.Proc, ues: int, first: int, delay: float,
+                    concurrency: int = 2) -> tuple[list, list]:
+    """SIGKILL ``victim`` ``delay`` s into ``ues`` UEs of traffic; (all steps, the steps that were
+    sent and lost: a step after a lost one of its UE is "not sent" and does not count)."""
+    box: dict[str, list] = {}
+    t = threading.Thread(target=lambda: box.setdefault(
+        "results", traffic(lab, ues, first=first, concurrency=concurrency)))
+    t.start()
+    threading.Event().wait(delay)
+    victim.popen.send_signal(signal.SIGKILL)
+    victim.popen.wait(10)
+    t.join(120)
+    assert not t.is_alive()
+    results = box["results"]
+    assert any(r.ok for r in results) and len(results) == ues * STEPS
+    return results, [r for r in results if not r.ok and not (r.error or "").startswith("not sent")]
+
+
 def ivs(body: Any) -> list[str]:
     """The JWE IVs (salt || SEQ, TS 33.501 §13.2.4.4.1) anywhere in an N32-f message."""
     if isinstance(body, dict):
@@ -122,21 +140,10 @@ def test_killing_a_peer_worker_moves_its_partner_to_another_one(workers_lab):
                    if mine & {json.loads(line)["responderContextId"] for line in
                               (lab.out / f"{W.worker_name('sepp-h', i)}.keylog.jsonl").read_text().splitlines()})
     victim = next(p for p in procs.procs if p.name == partner and p.alive())
-    box: dict[str, list] = {}
     concurrency = 2
-    t = threading.Thread(target=lambda: box.setdefault("results", traffic(lab, 12 * K, first=600,
-                                                                          concurrency=concurrency)))
-    t.start()
-    threading.Event().wait(0.5)
-    victim.popen.send_signal(signal.SIGKILL)
-    victim.popen.wait(10)
-    t.join(120)
-    assert not t.is_alive()
-    results = box["results"]
-    sent_and_failed = [r for r in results if not r.ok and not (r.error or "").startswith("not sent")]
+    results, sent_and_failed = kill_under_load(lab, victim, 12 * K, first=600, delay=0.5, concurrency=concurrency)
     print(f"\nkilled {partner} (partner of {me}) under load: {len(results)} steps, "
           f"{len(sent_and_failed)} sent and lost")
-    assert any(r.ok for r in results) and len(results) == 12 * K * STEPS
     # Only the requests the dead worker held (written on its connection, then reset: delivery
     # unknown, so not resent). Every visited worker is alive here, so HAProxy gave each one of the
     # K client connections and the dead worker's partner carried at most ``concurrency`` at once.
@@ -154,24 +161,10 @@ def test_killing_a_peer_worker_moves_its_partner_to_another_one(workers_lab):
 def test_killing_one_worker_loses_only_the_requests_it_held(workers_lab):
     lab, procs, _ = workers_lab
     victim = next(p for p in procs.procs if p.name == W.worker_name("sepp-v", 1) and p.alive())
-    box: dict[str, list] = {}
     concurrency = 2
-
-    def load() -> None:
-        box["results"] = traffic(lab, 8 * K, first=200, concurrency=concurrency)
-
-    t = threading.Thread(target=load)
-    t.start()
-    threading.Event().wait(1.0)
-    victim.popen.send_signal(signal.SIGKILL)
-    victim.popen.wait(10)
-    t.join(120)
-    assert not t.is_alive()
-    results = box["results"]
-    sent_and_failed = [r for r in results if not r.ok and not (r.error or "").startswith("not sent")]
+    results, sent_and_failed = kill_under_load(lab, victim, 8 * K, first=200, delay=1.0, concurrency=concurrency)
     print(f"\nkilled {victim.name} under load: {len(results)} steps, {len(sent_and_failed)} sent and lost, "
           f"{sum(1 for r in results if not r.ok) - len(sent_and_failed)} not sent after a lost step")
-    assert any(r.ok for r in results) and len(results) == 8 * K * STEPS
     # the requests in flight on the killed worker's connection, at most
     assert len(sent_and_failed) <= concurrency, [(r.api, r.status, r.error) for r in sent_and_failed]
     # then none: HAProxy takes the dead worker out, the clients' new connections reach the others
@@ -196,20 +189,9 @@ def test_tls_mode_killing_a_peer_worker_loses_only_the_requests_it_held(tls_work
     SEPP's HAProxy, and the requests that were not written are sent once more."""
     lab, procs, _ = tls_workers_lab
     victim = next(p for p in procs.procs if p.name == W.worker_name("sepp-h", 0))
-    box: dict[str, list] = {}
     concurrency = 2
-    t = threading.Thread(target=lambda: box.setdefault("results", traffic(lab, 12 * K, first=600,
-                                                                          concurrency=concurrency)))
-    t.start()
-    threading.Event().wait(0.5)
-    victim.popen.send_signal(signal.SIGKILL)
-    victim.popen.wait(10)
-    t.join(120)
-    assert not t.is_alive()
-    results = box["results"]
-    sent_and_failed = [r for r in results if not r.ok and not (r.error or "").startswith("not sent")]
+    results, sent_and_failed = kill_under_load(lab, victim, 12 * K, first=600, delay=0.5, concurrency=concurrency)
     print(f"\nTLS mode: killed {victim.name} under load: {len(results)} steps, {len(sent_and_failed)} sent and lost")
-    assert any(r.ok for r in results) and len(results) == 12 * K * STEPS
     # every visited worker carries one client connection; the dead worker was the partner of one
     assert len(sent_and_failed) <= concurrency, [(r.api, r.status, r.error) for r in sent_and_failed]
     def handshakes() -> list[int]:
