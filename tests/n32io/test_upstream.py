@@ -239,15 +239,19 @@ async def _resetting_server(after_bytes: int) -> asyncio.Server:
     return await asyncio.start_server(on_conn, "127.0.0.1", 0)
 
 
+async def _send_h2c_once(server: asyncio.Server) -> None:
+    """One request over h2c to ``server`` through a fresh client, which is closed after it."""
+    up = Upstream()
+    try:
+        await up.send(Hop("127.0.0.1", server.sockets[0].getsockname()[1], "h2c"), req(), 5)
+    finally:
+        await up.close()
+        server.close()
+
+
 def test_reset_mid_body_is_a_reset():
     async def go():
-        server = await _resetting_server(100)
-        up = Upstream()
-        try:
-            await up.send(Hop("127.0.0.1", server.sockets[0].getsockname()[1], "h2c"), req(), 5)
-        finally:
-            await up.close()
-            server.close()
+        await _send_h2c_once(await _resetting_server(100))
 
     with pytest.raises(UpstreamError) as e:
         run(go())
@@ -262,13 +266,7 @@ def test_h2c_to_an_h1_only_server_is_a_protocol_failure_not_a_hang():
             await writer.drain()
             writer.close()
 
-        server = await asyncio.start_server(h1_only, "127.0.0.1", 0)
-        up = Upstream()
-        try:
-            await up.send(Hop("127.0.0.1", server.sockets[0].getsockname()[1], "h2c"), req(), 5)
-        finally:
-            await up.close()
-            server.close()
+        await _send_h2c_once(await asyncio.start_server(h1_only, "127.0.0.1", 0))
 
     with pytest.raises(UpstreamError) as e:
         run(go())
