@@ -14,22 +14,33 @@ Its HTTP/1 server answers 431 ProblemDetails and closes as soon as more than the
 arrived without the head being complete. That subclasses mitmproxy's ``Http1Server`` (its
 ``read_headers`` and ``buf``), pinned by the version in pyproject.toml and covered by
 tests/integration/test_listeners.py.
+
+A request mitmproxy itself refuses (a malformed HTTP/1.1 head, CONNECT, a scheme other than
+http(s), ``transfer-encoding`` with ``content-length``, ...) would get its HTML error page; both
+servers here answer ``n32.wellformed.refused_by_http_layer``'s ProblemDetails instead (covered by
+tests/integration/test_hostile_input.py).
 """
 from __future__ import annotations
 
+import html
 import logging
+import re
 from typing import Callable
 
+from mitmproxy import http, version
+from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers import ClientTLSLayer, HttpLayer
-from mitmproxy.proxy.layers.http import HTTPMode
+from mitmproxy.proxy.layers.http import HTTPMode, ResponseData, ResponseEndOfMessage, ResponseHeaders
+from mitmproxy.proxy.layers.http import HttpEvent, ResponseProtocolError
 from mitmproxy.proxy.layers.http._http1 import Http1Server
+from mitmproxy.proxy.layers.http._http2 import Http2Server
 from mitmproxy.utils import human
 
 from addons import flowconv
-from n32 import header_limits
+from n32 import header_limits, wellformed
 from n32.errors import N32Error
 from n32io import admission
 
@@ -74,9 +85,36 @@ class _Pending(layer.Layer):
                 self._events.clear()
 
 
+# mitmproxy's error page (mitmproxy.proxy.layers.http._http1.make_error_response): status line,
+# its Server header, the reason in a <p>
+_PAGE = re.compile(rb"HTTP/1\.1 ([0-9]{3}) [^\r]*\r\nServer: " + re.escape(version.MITMPROXY.encode()) + rb"\r\n")
+_PAGE_REASON = re.compile(rb"<p>(.*)</p>", re.S)
+
+
+def _reason(text: str) -> str:
+    """mitmproxy's words without its advice ("Disable the ... option") or its name."""
+    if text.startswith("mitmproxy received an HTTP CONNECT"):
+        return "CONNECT is not served here (no proxy)"
+    return text.split(", refusing", 1)[0].split(". ", 1)[0].replace("mitmproxy's ", "")
+
+
+def _problem(status: int | None, reason: str) -> http.Response:
+    return flowconv.problem_response(wellformed.refused_by_http_layer(status, _reason(reason)))
+
+
 class _BoundedHttp1Server(Http1Server):
     limits: header_limits.HeaderLimits = header_limits.DEFAULT
     listener: str = ""
+
+    def send(self, event: HttpEvent) -> layer.CommandGenerator[None]:
+        if isinstance(event, ResponseProtocolError) and not self.response and \
+                self.conn.state & ConnectionState.CAN_WRITE and (status := event.code.http_status_code()):
+            rsp = _problem(status, event.message)
+            rsp.headers["connection"] = "close"
+            yield commands.SendData(self.conn, http1.assemble_response(rsp))
+            yield commands.CloseConnection(self.conn)
+            return
+        yield from super().send(event)
 
     def read_headers(self, event: events.ConnectionEvent) -> layer.CommandGenerator[None]:
         if isinstance(event, events.DataReceived) and len(self.buf) > self.limits.section:
@@ -93,7 +131,34 @@ class _BoundedHttp1Server(Http1Server):
                 yield commands.CloseConnection(self.conn)
                 self.state = self.done
                 return
-        yield from super().read_headers(event)
+        # mitmproxy answers a head it cannot parse with its error page: replaced on the way out
+        inner, reply = super().read_headers(event), None
+        while True:
+            try:
+                cmd = inner.send(reply)
+            except StopIteration:
+                return
+            if isinstance(cmd, commands.SendData) and (page := _PAGE.match(cmd.data)):
+                found = _PAGE_REASON.search(cmd.data)
+                rsp = _problem(int(page[1]), html.unescape(found[1].decode(errors="replace")) if found else "")
+                rsp.headers["connection"] = "close"
+                cmd = commands.SendData(cmd.connection, http1.assemble_response(rsp))
+            reply = yield cmd
+
+
+class _Http2Server(Http2Server):
+    """mitmproxy's HTTP/2 server; a request mitmproxy refuses gets a ProblemDetails on its stream."""
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(event, ResponseProtocolError) and (status := event.code.http_status_code()) and \
+                self.is_open_for_us(event.stream_id) and \
+                not self.h2_conn.streams[event.stream_id].state_machine.headers_sent:
+            rsp, sid = _problem(status, event.message), event.stream_id
+            for answer in (ResponseHeaders(sid, rsp, False), ResponseData(sid, rsp.content or b""),
+                           ResponseEndOfMessage(sid)):
+                yield from super()._handle_event(answer)
+            return
+        yield from super()._handle_event(event)
 
 
 class _HttpLayer(HttpLayer):
@@ -109,6 +174,8 @@ class _HttpLayer(HttpLayer):
             server = _BoundedHttp1Server(self.context.fork())
             server.limits, server.listener = self._listener.headers, self._listener.name
             self.connections.setdefault(self.context.client, server)
+        elif isinstance(event, events.Start):
+            self.connections.setdefault(self.context.client, _Http2Server(self.context.fork()))
         yield from super()._handle_event(event)
 
 

@@ -35,6 +35,7 @@ from .telescopic import (CALLBACK_POINTERS, MAPPING_PATH, TelescopicMapper, host
                          rewrite_callback_uris, rewrite_discovery_result, split_uri)
 from .plmn import home_domain
 from .routing import check_path
+from .wellformed import check_request
 from .topology import TopologyHider
 from .wire import LOCATION
 from .wire import TARGET_API_ROOT as TARGET
@@ -65,6 +66,7 @@ class Edge:
     # ---------------------------------------------------------------- cSEPP
     def from_own_nf(self, req: HttpRequest) -> HttpRequest:
         """A request of our NF towards another PLMN, as it will be routed and sent."""
+        check_request(req)          # refused here, not by the peer after the trip (a 502 for the NF)
         check_path(req.path)        # before routing and policy selection (issue 13 item 3)
         req = dataclasses.replace(req, headers=list(req.headers))
         tm = self.telescopic
@@ -108,6 +110,7 @@ class Edge:
     # ---------------------------------------------------------------- pSEPP
     def from_peer(self, req: HttpRequest) -> HttpRequest:
         """A request from the peer PLMN for one of our NFs, as our NF will receive it."""
+        check_request(req)          # a TLS-mode peer's HTTP/1.1 request is not checked by HTTP/2
         check_path(req.path)        # the restored path, before it is routed to our NF
         if self.hider is not None:
             req = self.hider.restore_request(req)

@@ -95,6 +95,125 @@ def test_deep_json_from_an_nf_is_400(lab, body):
     assert len(received(lab)) == before
 
 
+# ------------------------------------------------------------------ what mitmproxy itself refused, and malformed request lines
+# (before the forged N32-f messages below: they move the replay window past the visited SEPP's counter)
+AM = "/nudm-sdm/v2/imsi-999700000000001/nssai"
+TARGET = f"3gpp-sbi-target-apiroot: {UDM}\r\n"
+
+
+def _over_tls(port: int, ctx: ssl.SSLContext, name: str, data: bytes) -> bytes:
+    """``data`` on a fresh TLS connection (ALPN http/1.1); what comes back until closed or 3 s."""
+    import socket
+    import time
+
+    ctx.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw, \
+            ctx.wrap_socket(raw, server_hostname=name) as s:
+        s.sendall(data)
+        got, deadline = b"", time.monotonic() + 3
+        while time.monotonic() < deadline and b"}" not in got:   # the ProblemDetails body ends the answer
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def _peer_ssl(lab: Lab) -> ssl.SSLContext:
+    """The visited SEPP's certificate towards the home SEPP's N32 listener."""
+    ctx = ssl.create_default_context(cafile=str(lab.pki / f"plmn-{HOME['plmn']}" / "ca.crt"))
+    me = lab.pki / f"plmn-{VISITED['plmn']}"
+    ctx.load_cert_chain(me / "sepp.crt", me / "sepp.key")
+    return ctx
+
+
+def _h1_problem(got: bytes, status: int, cause: str) -> dict:
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), got[:300]
+    assert b"content-type: application/problem+json" in head.lower() and b"mitmproxy" not in got.lower()
+    pd = json.loads(body)
+    assert pd["status"] == status and pd["cause"] == cause, pd
+    return pd
+
+
+@pytest.mark.parametrize("head", [
+    b"GARBAGE\r\n\r\n",                                                                  # request line
+    b"GET / HTTP/1.1\r\nhost: x\r\nfoo bar\r\n\r\n",                                     # header line
+    b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nhost: 127.0.0.1:22\r\n\r\n",                      # not a proxy
+    b"POST /nausf-auth/v1/ue-authentications HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n"
+    b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n",                                       # smuggling
+    b"POST /nausf-auth/v1/ue-authentications HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 5\r\n\r\n{}",
+], ids=["request-line", "header-line", "connect", "te-and-cl", "two-lengths"])
+def test_what_the_http_layer_refuses_is_problem_details_not_an_html_page(lab, head):
+    """Before, mitmproxy's own HTML 400 page (naming mitmproxy and its options) on the NF side and
+    on N32; now a ProblemDetails, and the listener keeps serving."""
+    got = _over_tls(lab.port("sepp-v.sbi"), client_ssl(lab), sepp_fqdn(VISITED), head)
+    _h1_problem(got, 400, "INVALID_MSG_FORMAT")
+    got = _over_tls(lab.port("sepp-h.n32"), _peer_ssl(lab), sepp_fqdn(HOME), head)
+    _h1_problem(got, 400, "INVALID_MSG_FORMAT")
+    assert run(from_nf(lab, "GET", AM)).status == 200
+
+
+def test_a_scheme_mitmproxy_refuses_over_h2_is_problem_details_on_the_stream(lab):
+    """``:scheme ftp`` got mitmproxy's text/html page over HTTP/2; now a ProblemDetails on that
+    stream, and the next request on the same connection is served."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    ctx = client_ssl(lab)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False))
+    out: dict[int, list] = {}
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=sepp_fqdn(VISITED)) as s:
+        conn.initiate_connection()
+        for sid, scheme in ((1, "ftp"), (3, "https")):
+            conn.send_headers(sid, [(":method", "GET"), (":scheme", scheme), (":authority", "sepp"), (":path", AM),
+                                    ("3gpp-sbi-target-apiroot", UDM)], end_stream=True)
+            s.sendall(conn.data_to_send())
+            while sid not in out or out[sid][-1] is not None:
+                data = s.recv(65536)
+                assert data, out
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        out[ev.stream_id] = [dict(ev.headers), b"", True]
+                    elif isinstance(ev, h2.events.DataReceived):
+                        out[ev.stream_id][1] += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        out[ev.stream_id][-1] = None
+                    elif isinstance(ev, (h2.events.ConnectionTerminated, h2.events.StreamReset)):
+                        pytest.fail(repr(ev))
+                s.sendall(conn.data_to_send())
+    head, body, _ = out[1]
+    assert head[b":status"] == b"400" and head[b"content-type"] == b"application/problem+json", head
+    assert json.loads(body)["cause"] == "INVALID_MSG_FORMAT" and b"mitmproxy" not in body
+    assert out[3][0][b":status"] == b"200"
+
+
+@pytest.mark.parametrize("head,param", [
+    (f"OPTIONS * HTTP/1.1\r\nhost: x\r\n{TARGET}\r\n".encode(), ":path"),
+    (f"GET {AM} HTTP/1.1\r\nhost: x\r\n{TARGET}x-a: a\x00b\r\n\r\n".encode(), "x-a"),
+    (f"GET {AM} HTTP/1.1\r\nhost: x\r\n{TARGET}x-a: a\rb\r\n\r\n".encode(), "x-a"),
+], ids=["asterisk", "nul-in-value", "cr-in-value"])
+def test_a_request_the_peer_would_refuse_is_400_at_the_sending_sepp(lab, head, param):
+    """These crossed N32 and came back as 502 MESSAGE_RECONSTRUCTION_FAILED (the peer refused to
+    restore them): a 5xx for the NF's own mistake. Now 400 at once, nothing sent."""
+    before = len(received(lab))
+    pd = _h1_problem(_over_tls(lab.port("sepp-v.sbi"), client_ssl(lab), sepp_fqdn(VISITED), head),
+                     400, "INVALID_MSG_FORMAT")
+    assert pd["invalidParams"][0]["param"] == param
+    assert len(received(lab)) == before
+
+
+@pytest.mark.parametrize("path", ["*", UDM + AM, "/nudm-sdm/v2/imsi 1/nssai"], ids=["asterisk", "absolute", "space"])
+def test_a_path_the_peer_would_refuse_is_400_at_the_sending_sepp_over_h2(lab, path):
+    pd = problem(run(from_nf(lab, "GET", path)), 400, "INVALID_MSG_FORMAT")
+    assert pd["invalidParams"][0]["param"] == ":path"
+
+
 # ------------------------------------------------------------------ item 3: dot segments, encoded slashes
 @pytest.mark.parametrize("path", [
     "/nudm-sdm/v2/../../admin",
@@ -180,3 +299,4 @@ def test_wrongly_typed_n32c_members_get_ts29500_causes(lab, member, value, cause
     rsp = run(n32c_post(lab, HOME, "exchange-capability", {**_offer(), member: value}))
     pd = problem(rsp, 400, cause)
     assert pd["invalidParams"][0]["param"].startswith(f"/{member}")
+

@@ -1,0 +1,55 @@
+"""n32.wellformed: the request line and header values a SEPP routes, and the answer to a request
+the HTTP layer refused."""
+from __future__ import annotations
+
+import pytest
+
+from n32 import edge, wellformed
+from n32.errors import N32Error
+from n32.message import HttpRequest
+
+UDM = "https://udm.5gc.mnc070.mcc999.3gppnetwork.org"
+
+
+def _req(path: str = "/nudm-sdm/v2/imsi-999700000000001/nssai", query: str = "", headers=()) -> HttpRequest:
+    return HttpRequest("GET", "https", "sepp", path, query, [("3gpp-sbi-target-apiroot", UDM), *headers])
+
+
+@pytest.mark.parametrize("path,query", [("*", ""), (UDM + "/nudm-sdm/v2/x/nssai", ""), ("", ""),
+                                        ("/nudm-sdm/v2/imsi 1/nssai", ""), ("/a\tb", ""), ("/a", "x=1 2"),
+                                        ("/a\0", "")])
+def test_paths_a_peer_would_refuse_are_400_naming_path(path, query):
+    with pytest.raises(N32Error) as e:
+        wellformed.check_request(_req(path, query))
+    assert (e.value.status, e.value.cause) == (400, "INVALID_MSG_FORMAT")
+    assert e.value.invalid_params[0]["param"] == ":path"
+
+
+@pytest.mark.parametrize("value", ["a\0b", "a\rb", "a\r\nx-smuggled: 1", "\n"])
+def test_control_characters_in_a_header_value_are_400_naming_the_header(value):
+    with pytest.raises(N32Error) as e:
+        wellformed.check_request(_req(headers=[("x-ok", "fine"), ("x-bad", value)]))
+    assert (e.value.status, e.value.cause) == (400, "INVALID_MSG_FORMAT")
+    assert e.value.invalid_params[0]["param"] == "x-bad"
+
+
+def test_a_usual_request_passes():
+    wellformed.check_request(_req(query="dataset-names=AM&plmn-id=%7B%22mcc%22%3A%22001%22%7D",
+                                  headers=[("user-agent", "AMF-x"), ("accept", "application/json, */*")]))
+
+
+def test_both_edges_check_it():
+    """The cSEPP for its NF's request, the pSEPP for the peer's (TLS mode, or restored)."""
+    e = edge.Edge()
+    for step in (e.from_own_nf, e.from_peer):
+        with pytest.raises(N32Error) as err:
+            step(_req("*"))
+        assert err.value.status == 400
+
+
+@pytest.mark.parametrize("status,expect", [(400, (400, "INVALID_MSG_FORMAT")), (None, (400, "INVALID_MSG_FORMAT")),
+                                           (502, (400, "INVALID_MSG_FORMAT")), (413, (413, "PAYLOAD_TOO_LARGE"))])
+def test_a_refusal_of_the_http_layer_is_never_a_5xx(status, expect):
+    err = wellformed.refused_by_http_layer(status, "x" * 5000)
+    assert (err.status, err.cause) == expect
+    assert len(err.detail) < 600
