@@ -320,7 +320,7 @@ class Engine:
         origin.check_access_token(req, peer_plmns)
         req = self.edge.from_peer(req)
         target = routing.outbound_target(req)
-        routing.check_inbound_target(target, self.cfg.plmn_ids)
+        routing.check_inbound_target(target, self.cfg.plmn_ids, self.cfg.fqdn)
         route = self.cfg.home_nfs.route(target.host)
         if route is None:
             raise N32Error(504, "TARGET_NF_NOT_REACHABLE", f"no route to home NF {target.host}")

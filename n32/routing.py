@@ -139,8 +139,14 @@ def select_peer(target: ApiRoot, peers: Sequence[Any], own_plmns: Iterable[Any])
                    invalid_params=[{"param": TARGET_API_ROOT, "reason": "PLMN not served by any peer"}])
 
 
-def check_inbound_target(target: ApiRoot, own_plmns: Iterable[Any]) -> None:
-    """Inbound requests may only address NFs of our own PLMN."""
+def check_inbound_target(target: ApiRoot, own_plmns: Iterable[Any], own_fqdn: str | None = None) -> None:
+    """Inbound requests may only address NFs of our own PLMN, and not this SEPP itself: its FQDN
+    and the telescopic FQDNs below it (TS 33.501 §13.1.1.1) name it to our own NFs only, so a peer
+    addressing them asks for a loop (it went to the default home NF route, which failed: a 504)."""
+    host, own = target.host.lower(), (own_fqdn or "").lower()
+    if own and (host == own or host.endswith("." + own)):
+        raise N32Error(403, "TARGET_NOT_ALLOWED", f"target {bounded(target.host)!r} is this SEPP, not an NF",
+                       invalid_params=[{"param": ":authority", "reason": "names the receiving SEPP"}])
     plmn = plmn_of_nf_fqdn(target.host)
     if plmn is None or plmn not in plmn_set(own_plmns):
         raise N32Error(403, "TARGET_NOT_ALLOWED",

@@ -71,13 +71,13 @@ def lab(prins_lab):
     return lab
 
 
-def forged(lab: Lab, seq: int, path: str) -> bytes:
+def forged(lab: Lab, seq: int, path: str, authority: str = "udm.5gc.mnc070.mcc999.3gppnetwork.org") -> bytes:
     """A correctly encrypted N32-f request from the visited SEPP (its key log) for ``path``."""
     record = read_keylog(lab.out / "sepp-v.keylog.jsonl")[0]
     keys = keys_from_keylog(record)
     block = {"metaData": {"n32fContextId": record["responderContextId"], "messageId": str(seq),
                           "authorizedIpxId": "NULL"},
-             "requestLine": {"method": "GET", "scheme": "https", "authority": "udm.5gc.mnc070.mcc999.3gppnetwork.org",
+             "requestLine": {"method": "GET", "scheme": "https", "authority": authority,
                              "path": path, "protocolVersion": "HTTP/2"},
              "headers": [{"header": "3gpp-sbi-originating-network-id", "value": "001-01"}]}
     nonce = keys.parallel_request_iv_salt + seq.to_bytes(4, "big")
@@ -252,6 +252,19 @@ def test_dot_segments_restored_from_n32f_are_refused(lab, path):
     rsp = run(post_n32f(lab, forged(lab, next(SEQ), path)))
     pd = problem(rsp, 400, "INVALID_MSG_FORMAT")
     assert pd["invalidParams"][0]["param"] == ":path"
+    assert len(received(lab)) == before
+
+
+@pytest.mark.parametrize("authority", [sepp_fqdn(HOME), "udm-5gc-mnc070-mcc999-3gppnetwork-org." + sepp_fqdn(HOME)],
+                         ids=["its-fqdn", "telescopic-below-it"])
+def test_a_peer_addressing_the_receiving_sepp_itself_is_refused(lab, authority):
+    """A target naming the home SEPP (its FQDN, or a telescopic FQDN it issues to its own NFs)
+    went to the default home NF route: the NF answered for a name it does not have, or its TLS
+    name check failed (504). A loop request: 403 TARGET_NOT_ALLOWED, nothing delivered."""
+    before = len(received(lab))
+    pd = problem(run(post_n32f(lab, forged(lab, next(SEQ), "/nudm-sdm/v2/imsi-999700000000001/nssai", authority))),
+                 403, "TARGET_NOT_ALLOWED")
+    assert pd["invalidParams"][0]["reason"] == "names the receiving SEPP"
     assert len(received(lab)) == before
 
 

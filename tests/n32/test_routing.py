@@ -94,6 +94,19 @@ def test_inbound_targets_must_be_our_own_nfs(host, ok):
         assert e.value.status == 403 and e.value.cause == "TARGET_NOT_ALLOWED"
 
 
+@pytest.mark.parametrize("host", ["sepp.5gc.mnc001.mcc001.3gppnetwork.org", "SEPP.5gc.mnc001.mcc001.3gppnetwork.org",
+                                  "udm-5gc-mnc001-mcc001-3gppnetwork-org.sepp.5gc.mnc001.mcc001.3gppnetwork.org"])
+def test_inbound_targets_naming_the_receiving_sepp_are_refused(host):
+    """Our FQDN and the telescopic FQDNs below it are in our PLMN but name us (a loop)."""
+    t = routing.ApiRoot("https", host, None)
+    routing.check_inbound_target(t, OWN)       # without our FQDN: only the PLMN is checked
+    with pytest.raises(N32Error) as e:
+        routing.check_inbound_target(t, OWN, "sepp.5gc.mnc001.mcc001.3gppnetwork.org")
+    assert e.value.status == 403 and e.value.cause == "TARGET_NOT_ALLOWED"
+    routing.check_inbound_target(routing.ApiRoot("https", "udm.5gc.mnc001.mcc001.3gppnetwork.org", None), OWN,
+                                 "sepp.5gc.mnc001.mcc001.3gppnetwork.org")
+
+
 # ------------------------------------------------------------------ paths (issue 13 item 3)
 @pytest.mark.parametrize("path", ["/nudm-sdm/v2/imsi-1/am-data", "/a/b%20c", "/a/.b..", "/a/%25/b", "/", "/a//b"])
 def test_clean_paths_pass(path):
