@@ -353,6 +353,26 @@ def read(raw: bytes, limits: Limits = DEFAULT, where: str = "body", *, unique: b
     return doc
 
 
+def may_contain(raw: bytes, marks: re.Pattern[bytes]) -> bool:
+    """Whether the JSON text ``raw`` may hold a match of ``marks`` (False: it certainly holds
+    none). A UTF-8 JSON text spells every member name and string value literally unless it
+    uses an escape, which starts with a backslash; a UTF-16/32 text (which the parsers accept,
+    RFC 8259 §8.1) has zero octets. Without either, one search of the octets answers for the
+    whole document, so that a step that only changes certain members or URIs skips the parse
+    and the walk of a message that has none (most messages)."""
+    return 0x5C in raw or 0 in raw or marks.search(raw) is not None
+
+
+def member_marks(names: Any) -> re.Pattern[bytes] | None:
+    """A pattern for :func:`may_contain` matching the member names ``names`` as a JSON text
+    writes them (``"name"``); None if one of them cannot be looked for that way (``*``, or a
+    character JSON always escapes)."""
+    names = list(names)
+    if not names or any(n == "*" or any(c in n for c in '"\\') or any(ord(c) < 0x20 for c in n) for n in names):
+        return None
+    return re.compile(b'"(?:' + b"|".join(re.escape(n.encode()) for n in names) + b')"')
+
+
 def json_type(msg: Any) -> bool:
     """True if ``msg`` (HttpRequest/HttpResponse) declares a JSON body (``application/json``, ``*+json``)."""
     return wire.is_json(msg.header(wire.CONTENT_TYPE))
@@ -379,10 +399,16 @@ def replace(msg: M, body: bytes) -> M:
     return dataclasses.replace(msg, body=body, headers=with_length(msg.headers, body))  # type: ignore[type-var]
 
 
-def rewrite(msg: M, fn: Callable[[Any], Any], limits: Limits = DEFAULT, objects_only: bool = True) -> M:
+def rewrite(msg: M, fn: Callable[[Any], Any], limits: Limits = DEFAULT, objects_only: bool = True,
+            marks: re.Pattern[bytes] | None = None) -> M:
     """``msg`` with its JSON body replaced by ``fn(doc)``; ``msg`` itself when the body is not
     JSON (or not an object, with ``objects_only``) or nothing changed. N32Error when the body
-    exceeds a limit."""
+    exceeds a limit. ``marks``: ``fn`` changes nothing in a document without a match of it
+    (:func:`may_contain`), so such a body is not parsed."""
+    if marks is not None and msg.body and json_type(msg):    # type: ignore[attr-defined]
+        check(msg.body, limits)                                 # type: ignore[attr-defined]
+        if not may_contain(msg.body, marks):                    # type: ignore[attr-defined]
+            return msg
     doc = document(msg, limits)
     if doc is NOT_JSON or (objects_only and not isinstance(doc, dict)):
         return msg

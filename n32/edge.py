@@ -26,9 +26,11 @@ Each feature is optional (``None``): without a mapper or hider the steps leave m
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 from typing import Any, Iterable
 
-from . import body
+from . import body, pointer
 from .errors import N32Error
 from .message import HttpRequest, HttpResponse
 from .telescopic import (CALLBACK_POINTERS, MAPPING_PATH, TelescopicMapper, host_of, restore_callback_uris,
@@ -51,6 +53,14 @@ class Edge:
     hider: TopologyHider | None = None
     callback_pointers: tuple[str, ...] = CALLBACK_POINTERS
     limits: body.Limits = body.DEFAULT         # config ``limits:``
+
+    @functools.cached_property
+    def _callback_marks(self) -> re.Pattern[bytes] | None:
+        """The member names the callback pointers end in: a body without any has no callback
+        URI to rewrite or restore, and is not parsed (body.may_contain)."""
+        last = [pointer.tokens(p)[-1] if p else "*" for p in self.callback_pointers]
+        # a last token of digits (or "-") may be an array index, not a member name
+        return body.member_marks("*" if t.isdigit() or t == "-" else t for t in last)
 
     # ---------------------------------------------------------------- Nsepp_Telescopic_FQDN_Mapping
     def is_mapping_request(self, req: HttpRequest) -> bool:
@@ -116,14 +126,14 @@ class Edge:
             req = self.hider.restore_request(req)
         if self.telescopic is not None:
             req = body.rewrite(req, lambda d: rewrite_callback_uris(d, self.callback_pointers, self.telescopic),
-                               self.limits)
+                               self.limits, marks=self._callback_marks)
         return req
 
     def to_peer(self, rsp: HttpResponse) -> HttpResponse:
         """Our NF's response, as the peer may see it."""
         if self.telescopic is not None:
             rsp = body.rewrite(rsp, lambda d: restore_callback_uris(d, self.callback_pointers, self.telescopic),
-                               self.limits)
+                               self.limits, marks=self._callback_marks)
         if self.hider is not None:
             rsp = self.hider.hide_response(rsp)
         return rsp

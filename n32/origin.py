@@ -216,21 +216,23 @@ def find_plmn_ids(doc: Any, path: str = "") -> Iterator[tuple[str, NetworkKey]]:
     """``(JSON pointer, PLMN key)`` of every checked member in ``doc`` (N32Error 400 if one of
     them is malformed)."""
     if isinstance(doc, dict):
-        for k, v in doc.items():
-            p = pointer.child(path, k)
+        for k, v in doc.items():    # the pointer is made only for a member that needs it
             if k in SERVING_NETWORK_NAME_MEMBERS:
+                p = pointer.child(path, k)
                 if not isinstance(v, str) or not (m := _SNN.match(v)):
                     raise _bad(p, f"malformed serving network name {v!r}")
                 yield p, _key(m["mcc"], m["mnc"], m["nid"])
             elif k in PLMN_ID_MEMBERS:
+                p = pointer.child(path, k)
                 key = _plmn_object(v, p)
                 if key is not None:
                     yield p, key
-            else:
-                yield from find_plmn_ids(v, p)
+            elif type(v) is dict or type(v) is list:     # only containers hold more members
+                yield from find_plmn_ids(v, pointer.child(path, k))
     elif isinstance(doc, list):
         for i, v in enumerate(doc):
-            yield from find_plmn_ids(v, f"{path}/{i}")
+            if type(v) is dict or type(v) is list:
+                yield from find_plmn_ids(v, f"{path}/{i}")
 
 
 def _json(raw: bytes, where: str, limits: body.Limits) -> Any:
@@ -246,7 +248,7 @@ def check_plmn_consistency(req: HttpRequest, peer_plmns: Iterable[Any],
     included, so that no parser sees a different value than we checked)."""
     allowed = network_keys(peer_plmns)
     found: list[tuple[str, NetworkKey]] = []
-    for name, value in parse_qsl(req.query, keep_blank_values=True):
+    for name, value in parse_qsl(req.query, keep_blank_values=True) if req.query else ():
         if name in PLMN_QUERY_PARAMS:
             key = _plmn_object(_json(value.encode(), f"?{name}", limits), f"?{name}")
             if key is not None:

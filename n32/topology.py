@@ -35,7 +35,7 @@ import ipaddress
 import os
 import re
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from . import body, multipart, wire
 from .errors import N32Error
@@ -71,7 +71,16 @@ def _is_nf(obj: dict) -> bool:
     return ("nfInstanceId" in obj and "nfType" in obj) or ("serviceInstanceId" in obj and "serviceName" in obj)
 
 
+# What hide_json can change, as a JSON text spells it: a URI, an FQDN member, an NF profile
+# (body.may_contain: a body without any is neither parsed nor walked).
+_HIDE_MARKS = re.compile(b"|".join([b"://"] + [b'"%s"' % n.encode() for n in (*FQDN_MEMBERS, "nfInstanceId",
+                                                                                 "serviceInstanceId")]))
+_KNOWN_HOSTS = 1024     # is_home answers kept (hosts come from NFs and peers: bounded)
+
+
 def _canon_ip(host: str) -> str | None:
+    if not (host[:1].isdigit() or host[:1] == "[" or ":" in host):   # no IP literal: skip the exception
+        return None
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
@@ -98,6 +107,11 @@ class TopologyHider:
         self._pseudo = re.compile(rf"^{PSEUDONYM_PREFIX}[0-9a-f]{{{PSEUDONYM_HEX}}}\.{re.escape(self.pseudonym_domain)}$")
         self._max = max_entries
         self._table: OrderedDict[str, str] = OrderedDict()   # pseudonym -> real host (IPv6 unbracketed)
+        self._home: dict[str, bool] = {}     # is_home of the hosts seen last (the same few on every message)
+        self._names: dict[str, str] = {}     # pseudonyms of the hosts seen last
+        # where a pseudonym may be (any case: hosts are compared in lower case)
+        self._restore_marks = re.compile(re.escape(self.pseudonym_domain.encode()), re.IGNORECASE)
+        self._restore_marks_text = re.compile(re.escape(self.pseudonym_domain), re.IGNORECASE)
 
     # ------------------------------------------------------------------ names
     def is_pseudonym(self, host: str) -> bool:
@@ -105,6 +119,14 @@ class TopologyHider:
 
     def is_home(self, host: str) -> bool:
         """True if ``host`` (host or authority) names one of our NFs and must be hidden."""
+        known = self._home.get(host)
+        if known is None:
+            if len(self._home) >= _KNOWN_HOSTS:
+                self._home.clear()
+            known = self._home[host] = self._is_home(host)
+        return known
+
+    def _is_home(self, host: str) -> bool:
         h = host_of(host)
         if not h or self.is_pseudonym(h):
             return False
@@ -119,8 +141,13 @@ class TopologyHider:
         """The stable pseudonym FQDN of ``host`` (an FQDN or IP address), remembered for restore."""
         h = host_of(host)
         key = _canon_ip(h) or h
-        digest = hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
-        name = f"{PSEUDONYM_PREFIX}{digest}.{self.pseudonym_domain}"
+        name = self._names.get(key)
+        if name is None:    # the HMAC of the same few hosts, computed once (bounded)
+            digest = hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
+            name = f"{PSEUDONYM_PREFIX}{digest}.{self.pseudonym_domain}"
+            if len(self._names) >= _KNOWN_HOSTS:
+                self._names.clear()
+            self._names[key] = name
         remember(self._table, name, key, self._max, "topology-hiding pseudonym")
         return name
 
@@ -179,7 +206,7 @@ class TopologyHider:
             return out
         if isinstance(doc, list):
             return [self.hide_json(v) for v in doc]
-        if isinstance(doc, str) and split_uri(doc) is not None:
+        if isinstance(doc, str) and "://" in doc and split_uri(doc) is not None:   # ("://": no regex call)
             return self.hide_uri(doc)
         return doc
 
@@ -190,18 +217,21 @@ class TopologyHider:
                     else self.restore_json(v) for k, v in doc.items()}
         if isinstance(doc, list):
             return [self.restore_json(v) for v in doc]
-        if isinstance(doc, str) and split_uri(doc) is not None:
+        if isinstance(doc, str) and "://" in doc and split_uri(doc) is not None:   # ("://": no regex call)
             return self.restore_uri(doc)
         return doc
 
     # ------------------------------------------------------------------ messages
-    def _body(self, headers: list[tuple[str, str]], raw: bytes,
-              fn: Callable[[Any], Any]) -> tuple[list[tuple[str, str]], bytes]:
+    def _body(self, headers: list[tuple[str, str]], raw: bytes, fn: Callable[[Any], Any],
+              marks: re.Pattern[bytes]) -> tuple[list[tuple[str, str]], bytes]:
         ctype = next((v for k, v in headers if k == wire.CONTENT_TYPE), "")
         if not raw or not ctype:
             return headers, raw
         new = raw
         if wire.is_json(ctype):
+            if not body.may_contain(raw, marks):     # nothing fn could change (limits still apply)
+                body.check(raw, where="body")
+                return headers, raw
             new = _rewrite_json(raw, fn, "body")
         elif multipart.media_type(ctype)[0] == "multipart/related" and (bnd := multipart.boundary(ctype)):
             try:
@@ -230,7 +260,7 @@ class TopologyHider:
         for k, v in headers:
             if hide and (k in STRIP_HEADERS or k.startswith(STRIP_PREFIXES)):
                 continue
-            if k in URI_HEADERS:
+            if k in URI_HEADERS and (hide or self._restore_marks_text.search(v)):
                 v = _HEADER_URI.sub(sub, v)
             elif hide and request and k == USER_AGENT:
                 nftype, sep, fqdn = v.partition("-")
@@ -242,14 +272,15 @@ class TopologyHider:
         return out
 
     def hide_response(self, rsp: HttpResponse) -> HttpResponse:
-        """Our NF's response, as the peer may see it."""
-        headers, new_body = self._body(self._headers(rsp.headers, True, False), rsp.body, self.hide_json)
-        return dataclasses.replace(rsp, headers=headers, body=new_body)
+        """Our NF's response, as the peer may see it (``rsp`` itself if nothing is hidden)."""
+        headers, new_body = self._body(self._headers(rsp.headers, True, False), rsp.body, self.hide_json, _HIDE_MARKS)
+        return _changed(rsp, headers, new_body)
 
     def hide_request(self, req: HttpRequest) -> HttpRequest:
-        """Our NF's request to the peer (callback URIs, ``user-agent``, ... hidden)."""
-        headers, new_body = self._body(self._headers(req.headers, True, True), req.body, self.hide_json)
-        return dataclasses.replace(req, headers=headers, body=new_body)
+        """Our NF's request to the peer (callback URIs, ``user-agent``, ... hidden; ``req`` itself
+        if nothing is)."""
+        headers, new_body = self._body(self._headers(req.headers, True, True), req.body, self.hide_json, _HIDE_MARKS)
+        return _changed(req, headers, new_body)
 
     def restore_request(self, req: HttpRequest) -> HttpRequest:
         """A request from the peer: pseudonyms in ``:authority``, URI headers and the body are
@@ -263,13 +294,17 @@ class TopologyHider:
             parts = split_uri(target.strip())
             if parts and self.is_pseudonym(parts[1]):
                 self._restore_authority(parts[1], wire.TARGET_API_ROOT_NAME)
-        headers, new_body = self._body(self._headers(req.headers, False, True), req.body, self.restore_json)
+        headers, new_body = self._body(self._headers(req.headers, False, True), req.body, self.restore_json,
+                                       self._restore_marks)
+        if authority == req.authority:
+            return _changed(req, headers, new_body)
         return dataclasses.replace(req, authority=authority, headers=headers, body=new_body)
 
     def restore_response(self, rsp: HttpResponse) -> HttpResponse:
         """A response from the peer to our NF (e.g. echoing one of our hidden callback URIs)."""
-        headers, new_body = self._body(self._headers(rsp.headers, False, False), rsp.body, self.restore_json)
-        return dataclasses.replace(rsp, headers=headers, body=new_body)
+        headers, new_body = self._body(self._headers(rsp.headers, False, False), rsp.body, self.restore_json,
+                                       self._restore_marks)
+        return _changed(rsp, headers, new_body)
 
     def _restore_authority(self, authority: str, param: str) -> str:
         host = host_of(authority)
@@ -280,6 +315,16 @@ class TopologyHider:
         rest = authority.strip()
         port = rest.rpartition(":")[2] if ":" in rest and not rest.endswith("]") else ""
         return f"{real}:{port}" if port.isdigit() else real
+
+
+M = TypeVar("M", HttpRequest, HttpResponse)
+
+
+def _changed(msg: M, headers: list[tuple[str, str]], new_body: bytes) -> M:
+    """``msg`` with ``headers`` and ``new_body``; ``msg`` itself when both are what it has."""
+    if new_body is msg.body and headers == msg.headers:
+        return msg
+    return dataclasses.replace(msg, headers=headers, body=new_body)
 
 
 def _rewrite_json(raw: bytes, fn: Callable[[Any], Any], where: str) -> bytes:

@@ -115,6 +115,22 @@ def test_peer_request_pseudonyms_restored_and_callbacks_made_telescopic():
     assert "server" not in hdrs and hdrs["location"].startswith(f"https://{pseudo}/")
 
 
+def test_callback_members_are_found_however_the_json_text_spells_them():
+    """A body is skipped only when its octets name no callback member (n32.body.may_contain): a
+    name written with an escape, or a callback that is not a URI, is still found."""
+    h = home()
+    path = "/nudm-sdm/v2/x/sdm-subscriptions"
+    for raw in (b'{"\\u0063allbackReference": "%s"}' % AMF_CB.encode(),
+                b'{"callbackReference": "%s"}' % AMF_CB.replace("/", "\\/").encode()):
+        out = h.from_peer(HttpRequest("POST", "https", AUSF, path, "", JSON, raw))
+        assert f".{H_SEPP}/namf-callback/" in json.loads(out.body)["callbackReference"], raw
+    with pytest.raises(N32Error) as e:       # present but not a URI: refused, as before
+        h.from_peer(req(AUSF, path, body={"subscriptionId": "1", "callbackReference": 7}))
+    assert e.value.status == 400
+    plain = req(AUSF, path, body={"nfInstanceId": "x", "monitoredResourceUris": ["/a"]})
+    assert h.from_peer(plain) is plain          # nothing to rewrite: the same message
+
+
 def test_unknown_pseudonym_from_the_peer_is_refused():
     with pytest.raises(N32Error) as err:
         home().from_peer(req("nf0123456789abcdef.th.5gc.mnc070.mcc999.3gppnetwork.org"))

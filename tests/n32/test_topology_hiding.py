@@ -213,3 +213,43 @@ def test_constructor_validation():
         TopologyHider("not a domain", PSEUDO)
     with pytest.raises(ValueError):
         TopologyHider(HOME, ".".join(["p" * 60] * 4))
+
+
+# ---------------------------------------------------------------------- bodies not parsed
+def test_bodies_spelling_names_otherwise_are_still_hidden(th):
+    """A body is left unparsed only when its octets certainly hold no URI, FQDN member or NF
+    profile (n32.body.may_contain): the same hosts written with JSON escapes or as UTF-16 are
+    hidden as before, and restored."""
+    href = f"{LOC}/5g-aka-confirmation"
+    plain = json.dumps({"_links": {"5g-aka": {"href": href}}, "fqdn": AUSF})
+    for raw in (plain.replace("/", "\\/").encode(),                         # "https:\/\/ausf..."
+                plain.replace('"fqdn"', '"\\u0066qdn"').replace("https://", "https\\u003a//").encode(),
+                plain.encode("utf-16-le")):                                # zero octets
+        rsp = HttpResponse(200, [("content-type", "application/json")], raw)
+        out = th.hide_response(rsp)
+        doc = json.loads(out.body)
+        assert AUSF.encode() not in out.body and AUSF not in json.dumps(doc), raw[:40]
+        assert PSEUDONYM.match(doc["fqdn"]) and doc["_links"]["5g-aka"]["href"].endswith("/5g-aka-confirmation")
+        assert json.loads(th.restore_response(HttpResponse(200, rsp.headers, out.body)).body) == json.loads(plain)
+
+
+def test_messages_without_anything_to_hide_are_the_same_objects(th):
+    rsp = jrsp(200, {"authResult": "AUTHENTICATION_SUCCESS", "supi": "imsi-999700000000001"})
+    assert th.hide_response(rsp) is rsp and th.restore_response(rsp) is rsp
+    req = jreq("POST", AUSF, "/nausf-auth/v1/ue-authentications", {"servingNetworkName": "5G:mnc001.mcc001"},
+               [("user-agent", "AMF")])
+    assert th.hide_request(req) is req
+
+
+def test_a_body_beyond_the_limits_is_refused_even_with_nothing_to_hide(th):
+    deep = b"[" * 100 + b"]" * 100          # nothing a pseudonym could replace, but 100 levels deep
+    with pytest.raises(N32Error) as e:
+        th.hide_response(HttpResponse(200, [("content-type", "application/json")], deep))
+    assert e.value.status == 400
+
+
+def test_ip_literal_forms_are_recognised_without_parsing_every_fqdn():
+    th = TopologyHider(HOME, PSEUDO, secret=SECRET, home_networks=["10.70.0.0/16"])
+    for host in ("10.70.1.2", "[10.70.1.2]", "[fd00::1]"):
+        assert th.is_home(host) is (host != "[fd00::1]"), host
+    assert not th.is_home("1nf.example.org") and th.is_home(AUSF)
