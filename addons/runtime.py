@@ -12,7 +12,6 @@ import asyncio
 import functools
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -226,13 +225,13 @@ class SeppRuntime:
         """The engine's decision on ``source`` (after a handshake it asks to wait for), then the
         forward: the next hop's answer, or None when the flow is answered already. The engine
         rewrites the request it is given: it gets a copy, ``source`` stays as received."""
-        actions = self.engine.on_request(ex, replace(source, headers=list(source.headers)))
+        actions = self.engine.on_request(ex, source.evolve(headers=list(source.headers)))
         pending = next((a for a in actions if isinstance(a, StartHandshake) and a.wait), None)
         if pending is not None:
             await self._wait_for(self.relations.start_handshake(self.relations.peer(pending.peer), pending.rekey),
                                  wait)
             ex.handshake_waited, ex.now = True, time.time()
-            actions = self.engine.on_request(ex, replace(source, headers=list(source.headers)))
+            actions = self.engine.on_request(ex, source.evolve(headers=list(source.headers)))
         self._perform(flow, ex, actions)
         fwd = next((a for a in actions if isinstance(a, Forward)), None)
         if fwd is not None and flow.response is None:

@@ -396,7 +396,7 @@ def with_length(headers: list[tuple[str, str]], body: bytes) -> list[tuple[str, 
 
 def replace(msg: M, body: bytes) -> M:
     """``msg`` with ``body`` and its ``content-length`` kept right."""
-    return dataclasses.replace(msg, body=body, headers=with_length(msg.headers, body))  # type: ignore[type-var]
+    return msg.evolve(body=body, headers=with_length(msg.headers, body))  # type: ignore[attr-defined]
 
 
 def rewrite(msg: M, fn: Callable[[Any], Any], limits: Limits = DEFAULT, objects_only: bool = True,

@@ -78,7 +78,7 @@ class Edge:
         """A request of our NF towards another PLMN, as it will be routed and sent."""
         check_request(req)          # refused here, not by the peer after the trip (a 502 for the NF)
         check_path(req.path)        # before routing and policy selection (issue 13 item 3)
-        req = dataclasses.replace(req, headers=list(req.headers))
+        req = req.evolve(headers=list(req.headers))
         tm = self.telescopic
         if tm is not None:
             target = req.header(TARGET)
@@ -112,7 +112,7 @@ class Edge:
         if tm is None:
             return rsp
         headers = [(k, _telescopic_uri(tm, v) if k in RESOURCE_URI_HEADERS else v) for k, v in rsp.headers]
-        rsp = dataclasses.replace(rsp, headers=headers)
+        rsp = rsp.evolve(headers=headers)
         if method == "GET" and path.split("?", 1)[0].startswith(DISCOVERY_PREFIX) and 200 <= rsp.status < 300:
             rsp = body.rewrite(rsp, lambda d: rewrite_discovery_result(d, tm), self.limits)
         return rsp

@@ -27,7 +27,6 @@ with the same NID; entries are ``PlmnId``-like objects (``mcc``, ``mnc``, option
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import json
 import re
@@ -170,10 +169,10 @@ def outbound(req: HttpRequest, own_plmns: Iterable[Any], own_fqdn: str) -> HttpR
     if present is not None:
         if present.key not in allowed:
             raise _mismatch(HEADER_NAME, present.key, allowed, report=False)
-        return dataclasses.replace(req, headers=list(req.headers))
+        return req.evolve(headers=list(req.headers))
     mcc, mnc, nid = _raw(own[0])                 # MNC as configured (2 or 3 digits)
     value = _own_value(mcc, mnc, own_fqdn, nid)
-    return dataclasses.replace(req, headers=[*req.headers, (ORIGINATING_NETWORK_ID, value)])
+    return req.evolve(headers=[*req.headers, (ORIGINATING_NETWORK_ID, value)])
 
 
 @functools.lru_cache(maxsize=16)

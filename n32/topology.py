@@ -28,7 +28,6 @@ are unknown afterwards unless the same ``secret`` is configured and the hosts ar
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import ipaddress
@@ -298,7 +297,7 @@ class TopologyHider:
                                        self._restore_marks)
         if authority == req.authority:
             return _changed(req, headers, new_body)
-        return dataclasses.replace(req, authority=authority, headers=headers, body=new_body)
+        return req.evolve(authority=authority, headers=headers, body=new_body)
 
     def restore_response(self, rsp: HttpResponse) -> HttpResponse:
         """A response from the peer to our NF (e.g. echoing one of our hidden callback URIs)."""
@@ -324,7 +323,7 @@ def _changed(msg: M, headers: list[tuple[str, str]], new_body: bytes) -> M:
     """``msg`` with ``headers`` and ``new_body``; ``msg`` itself when both are what it has."""
     if new_body is msg.body and headers == msg.headers:
         return msg
-    return dataclasses.replace(msg, headers=headers, body=new_body)
+    return msg.evolve(headers=headers, body=new_body)
 
 
 def _rewrite_json(raw: bytes, fn: Callable[[Any], Any], where: str) -> bytes:

@@ -1,6 +1,8 @@
 """n32.message: the sans-I/O HTTP messages the core rewrites."""
 from __future__ import annotations
 
+import pytest
+
 from n32.message import HttpRequest, HttpResponse
 
 
@@ -23,3 +25,16 @@ def test_defaults_are_not_shared_between_messages():
     a, b = HttpResponse(200), HttpResponse(200)
     a.headers.append(("content-type", "application/json"))
     assert b.headers == [] and a.body == b.body == b""
+
+
+def test_evolve_is_a_shallow_copy_with_changes_like_dataclasses_replace():
+    import dataclasses
+    req = HttpRequest("POST", "https", "ausf.example.org", "/x", "a=1", [("content-type", "application/json")], b"{}")
+    out = req.evolve(headers=[("accept", "*/*")], body=b"[]")
+    assert out == dataclasses.replace(req, headers=[("accept", "*/*")], body=b"[]") and out is not req
+    assert req.headers == [("content-type", "application/json")] and req.body == b"{}"     # untouched
+    assert req.evolve() == req and req.evolve().headers is req.headers                    # shallow
+    rsp = HttpResponse(200, [], b"")
+    assert rsp.evolve(status=404) == HttpResponse(404, [], b"") and type(rsp.evolve()) is HttpResponse
+    with pytest.raises(TypeError):
+        req.evolve(status=200)
