@@ -22,7 +22,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -80,7 +79,7 @@ class Pair:
         """The four engine calls of one exchange; each passes what the next needs in ``st``."""
         def v_request(st: dict) -> None:
             st["ex_v"] = ex = Exchange(listener=Listener.SBI, now=self.clock)
-            st["fwd_v"] = _one(self.v.on_request(ex, replace(self.request, headers=list(self.request.headers))), Forward)
+            st["fwd_v"] = _one(self.v.on_request(ex, self.request.evolve(headers=list(self.request.headers))), Forward)
 
         def h_request(st: dict) -> None:
             st["ex_h"] = ex = Exchange(listener=Listener.N32F, peer_identity=self.v_fqdn, now=self.clock)

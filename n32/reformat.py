@@ -330,7 +330,8 @@ def restore_request(block: dict, data_to_encrypt: list, text: bytes | None = Non
     # one check of the four for the usual request; the first bad one is named by r.pseudo
     if not (type(method) is str and type(scheme) is str and type(authority) is str and type(path) is str
             and method and scheme and authority and path
-            and not _has_bad_pseudo_char(method + scheme + authority + path)):
+            and not _has_bad_pseudo_char(whole := method + scheme + authority + path)
+            and (whole.isascii() or _sendable(whole))):
         method, scheme, authority, path = (r.pseudo(line, k) for k in ("method", "scheme", "authority", "path"))
     headers = r.headers()
     uri_entries, parts, json_entries = r.payload(allow_uri=True)
@@ -461,7 +462,8 @@ class _Restorer:
     # ---- request line and headers
     def pseudo(self, line: dict, key: str) -> str:
         value = line.get(key)
-        if type(value) is not str or not value or _BAD_PSEUDO.search(value):
+        if type(value) is not str or not value or _BAD_PSEUDO.search(value) \
+                or not (value.isascii() or _sendable(value)):
             _fail(f"/requestLine/{key}", errors.INVALID_HTTP_HEADER, f"{key} missing or not a valid value")
         return value
 
@@ -481,7 +483,8 @@ class _Restorer:
                 value = self.take(value, (("/headers", i), "value")) if INDEX in value else \
                     self.resolve(value, (("/headers", i), "value"))
             lower = _header_name(name) if len(name) <= 256 else None
-            if lower is None or type(value) is not str or "\r" in value or "\n" in value or "\0" in value:
+            if lower is None or type(value) is not str or "\r" in value or "\n" in value or "\0" in value \
+                    or not (value.isascii() or _sendable(value)):
                 _checked_header(name, value, f"/headers/{i}")              # names the problem
             if lower == "content-length":
                 self.length = True
@@ -676,9 +679,20 @@ def _checked_header(name: Any, value: Any, where: str) -> tuple[str, str]:
     lower = _header_name(name) if type(name) is str and len(name) <= 256 else None
     if lower is None:
         _fail(where, errors.INVALID_HTTP_HEADER, f"invalid or forbidden header name {_show(name)}")
-    if type(value) is not str or _BAD_HEADER_VALUE.search(value):
+    if type(value) is not str or _BAD_HEADER_VALUE.search(value) or not (value.isascii() or _sendable(value)):
         _fail(where, errors.INVALID_HTTP_HEADER, f"header {lower} has no valid string value")
     return lower, value
+
+
+def _sendable(value: str) -> bool:
+    """Whether a header value can be written as octets: JSON may carry a lone surrogate
+    (``"\\ud800"``), which no encoding writes (RFC 8259 §8.2); the octets 0x80-0xFF of
+    obs-text (RFC 9110 §5.5) arrive as their surrogate escapes and are written back as they came."""
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _dumps(doc: Any, where: str) -> bytes:

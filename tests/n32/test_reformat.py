@@ -617,3 +617,20 @@ def test_property_multipart_byte_for_byte(parts, encrypt, root):
     block, data = reformat_response(rsp, IeSelection(binary_parts=encrypt), META)
     assert len(data) == (len(parts) if encrypt else 0)
     assert restore_response(*wire(block, data)).body == body
+
+
+def test_values_no_encoding_can_write_are_a_reconstruction_failure():
+    """JSON may carry a lone surrogate ("\\ud800"): as a header value or path it could not be sent
+    to the NF, so the restorer refuses it (403, not an internal error when it is written)."""
+    block = {"metaData": {}, "requestLine": {"method": "POST", "scheme": "https", "authority": "udm.example.org",
+                                             "path": "/nudm-sdm/v2/x", "protocolVersion": "HTTP/2"},
+             "headers": [{"header": "x-a", "value": "\ud800"}]}
+    with pytest.raises(N32Error) as e:
+        restore_request(block, [])
+    assert e.value.status == 403 and e.value.n32f_error_type == errors.MESSAGE_RECONSTRUCTION_FAILED
+    block["headers"] = [{"header": "x-a", "value": "caf\udce9"}]      # octet 0xE9 as read (obs-text): kept
+    assert restore_request(block, []).headers == [("x-a", "caf\udce9")]
+    block["headers"], block["requestLine"]["path"] = [], "/nudm-sdm/v2/\ud800"
+    with pytest.raises(N32Error) as e:
+        restore_request(block, [])
+    assert e.value.status == 403

@@ -10,12 +10,16 @@ import ssl
 from pathlib import Path
 
 import h2.connection
+import h2.exceptions
+import hpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lab import h2server
 from n32 import upstream_errors as ue
 from n32io import tls
-from n32io.h2client import H2Client
+from n32io.h2client import H2Client, request_fields
 from n32io.transport import UpstreamError
 
 HOME = "sepp.5gc.mnc070.mcc999.3gppnetwork.org"
@@ -149,3 +153,44 @@ def test_silent_server_times_out(pki: Path) -> None:
             await server.wait_closed()
 
     asyncio.run(go())
+
+
+# ---------------------------------------------------------------------- request header block
+_FIELD_NAMES = st.sampled_from(["content-type", "Accept", " user-agent", "authorization", "Proxy-Authorization",
+                                "cookie", "te", "host", "connection", "Keep-Alive", "transfer-encoding", "upgrade",
+                                "x-b3-traceid", ":path", "3gpp-sbi-target-apiroot", "via "])
+_VALUES = st.sampled_from(["application/json", " trailers", "TRAILERS", "gzip", "a=1", "a" * 30, "",
+                           "Bearer eyJ.x.y ", "\tx\t", "ausf.example.org", "ausf.example.org:443", "v\xa0"])
+
+
+def _h2s_block(fields: list[tuple[str, str]]) -> list[tuple[bytes, bytes]] | str:
+    """What h2 itself sends for ``fields`` with its normalisation and validation on (or the error)."""
+    from h2.utilities import HeaderValidationFlags, normalize_outbound_headers, validate_outbound_headers
+    flags = HeaderValidationFlags(is_client=True, is_trailer=False, is_response_header=False, is_push_promise=False)
+    try:
+        encoded = [(k.encode(), v.encode()) for k, v in fields]
+        return [(type(h), tuple(h)) for h in validate_outbound_headers(normalize_outbound_headers(encoded, flags),
+                                                                        flags)]  # type: ignore[misc]
+    except h2.exceptions.ProtocolError:
+        return "refused"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_FIELD_NAMES, _VALUES), max_size=6), st.sampled_from(["/x", " /x ", "", " "]),
+       st.sampled_from(["ausf.example.org", " ausf.example.org:443"]), st.sampled_from([None, 12]))
+def test_request_fields_are_what_h2_would_send(fields, path, authority, length) -> None:
+    """request_fields replaces h2's outbound normalisation and validation (off on our connections
+    for speed): the same fields in the same order, the same never-indexed ones, the same refusals."""
+    pseudo = [(":method", "POST"), (":scheme", "https"), (":authority", authority), (":path", path)]
+    expected = _h2s_block(pseudo + fields + ([("content-length", str(length))] if length is not None else []))
+    try:
+        block = request_fields("POST", "https", authority, path, fields, length)
+        got: list | str = [(type(h), tuple(h)) for h in block]
+    except h2.exceptions.ProtocolError:
+        got = "refused"
+    if expected != "refused" and got != "refused":
+        # h2 turns plain tuples into its HeaderTuple only where it marks them: compare the marking
+        never = hpack.NeverIndexedHeaderTuple
+        expected = [(t is never, f) for t, f in expected]   # type: ignore[union-attr]
+        got = [(t is never, f) for t, f in got]             # type: ignore[union-attr]
+    assert got == expected
