@@ -21,6 +21,7 @@ from mitmproxy import ctx, exceptions, http, tls
 import policies
 from addons import flowconv, flowlabel, listeners
 from n32 import config, ipx_relay, label, prins
+from n32.body import DEFAULT as BODY_LIMITS
 from n32.errors import N32Error
 from n32io import admission, tls as n32tls
 from n32io.transport import UpstreamError
@@ -55,7 +56,9 @@ class Ipx:
             self.upstream = Upstream(idle_timeout=self.relay.idle)
             lst = self.cfg.listeners.n32f
             self._mode = f"reverse:http://127.0.0.1:9@{lst.host}:{lst.port}"
-            ctx.options.update(mode=[self._mode], connection_strategy="lazy")
+            # a body over the JSON limit the relay parses with is refused as it arrives, not buffered
+            # whole (addons/sepp.py)
+            ctx.options.update(mode=[self._mode], connection_strategy="lazy", body_size_limit=str(BODY_LIMITS.body))
             log.info("IPX %s listening on %s:%s with %d rule(s)", self.cfg.fqdn, lst.host, lst.port,
                      len(self.relay.rules))
 

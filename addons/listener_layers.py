@@ -34,7 +34,8 @@ from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers import ClientTLSLayer, HttpLayer
 from mitmproxy.proxy.layers.http import HTTPMode, ResponseData, ResponseEndOfMessage, ResponseHeaders
-from mitmproxy.proxy.layers.http import HttpEvent, ResponseProtocolError
+from mitmproxy.proxy.layers.http import ErrorCode, HttpEvent, RequestProtocolError, ResponseProtocolError
+from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._http1 import Http1Server
 from mitmproxy.proxy.layers.http._http2 import Http2Server
 from mitmproxy.utils import human
@@ -109,10 +110,7 @@ class _BoundedHttp1Server(Http1Server):
     def send(self, event: HttpEvent) -> layer.CommandGenerator[None]:
         if isinstance(event, ResponseProtocolError) and not self.response and \
                 self.conn.state & ConnectionState.CAN_WRITE and (status := event.code.http_status_code()):
-            rsp = _problem(status, event.message)
-            rsp.headers["connection"] = "close"
-            yield commands.SendData(self.conn, http1.assemble_response(rsp))
-            yield commands.CloseConnection(self.conn)
+            yield from self._refuse(status, event.message)
             return
         yield from super().send(event)
 
@@ -144,6 +142,34 @@ class _BoundedHttp1Server(Http1Server):
                 rsp.headers["connection"] = "close"
                 cmd = commands.SendData(cmd.connection, http1.assemble_response(rsp))
             reply = yield cmd
+
+    def read_body(self, event: events.Event) -> layer.CommandGenerator[None]:
+        # mitmproxy closes on a malformed chunked body without a word, and raises on trailers
+        # (NotImplementedError: the connection's task crashed, logged as "mitmproxy has crashed!")
+        inner, reply = super().read_body(event), None
+        while True:
+            try:
+                cmd = inner.send(reply)
+            except StopIteration:
+                return
+            except NotImplementedError as e:
+                yield from self._refuse(400, "trailers after a chunked body are not supported")
+                yield ReceiveHttp(RequestProtocolError(self.stream_id, str(e), ErrorCode.GENERIC_CLIENT_ERROR))
+                return
+            if isinstance(cmd, commands.CloseConnection) and self.response is None:
+                yield from self._refuse(400, "malformed chunked body (RFC 9112 §7.1)")
+                continue
+            reply = yield cmd
+
+    def _refuse(self, status: int, reason: str) -> layer.CommandGenerator[None]:
+        """ProblemDetails and close (an unread body cannot be skipped: where the next request
+        starts is unknown)."""
+        if self.conn.state & ConnectionState.CAN_WRITE:
+            rsp = _problem(status, reason)
+            rsp.headers["connection"] = "close"
+            yield commands.SendData(self.conn, http1.assemble_response(rsp))
+        yield commands.CloseConnection(self.conn)
+        self.state = self.done
 
 
 class _Http2Server(Http2Server):

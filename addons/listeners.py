@@ -19,7 +19,7 @@ import logging
 from typing import Any, Callable
 
 import mitmproxy.net.tls
-from mitmproxy import ctx, http
+from mitmproxy import connection, ctx, http
 from mitmproxy.proxy import layer
 from mitmproxy.utils import human
 from mitmproxy.proxy.layers.http._http_h2 import BufferedH2Connection
@@ -66,6 +66,20 @@ class Listeners:
         # mitmproxy has no option for it: the class default is read when the connection's HTTP/2
         # state is made, after this hook. One limits: section per process, so one value.
         BufferedH2Connection.DEFAULT_MAX_HEADER_LIST_SIZE = listener.headers.h2_block
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        """Close the socket of a connection mitmproxy 12 forgot to close. Its connection task is
+        cancelled when a layer closes the connection; if that comes from a hook's task (any
+        refusal after the requestheaders hook: a body over body_size_limit, CONNECT, ...) while
+        the connection's task waits to hand over more octets the client kept sending, the
+        cancellation ends the task before it closes the socket
+        (mitmproxy/proxy/server.py, handle_connection). The client got its answer, the SEPP
+        stopped reading, and kept a descriptor and megabytes of kernel buffers for good."""
+        handler = ctx.master.addons.get("proxyserver").connections.get(client.id)
+        io = handler.transports.get(client) if handler is not None else None
+        writer = getattr(io, "writer", None)
+        if writer is not None and not writer.is_closing():
+            writer.close()
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         mode = flow.client_conn.proxy_mode

@@ -48,7 +48,12 @@ class Sepp:
                 raise exceptions.OptionsError(str(e)) from None
             # keep_host_header: mitmproxy's reverse mode would otherwise replace :authority by the
             # placeholder upstream, and the SEPP routes on it (telescopic FQDNs, TS 29.500 §6.1).
-            ctx.options.update(mode=self.rt.modes(), connection_strategy="lazy", keep_host_header=True)
+            # body_size_limit: mitmproxy buffers a request body whole before any hook, without
+            # bound by default (a 200 MB body grew the SEPP by 200 MB); over limits.body it is
+            # refused anyway, so mitmproxy refuses it as it arrives: 413 PAYLOAD_TOO_LARGE
+            # (addons/listener_layers.py), at once when a content-length says so.
+            ctx.options.update(mode=self.rt.modes(), connection_strategy="lazy", keep_host_header=True,
+                               body_size_limit=str(self.rt.cfg.limits.body))
             log.info("SEPP %s (%s) configured: PLMN %s, %d peer(s)", self.rt.cfg.name, self.rt.cfg.fqdn,
                      ",".join(map(str, self.rt.cfg.plmn_ids)), len(self.rt.cfg.peers))
             # identity disagreements are accepted (lab setups) but peers may refuse them: say so

@@ -44,5 +44,5 @@ def refused_by_http_layer(status: int | None, reason: str) -> N32Error:
     """The ProblemDetails for a request the HTTP layer refused with ``status`` (its suggestion;
     None when it had none) because of ``reason`` (its words, bounded in the detail)."""
     if status == 413:
-        return N32Error(413, wire.PAYLOAD_TOO_LARGE, f"request body too large: {reason}")
+        return N32Error(413, wire.PAYLOAD_TOO_LARGE, "request body over the size limit (limits.body)")
     return N32Error(400, wire.INVALID_MSG_FORMAT, f"malformed HTTP request: {reason}")

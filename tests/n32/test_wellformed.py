@@ -53,3 +53,8 @@ def test_a_refusal_of_the_http_layer_is_never_a_5xx(status, expect):
     err = wellformed.refused_by_http_layer(status, "x" * 5000)
     assert (err.status, err.cause) == expect
     assert len(err.detail) < 600
+
+
+def test_a_body_over_the_limit_is_413_without_the_library_words():
+    err = wellformed.refused_by_http_layer(413, "Request body exceeds mitmproxy's body_size_limit.")
+    assert (err.status, err.cause) == (413, "PAYLOAD_TOO_LARGE") and "mitmproxy" not in err.detail
