@@ -162,8 +162,10 @@ class H2Client:
 
     def __init__(self, transport: Transport, authority: str, scheme: str) -> None:
         self.transport, self.authority, self.scheme = transport, authority, scheme
-        # outbound fields are normalised and checked by request_fields (one pass), inbound ones by h2
-        self._h2 = _Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
+        # Outbound fields are normalised and checked by request_fields (one pass), inbound ones are
+        # validated by h2 (as mitmproxy configures its own connections) and decoded in _on_event.
+        self._h2 = _Connection(h2.config.H2Configuration(client_side=True, header_encoding=False,
+                                                         normalize_inbound_headers=False,
                                                          normalize_outbound_headers=False,
                                                          validate_outbound_headers=False))
         self._h2.encoder = StaticEncoder()
@@ -357,7 +359,9 @@ class H2Client:
         elif isinstance(event, h2.events.ResponseReceived):
             st = self._streams.get(event.stream_id)
             if st is not None:
-                st.headers = list(event.headers)
+                # strict, as h2's header_encoding decoded them: a field that is not UTF-8 is a
+                # protocol failure of the hop (ValueError, below), never a hang
+                st.headers = [(k.decode(), v.decode()) for k, v in event.headers]
         elif isinstance(event, h2.events.StreamEnded):
             st = self._streams.get(event.stream_id)
             if st is not None and not st.done.done():

@@ -194,3 +194,4 @@ def test_request_fields_are_what_h2_would_send(fields, path, authority, length) 
         expected = [(t is never, f) for t, f in expected]   # type: ignore[union-attr]
         got = [(t is never, f) for t, f in got]             # type: ignore[union-attr]
     assert got == expected
+
