@@ -204,3 +204,23 @@ def test_ipx_listener_refuses_cleartext(ipx_lab, ipx):
         assert s.recv(4096) == b""
     log = (lab.out / f"{ipx.split('.')[0]}.log").read_text()
     assert "listeners.n32f: connection from 127.0.0.1:" in log
+
+
+@pytest.mark.parametrize("head,status,cause", [
+    (b"GARBAGE\r\n\r\n", 400, "INVALID_MSG_FORMAT"),
+    (b"POST /n32f-forward/v1/n32f-process HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+     b"content-length: 100000000000\r\n\r\n{}", 413, "PAYLOAD_TOO_LARGE"),
+], ids=["malformed-head", "body-over-the-limit"])
+def test_ipx_answers_what_mitmproxy_refuses_with_problem_details(ipx_lab, head, status, cause):
+    """The IPX shares the SEPP's listener stack: mitmproxy's HTML page and an unbounded body
+    (a declared 100 GB was waited for) are a ProblemDetails there too."""
+    import ssl
+
+    from .test_hostile_input import _h1_problem, _over_tls
+
+    lab = ipx_lab
+    me = lab.pki / "plmn-001-01"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE   # the answer is under test, not the IPX's name
+    ctx.load_cert_chain(me / "sepp.crt", me / "sepp.key")
+    _h1_problem(_over_tls(lab.port(C_IPX), ctx, C_IPX, head), status, cause)
