@@ -27,6 +27,12 @@ import logging
 import re
 from typing import Callable
 
+from h2.connection import _decode_headers
+from h2.errors import ErrorCodes as H2ErrorCodes
+from h2.events import Event as H2Event
+from h2.exceptions import TooManyStreamsError
+from h2.stream import StreamClosedBy
+from hyperframe.frame import Frame, HeadersFrame, RstStreamFrame
 from mitmproxy import http, version
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
@@ -38,6 +44,7 @@ from mitmproxy.proxy.layers.http import ErrorCode, HttpEvent, RequestProtocolErr
 from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._http1 import Http1Server
 from mitmproxy.proxy.layers.http._http2 import Http2Server
+from mitmproxy.proxy.layers.http._http_h2 import BufferedH2Connection
 from mitmproxy.utils import human
 
 from addons import flowconv
@@ -172,8 +179,34 @@ class _BoundedHttp1Server(Http1Server):
         self.state = self.done
 
 
+class _H2Connection(BufferedH2Connection):
+    """RFC 9113 §5.1.2: a HEADERS frame opening a stream beyond our SETTINGS_MAX_CONCURRENT_STREAMS
+    is a stream error: that stream is refused (REFUSED_STREAM, safe to retry, §8.7) and the
+    connection goes on. h2 raised a connection error, so mitmproxy ended the connection (GOAWAY
+    PROTOCOL_ERROR) with every request in flight on it, also for a client that opened streams
+    before our SETTINGS arrived (until then it may assume no limit, §6.5.2)."""
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[H2Event]]:
+        try:
+            return super()._receive_headers_frame(frame)
+        except TooManyStreamsError:
+            if frame.stream_id % 2 == 0 or frame.stream_id <= self.highest_inbound_stream_id:
+                raise                                       # not a new client stream: h2's verdict
+            _decode_headers(self.decoder, frame.data)      # the HPACK state as if accepted (§4.3)
+            self.highest_inbound_stream_id = frame.stream_id
+            self._closed_streams[frame.stream_id] = StreamClosedBy.SEND_RST_STREAM   # its frames ignored
+            refused = RstStreamFrame(frame.stream_id)
+            refused.error_code = H2ErrorCodes.REFUSED_STREAM
+            return [refused], []
+
+
 class _Http2Server(Http2Server):
-    """mitmproxy's HTTP/2 server; a request mitmproxy refuses gets a ProblemDetails on its stream."""
+    """mitmproxy's HTTP/2 server; a request mitmproxy refuses gets a ProblemDetails on its stream,
+    a stream over the concurrency limit is refused alone (_H2Connection)."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.h2_conn = _H2Connection(self.h2_conf)
 
     def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
         if isinstance(event, ResponseProtocolError) and (status := event.code.http_status_code()) and \

@@ -193,6 +193,47 @@ def test_a_scheme_mitmproxy_refuses_over_h2_is_problem_details_on_the_stream(lab
     assert out[3][0][b":status"] == b"200"
 
 
+def test_streams_over_the_concurrency_limit_are_refused_alone(lab):
+    """101 streams opened before the SEPP's SETTINGS (limit 100) arrived, as RFC 9113 §6.5.2
+    allows a client: the 101st gets RST_STREAM REFUSED_STREAM (§5.1.2, retryable), the connection
+    and the 100 in flight go on. Before, GOAWAY PROTOCOL_ERROR ended all of them."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.errors
+    import h2.events
+
+    ctx = client_ssl(lab)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    got: dict[int, int] = {}
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=sepp_fqdn(VISITED)) as s:
+        conn.initiate_connection()
+        sids = [1 + 2 * i for i in range(101)]
+        for sid in sids:                  # bodies pending: all 101 stay open
+            conn.send_headers(sid, [(":method", "POST"), (":scheme", "https"), (":authority", "sepp"),
+                                    (":path", "/nausf-auth/v1/ue-authentications"), ("3gpp-sbi-target-apiroot", UDM),
+                                    ("content-type", "application/json")])
+        s.sendall(conn.data_to_send())
+        refused, done = None, False
+        while not done:
+            data = s.recv(65536)
+            assert data, "connection closed"
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.StreamReset):
+                    refused = (ev.stream_id, ev.error_code)
+                    conn.send_data(sids[0], b"{}", end_stream=True)   # then one in flight completes
+                elif isinstance(ev, h2.events.ResponseReceived):
+                    got[ev.stream_id] = int(dict(ev.headers)[b":status"])
+                    done = True
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    pytest.fail(f"connection ended: {ev}")
+            s.sendall(conn.data_to_send())
+    assert refused == (sids[-1], h2.errors.ErrorCodes.REFUSED_STREAM), refused
+    assert list(got) == [sids[0]] and 400 <= got[sids[0]] < 500, got
+
+
 @pytest.mark.parametrize("head,param", [
     (f"OPTIONS * HTTP/1.1\r\nhost: x\r\n{TARGET}\r\n".encode(), ":path"),
     (f"GET {AM} HTTP/1.1\r\nhost: x\r\n{TARGET}x-a: a\x00b\r\n\r\n".encode(), "x-a"),
