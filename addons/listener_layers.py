@@ -29,10 +29,12 @@ from typing import Callable
 
 from h2.connection import _decode_headers
 from h2.errors import ErrorCodes as H2ErrorCodes
+from h2 import events as h2events
 from h2.events import Event as H2Event
-from h2.exceptions import TooManyStreamsError
+from h2.exceptions import InvalidBodyLengthError, TooManyStreamsError
+from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.stream import StreamClosedBy
-from hyperframe.frame import Frame, HeadersFrame, RstStreamFrame
+from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
 from mitmproxy import http, version
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
@@ -179,14 +181,24 @@ class _BoundedHttp1Server(Http1Server):
         self.state = self.done
 
 
+class _Malformed(H2Event):
+    """A request refused on its own stream (h2 found it malformed)."""
+
+    def __init__(self, stream_id: int, reason: str) -> None:
+        self.stream_id, self.reason = stream_id, reason
+
+
 class _H2Connection(BufferedH2Connection):
-    """RFC 9113 §5.1.2: a HEADERS frame opening a stream beyond our SETTINGS_MAX_CONCURRENT_STREAMS
-    is a stream error: that stream is refused (REFUSED_STREAM, safe to retry, §8.7) and the
-    connection goes on. h2 raised a connection error, so mitmproxy ended the connection (GOAWAY
-    PROTOCOL_ERROR) with every request in flight on it, also for a client that opened streams
-    before our SETTINGS arrived (until then it may assume no limit, §6.5.2)."""
+    """h2 treats a malformed request (RFC 9113 §8.1.1: an uppercase or connection-specific field,
+    a pseudo-header missing, repeated or out of place, DATA other than its content-length) and a
+    stream beyond our SETTINGS_MAX_CONCURRENT_STREAMS (§5.1.2) as connection errors; mitmproxy then
+    ended the connection (GOAWAY PROTOCOL_ERROR) with every request in flight on it. Both are
+    stream errors: the malformed request gets its 400 on its stream (_Malformed, answered by
+    _Http2Server), the stream over the limit REFUSED_STREAM (safe to retry, §8.7; also for a client
+    that opened streams before our SETTINGS arrived, §6.5.2), and the connection goes on."""
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[H2Event]]:
+        new = frame.stream_id not in self.streams
         try:
             return super()._receive_headers_frame(frame)
         except TooManyStreamsError:
@@ -198,11 +210,25 @@ class _H2Connection(BufferedH2Connection):
             refused = RstStreamFrame(frame.stream_id)
             refused.error_code = H2ErrorCodes.REFUSED_STREAM
             return [refused], []
+        except H2ProtocolError as e:
+            if not new or frame.stream_id not in self.streams:
+                raise          # before the stream existed (HPACK, stream ID, state): the connection's
+            return [], [_Malformed(frame.stream_id, str(e))]
+
+    def _receive_data_frame(self, frame: DataFrame) -> tuple[list[Frame], list[H2Event]]:
+        try:
+            return super()._receive_data_frame(frame)
+        except InvalidBodyLengthError as e:
+            self.acknowledge_received_data(frame.flow_controlled_length, frame.stream_id)
+            return [], [_Malformed(frame.stream_id, str(e))]
 
 
 class _Http2Server(Http2Server):
-    """mitmproxy's HTTP/2 server; a request mitmproxy refuses gets a ProblemDetails on its stream,
-    a stream over the concurrency limit is refused alone (_H2Connection)."""
+    """mitmproxy's HTTP/2 server; a request mitmproxy or h2 refuses gets a ProblemDetails on its
+    stream, and only that stream ends (_H2Connection)."""
+
+    _opening: int | None = None
+    _answered = False
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -218,6 +244,44 @@ class _Http2Server(Http2Server):
                 yield from super()._handle_event(answer)
             return
         yield from super()._handle_event(event)
+
+    def handle_h2_event(self, event: H2Event) -> layer.CommandGenerator[bool]:
+        if isinstance(event, _Malformed):
+            yield from self._refuse_stream(event.stream_id, event.reason)
+            return False
+        if not isinstance(event, h2events.RequestReceived):
+            return (yield from super().handle_h2_event(event))
+        self._opening = event.stream_id    # mitmproxy's own check of the request's fields follows
+        try:
+            stop = yield from super().handle_h2_event(event)
+        finally:
+            self._opening = None
+        if self._answered:
+            self._answered = False
+            return False
+        return stop
+
+    def protocol_error(self, message: str, error_code: int = H2ErrorCodes.PROTOCOL_ERROR) \
+            -> layer.CommandGenerator[None]:
+        if self._opening is not None:      # refusing the request's fields: that stream only (§8.1.1)
+            yield from self._refuse_stream(self._opening, message)
+            self._answered = True
+            return
+        yield from super().protocol_error(message, error_code)
+
+    def _refuse_stream(self, sid: int, reason: str) -> layer.CommandGenerator[None]:
+        """400 ProblemDetails on the stream if nothing was answered on it yet, then the stream
+        ends (RST_STREAM NO_ERROR if the client is still sending, RFC 9113 §8.1)."""
+        stream = self.h2_conn.streams.get(sid)
+        if stream is not None and self.is_open_for_us(sid) and not stream.state_machine.headers_sent:
+            rsp = _problem(400, reason)
+            self.h2_conn.send_headers(sid, [(b":status", b"400"), *rsp.headers.fields])
+            self.h2_conn.send_data(sid, rsp.content or b"", end_stream=True)
+        if not self.is_closed(sid):
+            self.h2_conn.reset_stream(sid, H2ErrorCodes.NO_ERROR)
+        if self.streams.pop(sid, None) is not None:   # mitmproxy's stream for it ends too
+            yield ReceiveHttp(RequestProtocolError(sid, reason, ErrorCode.GENERIC_CLIENT_ERROR))
+        yield commands.SendData(self.conn, self.h2_conn.data_to_send())
 
 
 class _HttpLayer(HttpLayer):

@@ -193,6 +193,63 @@ def test_a_scheme_mitmproxy_refuses_over_h2_is_problem_details_on_the_stream(lab
     assert out[3][0][b":status"] == b"200"
 
 
+@pytest.mark.parametrize("bad", [
+    [("X-Upper", "v")],                                         # RFC 9113 §8.2.1
+    [("connection", "keep-alive")],                             # §8.2.2
+    [("transfer-encoding", "chunked")],
+    [(":path", "/again")],                                      # a pseudo-header twice, §8.3
+    [("content-length", "2"), ("content-length", "5")],
+    "data-beyond-content-length",                               # §8.1.1
+], ids=["uppercase", "connection", "transfer-encoding", "two-paths", "two-lengths", "data-beyond-length"])
+def test_a_malformed_h2_request_gets_400_on_its_stream_and_the_others_go_on(lab, bad):
+    """RFC 9113 §8.1.1: a malformed request is a stream error. h2 made it a connection error and
+    mitmproxy ended the connection (GOAWAY PROTOCOL_ERROR) with every request in flight on it;
+    now a 400 ProblemDetails on that stream, and the request in flight beside it is answered."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    ctx = client_ssl(lab)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False,
+                                                                normalize_outbound_headers=False))
+    head = [(":method", "POST"), (":scheme", "https"), (":authority", "sepp"),
+            (":path", "/nausf-auth/v1/ue-authentications"), ("3gpp-sbi-target-apiroot", UDM),
+            ("content-type", "application/json")]
+    answers: dict[int, list] = {}
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=sepp_fqdn(VISITED)) as s:
+        conn.initiate_connection()
+        conn.send_headers(1, head)                                   # in flight: its body comes last
+        if bad == "data-beyond-content-length":
+            conn.send_headers(3, head + [("content-length", "2")])
+            conn.send_data(3, b"{}  ", end_stream=True)
+        else:
+            conn.send_headers(3, head + bad, end_stream=True)
+        s.sendall(conn.data_to_send())
+        while 1 not in answers or answers[1][-1] is not None:
+            data = s.recv(65536)
+            assert data, answers
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    answers[ev.stream_id] = [dict(ev.headers), b"", True]
+                    if ev.stream_id == 3:
+                        conn.send_data(1, b"{}", end_stream=True)
+                elif isinstance(ev, h2.events.DataReceived):
+                    answers[ev.stream_id][1] += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    answers[ev.stream_id][-1] = None
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    pytest.fail(f"connection ended: {ev}")
+            s.sendall(conn.data_to_send())
+    head3, body3, _ = answers[3]
+    assert head3[b":status"] == b"400" and head3[b"content-type"] == b"application/problem+json", head3
+    assert json.loads(body3)["cause"] == "INVALID_MSG_FORMAT"
+    assert 400 <= int(answers[1][0][b":status"]) < 500 and b"N32" not in answers[1][1]   # the NF's own answer
+
+
 def test_streams_over_the_concurrency_limit_are_refused_alone(lab):
     """101 streams opened before the SEPP's SETTINGS (limit 100) arrived, as RFC 9113 §6.5.2
     allows a client: the 101st gets RST_STREAM REFUSED_STREAM (§5.1.2, retryable), the connection
