@@ -139,8 +139,11 @@ async def _serve_h2(handler: Handler, reader: asyncio.StreamReader, writer: asyn
         pseudo = dict(h for h in headers if h[0].startswith(":"))
         status, rsp_headers, rsp_body = await _call(handler, pseudo.get(":method", ""),
                                                     pseudo.get(":path", ""), headers, body)
+        head = response_headers(status, rsp_headers, rsp_body)
+        if pseudo.get(":method") == "HEAD":
+            rsp_body = b""      # RFC 9110 §9.3.2: the GET answer's header fields, no content
         try:
-            conn.send_headers(sid, response_headers(status, rsp_headers, rsp_body), end_stream=not rsp_body)
+            conn.send_headers(sid, head, end_stream=not rsp_body)
             await ep.flush()
             if rsp_body:
                 await ep.send_body(sid, rsp_body)
@@ -250,7 +253,7 @@ async def _serve_h1(handler: Handler, reader: asyncio.StreamReader, writer: asyn
             head = (await rd.readuntil(b"\r\n\r\n", MAX_HEAD)).decode("latin-1")
         except EOFError:
             return
-        keep = True
+        keep, method = True, ""
         try:
             lines = head[:-4].split("\r\n")
             method, target, version = lines[0].split(" ", 2)
@@ -265,7 +268,7 @@ async def _serve_h1(handler: Handler, reader: asyncio.StreamReader, writer: asyn
         out = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
         out += [f"{k}: {v}" for k, v in rsp_headers if k.lower() not in HOP_BY_HOP]
         out += [f"content-length: {len(rsp_body)}", f"connection: {'keep-alive' if keep else 'close'}"]
-        writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + rsp_body)
+        writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + (b"" if method == "HEAD" else rsp_body))
         await writer.drain()
         if not keep:
             return

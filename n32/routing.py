@@ -89,7 +89,18 @@ def parse_api_root(value: str) -> ApiRoot:
             or parts.username or parts.password:
         raise _refuse(f"malformed apiRoot {value!r}")
     check_path(parts.path or "/", TARGET_API_ROOT)     # the prefix is prepended to the request path
-    return ApiRoot(parts.scheme, parts.hostname.lower(), port, parts.path.rstrip("/"))
+    return ApiRoot(parts.scheme, _host(parts.hostname, value), port, parts.path.rstrip("/"))
+
+
+def _host(host: str, value: str) -> str:
+    """``host`` in lower case without the root's dot: ``udm.example.org.`` (the absolute form,
+    RFC 1034 §3.1) is the NF ``udm.example.org``, as certificates and routes name it; kept, it
+    reached the TLS name check of the next hop and failed there (a 500 from the receiving SEPP)."""
+    host = host.lower()
+    host = host[:-1] if host.endswith(".") else host
+    if not host or host.endswith("."):
+        raise _refuse(f"malformed apiRoot {value!r}")
+    return host
 
 
 @functools.lru_cache(maxsize=1024)
@@ -120,7 +131,8 @@ def outbound_target(req: HttpRequest) -> ApiRoot:
     if header:
         return parse_api_root(header)
     host, _, port = req.authority.rpartition(":") if ":" in req.authority else (req.authority, "", "")
-    return ApiRoot(req.scheme or "https", host.lower(), int(port) if port.isdigit() else None)
+    return ApiRoot(req.scheme or "https", _host(host, req.authority) if host.endswith(".") else host.lower(),
+                   int(port) if port.isdigit() else None)
 
 
 def select_peer(target: ApiRoot, peers: Sequence[Any], own_plmns: Iterable[Any]) -> Any:

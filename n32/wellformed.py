@@ -3,9 +3,9 @@ layer refused before the SEPP saw it.
 
 * ``check_request``: an NF's request (cSEPP) and the request a peer sent us (pSEPP, TLS mode or
   restored from PRINS) must have an origin-form path (RFC 9112 §3.2.1, RFC 9113 §8.3.1: ``*`` and
-  absolute URIs are not routable over N32) without white space or control characters, and header
-  values without CR, LF or NUL (RFC 9110 §5.5). HTTP/2 refuses such fields itself; HTTP/1.1 and
-  ``:path`` reach the SEPP. The receiving SEPP refuses them in a restored message (``n32.reformat``,
+  absolute URIs are not routable over N32) without white space or control characters, header
+  values without CR, LF or NUL (RFC 9110 §5.5), and one target apiRoot at most. HTTP/2 refuses
+  such fields itself; HTTP/1.1 and ``:path`` reach the SEPP. The receiving SEPP refuses them in a restored message (``n32.reformat``,
   MESSAGE_RECONSTRUCTION_FAILED), so forwarding them only turned an NF's mistake into a 502: the
   sending SEPP answers 400 ``INVALID_MSG_FORMAT`` itself, naming the field.
 * ``refused_by_http_layer``: a request the HTTP layer refused (malformed HTTP/1.1 head, CONNECT,
@@ -18,6 +18,7 @@ from __future__ import annotations
 from . import wire
 from .errors import N32Error, bounded
 from .message import HttpRequest
+from .wire import TARGET_API_ROOT
 
 _BAD_IN_TARGET = (" ", "\t", "\r", "\n", "\0")     # as n32.reformat refuses in a restored request line
 _BAD_IN_VALUE = ("\r", "\n", "\0")                 # as n32.reformat refuses in a restored header value
@@ -32,6 +33,11 @@ def check_request(req: HttpRequest) -> None:
             "white space or a control character in the path"
         raise N32Error(400, wire.INVALID_MSG_FORMAT, f"{why}: {bounded(repr(target))}",
                        invalid_params=[{"param": ":path", "reason": why}])
+    if sum(k == TARGET_API_ROOT for k, _ in req.headers) > 1:
+        # one target (TS 29.500 §5.2.3.2.4): we would route on the first, a TLS-mode peer or an NF
+        # may take another
+        why = "more than one 3gpp-Sbi-Target-apiRoot"
+        raise N32Error(400, wire.INVALID_MSG_FORMAT, why, invalid_params=[{"param": TARGET_API_ROOT, "reason": why}])
     joined = "".join(v for _, v in req.headers)     # one scan in C for the usual, clean message
     if any(c in joined for c in _BAD_IN_VALUE):
         name = next(k for k, v in req.headers if any(c in v for c in _BAD_IN_VALUE))

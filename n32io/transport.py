@@ -49,7 +49,12 @@ class Transport:
         sock = writer.get_extra_info("socket")
         if sock is not None:  # small request/response exchanges: no Nagle delay
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        t = cls(reader, writer, tls.client_connection(ctx, server_name, alpn) if ctx is not None else None)
+        try:
+            conn = tls.client_connection(ctx, server_name, alpn) if ctx is not None else None
+        except SSL.Error as e:   # a name OpenSSL will not check against a certificate
+            writer.close()
+            raise UpstreamError(ue.TLS, f"TLS to {server_name!r} not set up: {e}", sent=False) from None
+        t = cls(reader, writer, conn)
         if t.tls is not None:
             try:
                 await t._handshake()

@@ -306,6 +306,39 @@ def test_a_request_the_peer_would_refuse_is_400_at_the_sending_sepp(lab, head, p
     assert len(received(lab)) == before
 
 
+def test_a_target_in_absolute_form_reaches_its_nf(lab):
+    """``https://udm...org.`` (the root's dot) passed the PLMN checks, then the receiving SEPP's
+    TLS name check of its NF raised: 500 SYSTEM_FAILURE there, 502 to the NF. Now the same NF."""
+    async def go():
+        c = await H2Client.connect("127.0.0.1", lab.port("sepp-v.sbi"), client_ssl(lab), server_name=sepp_fqdn(VISITED))
+        try:
+            return await c.request("GET", AM, [("3gpp-sbi-target-apiroot", UDM + ".")], b"")
+        finally:
+            await c.close()
+    rsp = run(go())
+    assert rsp.status == 200, rsp.body[:300]
+
+
+def test_head_gets_the_nfs_answer_without_content(lab):
+    """The lab NF sent content on HEAD answers (RFC 9110 §9.3.2: none); the receiving SEPP's
+    client rightly called that a broken HTTP/2 exchange: 504 for a plain HEAD."""
+    rsp = run(from_nf(lab, "HEAD", AM))
+    assert 400 <= rsp.status < 500 and rsp.body == b"", (rsp.status, rsp.body[:200])
+
+
+def test_two_target_api_roots_are_refused(lab):
+    async def go():
+        c = await H2Client.connect("127.0.0.1", lab.port("sepp-v.sbi"), client_ssl(lab), server_name=sepp_fqdn(VISITED))
+        try:
+            return await c.request("GET", AM, [("3gpp-sbi-target-apiroot", UDM),
+                                               ("3gpp-sbi-target-apiroot", "https://udm.5gc.mnc001.mcc001.3gppnetwork.org")],
+                                   b"")
+        finally:
+            await c.close()
+    pd = problem(run(go()), 400, "INVALID_MSG_FORMAT")
+    assert pd["invalidParams"][0]["param"] == "3gpp-sbi-target-apiroot"
+
+
 @pytest.mark.parametrize("path", ["*", UDM + AM, "/nudm-sdm/v2/imsi 1/nssai"], ids=["asterisk", "absolute", "space"])
 def test_a_path_the_peer_would_refuse_is_400_at_the_sending_sepp_over_h2(lab, path):
     pd = problem(run(from_nf(lab, "GET", path)), 400, "INVALID_MSG_FORMAT")

@@ -147,3 +147,21 @@ def test_what_is_echoed_is_bounded():
     assert len(json.dumps(err.problem_details())) < 5000 and len(err.invalid_params) == 20
     assert len(json.dumps(err.n32f_error_info(err.message_id, err.context_id))) < 500
     assert bounded("abc") == "abc" and bounded("x" * 200).endswith("...(40 more characters)")
+
+
+@pytest.mark.parametrize("value,host", [
+    ("https://udm.5gc.mnc070.mcc999.3gppnetwork.org.", "udm.5gc.mnc070.mcc999.3gppnetwork.org"),
+    ("https://UDM.5gc.mnc070.mcc999.3gppnetwork.org.:443/p", "udm.5gc.mnc070.mcc999.3gppnetwork.org"),
+])
+def test_the_absolute_form_of_a_target_is_the_nf_it_names(value, host):
+    """A trailing root dot reached the next hop's TLS name check, which failed: a 500."""
+    assert routing.parse_api_root(value).host == host
+    req = HttpRequest("GET", "https", "udm.5gc.mnc070.mcc999.3gppnetwork.org.:8443", "/x")
+    assert routing.outbound_target(req).host == "udm.5gc.mnc070.mcc999.3gppnetwork.org"
+
+
+@pytest.mark.parametrize("value", ["https://udm.5gc.mnc070.mcc999.3gppnetwork.org..", "https://./"])
+def test_more_than_the_root_dot_is_a_malformed_target(value):
+    with pytest.raises(N32Error) as e:
+        routing.parse_api_root(value)
+    assert e.value.status == 400

@@ -58,3 +58,11 @@ def test_a_refusal_of_the_http_layer_is_never_a_5xx(status, expect):
 def test_a_body_over_the_limit_is_413_without_the_library_words():
     err = wellformed.refused_by_http_layer(413, "Request body exceeds mitmproxy's body_size_limit.")
     assert (err.status, err.cause) == (413, "PAYLOAD_TOO_LARGE") and "mitmproxy" not in err.detail
+
+
+def test_two_target_api_roots_are_400():
+    """We would route on the first; a TLS-mode peer or an NF may take the other."""
+    with pytest.raises(N32Error) as e:
+        wellformed.check_request(_req(headers=[("3gpp-sbi-target-apiroot",
+                                                "https://udm.5gc.mnc001.mcc001.3gppnetwork.org")]))
+    assert (e.value.status, e.value.invalid_params[0]["param"]) == (400, "3gpp-sbi-target-apiroot")

@@ -125,6 +125,11 @@ def test_h2_over_tls_to_nghttpd_checks_the_server_name(nghttpd, pki):
     with pytest.raises(UpstreamError) as e:
         run(go("sepp.other.example"))
     assert e.value.kind == ue.TLS
+    # a name OpenSSL refuses to check (the absolute form's dot): an UpstreamError, not the
+    # OpenSSL.SSL.Error that became a 500 SYSTEM_FAILURE; never sent
+    with pytest.raises(UpstreamError) as e:
+        run(go(HOME_FQDN + "."))
+    assert e.value.kind == ue.TLS and e.value.sent is False
 
 
 # ------------------------------------------------------------------ the lab's server: h1, mutual TLS
