@@ -283,7 +283,13 @@ class Engine:
         actions = self._after_open(ex, ctx, opened)
         ex.answer_ri_parameters = isinstance(opened.block.get(prins.RI_PARAMETERS), dict)
         assert isinstance(opened.message, HttpRequest)
-        fwd = self._deliver_to_home_nf(ex, opened.message, ctx.peer_plmn_ids)
+        try:
+            fwd = self._deliver_to_home_nf(ex, opened.message, ctx.peer_plmn_ids)
+        except N32Error as e:
+            # the authentic message asks for what we refuse (its target, path, PLMN IDs): the NF
+            # behind the sending SEPP is told so, not a 502 (ProblemDetailsMsgForwarding, profile 20)
+            e.suggested_status = e.status if e.suggested_status is None else e.suggested_status
+            raise
         r = fwd.request
         ex.method, ex.path = r.method, r.path
         ex.original = {"method": r.method, "authority": r.authority, "path": r.target}

@@ -387,6 +387,29 @@ def test_a_body_over_the_limit_is_refused_as_it_arrives_not_buffered(lab):
     assert run(from_nf(lab, "GET", AM)).status == 200
 
 
+@pytest.mark.parametrize("target,body,status,cause", [
+    ("https://" + sepp_fqdn(HOME), None, 403, "TARGET_NOT_ALLOWED"),
+    (UDM, b'{"servingNetworkName":"5G:mnc070.mcc999.3gppnetwork.org","supiOrSuci":"imsi-999700000000001"}',
+     403, "PLMN_ID_MISMATCH"),
+], ids=["target-is-the-peer-sepp", "serving-network-of-another-plmn"])
+def test_what_the_receiving_sepp_refuses_in_an_nfs_request_reaches_the_nf(lab, target, body, status, cause):
+    """The receiving SEPP refused the restored request (its target, its PLMN IDs) with no
+    suggestedStatusCode, so the sending SEPP told its NF 502 (profile 20): a 5xx for the NF's
+    own request. Now the NF gets the refusal's status and cause."""
+    async def go():
+        c = await H2Client.connect("127.0.0.1", lab.port("sepp-v.sbi"), client_ssl(lab), server_name=sepp_fqdn(VISITED))
+        try:
+            hdrs = [("3gpp-sbi-target-apiroot", target)] + ([("content-type", "application/json")] if body else [])
+            if body:
+                return await c.request("POST", "/nausf-auth/v1/ue-authentications", hdrs, body)
+            return await c.request("GET", AM, hdrs, b"")
+        finally:
+            await c.close()
+    before = len(received(lab))
+    problem(run(go()), status, cause)
+    assert len(received(lab)) == before
+
+
 # ------------------------------------------------------------------ item 3: dot segments, encoded slashes
 @pytest.mark.parametrize("path", [
     "/nudm-sdm/v2/../../admin",
