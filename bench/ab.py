@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             if not rows:
                 continue
             cpu = statistics.fmean(v for r in rows for v in r["cpu"].values())
-            ratio = f"  {f_cpu / cpu:.2f}x floor CPU" if f_cpu else ""
+            ratio = f"  {f_cpu / cpu:.2f}x floor CPU, our share {(cpu - f_cpu) / cpu:.1%}" if f_cpu else ""
             print(f"{tree.name:12} {config:6} {cpu:7.0f} µs/req/proxy "
                   f"{statistics.fmean(r['req_s'] for r in rows):6.0f} req/s "
                   f"{statistics.fmean(r['lat_ms'] for r in rows):6.2f} ms{ratio}")

@@ -69,6 +69,10 @@ class Row:
     # floor CPU per request per proxy / ours: what throughput would be relative to the floor if
     # the cores were ours alone (robust when other load on the machine moves req/s)
     cpu_ratio_to_floor: float | None = None
+    # (ours - floor) / ours, CPU per request per proxy: the part of a SEPP process's CPU that a
+    # slim master without addon forwarding the same request does not spend, i.e. what our addon
+    # costs (issue 14 goal 2, "our share"; docs/benchmarks.md says why not a profile's attribution)
+    share_over_floor: float | None = None
     cpu_us_per_req_by_process: dict[str, float] = field(default_factory=dict)
     failed: int = 0
 
@@ -206,13 +210,14 @@ def core_rows(quick: bool) -> list[Row]:
 
 def print_table(rows: list[Row]) -> None:
     print(f"\n{'configuration':32} {'req/s':>8} {'x floor':>8} {'mean ms':>8} {'p99 ms':>8} {'+ms':>6} "
-          f"{'CPU µs/req/proxy':>17} {'x floor CPU':>12}")
+          f"{'CPU µs/req/proxy':>17} {'x floor CPU':>12} {'our share':>10}")
     for r in rows:
         if r.kind != "pair":
             continue
         print(f"{r.name:32} {r.req_s:8.0f} {r.ratio_to_floor or 0:8.2f} {r.latency_ms_mean:8.2f} "
               f"{r.latency_ms_p99:8.2f} {r.added_latency_ms or 0:6.2f} {r.cpu_us_per_req or 0:17.0f} "
-              f"{r.cpu_ratio_to_floor or 0:12.2f}")
+              f"{r.cpu_ratio_to_floor or 0:12.2f} "
+              + (f"{r.share_over_floor:10.1%}" if r.share_over_floor is not None else f"{'':10}"))
     print(f"\n{'core step (in process)':62} {'µs':>9} {'msg/s':>9} {'x AES':>7}")
     for r in rows:
         if r.kind == "core":
@@ -307,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             r.added_latency_ms = round(r.latency_ms_mean - floor.latency_ms_mean, 3)
             if r.cpu_us_per_req and floor.cpu_us_per_req and r.name != "NF direct":
                 r.cpu_ratio_to_floor = round(floor.cpu_us_per_req / r.cpu_us_per_req, 3)
+                r.share_over_floor = round((r.cpu_us_per_req - floor.cpu_us_per_req) / r.cpu_us_per_req, 3)
     if not args.no_core:
         print("core micro-benchmarks ...", flush=True)
         rows += core_rows(args.quick)
