@@ -23,7 +23,7 @@ from addons import flowconv, flowlabel, listeners
 from n32 import config, ipx_relay, label, prins
 from n32.body import DEFAULT as BODY_LIMITS
 from n32.errors import N32Error
-from n32io import admission, tls as n32tls
+from n32io import admission, heap, tls as n32tls
 from n32io.transport import UpstreamError
 from n32io.upstream import Hop, Upstream
 
@@ -65,6 +65,7 @@ class Ipx:
     async def running(self) -> None:
         if self.cfg:  # see addons/sepp.py: our listener replaces mitmproxy's default one
             await ctx.master.addons.get("proxyserver").setup_servers()
+            heap.freeze_startup_objects()
 
     def tls_start_client(self, data: tls.TlsData) -> None:
         if self.cfg:

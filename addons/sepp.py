@@ -19,7 +19,7 @@ from mitmproxy.connection import Client
 
 from addons import flowlabel, listeners, metrics, n32cflows
 from addons.runtime import SeppRuntime
-from n32io import tls as n32tls
+from n32io import heap, tls as n32tls
 
 log = logging.getLogger("sepp")
 
@@ -71,6 +71,7 @@ class Sepp:
             # flows are kept (and shown) through mitmproxy's Save addon and the views of masters
             # that have it; the slim runner has none of them
             self.rt.display = ctx.master.addons.get("save") is not None
+            heap.freeze_startup_objects()    # configured and listening: what exists now lives on
 
     async def done(self) -> None:
         # SIGTERM/SIGINT: end every relation (n32f-terminate / ["NONE"]) within a few seconds,
