@@ -44,11 +44,12 @@ class Pair:
     def __init__(self, mode: str) -> None:
         pki = ROOT / "certs/out"
         ensure_lab_pki(pki)
-        lab = Lab(out=Path(tempfile.mkdtemp(prefix="mitm-sepp-engine-")), pki=pki, mode=mode)
-        lab.overrides["sepp-h"] = {"home_nfs": {"default": "https://127.0.0.1:9"}}
-        paths = write_configs(lab)
+        with tempfile.TemporaryDirectory(prefix="mitm-sepp-engine-") as out:    # read once, then gone
+            lab = Lab(out=Path(out), pki=pki, mode=mode)
+            lab.overrides["sepp-h"] = {"home_nfs": {"default": "https://127.0.0.1:9"}}
+            paths = write_configs(lab)
+            cfg_v, cfg_h = config.load_sepp_config(paths["sepp-v"]), config.load_sepp_config(paths["sepp-h"])
         self.v_fqdn, self.h_fqdn = sepp_fqdn(VISITED), sepp_fqdn(HOME)
-        cfg_v, cfg_h = config.load_sepp_config(paths["sepp-v"]), config.load_sepp_config(paths["sepp-h"])
         self.clock = 1_000_000.0
         self.store_v, self.store_h = ContextStore(lambda: self.clock), ContextStore(lambda: self.clock)
         self.v = engine.build(cfg_v, self.store_v)
