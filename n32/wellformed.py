@@ -4,10 +4,11 @@ layer refused before the SEPP saw it.
 * ``check_request``: an NF's request (cSEPP) and the request a peer sent us (pSEPP, TLS mode or
   restored from PRINS) must have an origin-form path (RFC 9112 §3.2.1, RFC 9113 §8.3.1: ``*`` and
   absolute URIs are not routable over N32) without white space or control characters, header
-  values without CR, LF or NUL (RFC 9110 §5.5), and one target apiRoot at most. HTTP/2 refuses
-  such fields itself; HTTP/1.1 and ``:path`` reach the SEPP. The receiving SEPP refuses them in a restored message (``n32.reformat``,
-  MESSAGE_RECONSTRUCTION_FAILED), so forwarding them only turned an NF's mistake into a 502: the
-  sending SEPP answers 400 ``INVALID_MSG_FORMAT`` itself, naming the field.
+  values without CR, LF or NUL (RFC 9110 §5.5), a method that is a token, only UTF-8 (N32-f
+  carries them in JSON), and one target apiRoot at most. HTTP/2 refuses some of these itself;
+  HTTP/1.1 and ``:path`` reach the SEPP. Forwarded, they came back as a 502 (the receiving SEPP
+  refused to restore them, MESSAGE_RECONSTRUCTION_FAILED) or a 500 (not UTF-8): the sending SEPP
+  answers 400 ``INVALID_MSG_FORMAT`` itself, naming the field.
 * ``refused_by_http_layer``: a request the HTTP layer refused (malformed HTTP/1.1 head, CONNECT,
   a scheme other than http(s), ``transfer-encoding`` with ``content-length``) is answered as every
   other refusal, a TS 29.571 ProblemDetails: 400 ``INVALID_MSG_FORMAT`` (413 ``PAYLOAD_TOO_LARGE``
@@ -15,18 +16,25 @@ layer refused before the SEPP saw it.
 """
 from __future__ import annotations
 
+import re
+
 from . import wire
 from .errors import N32Error, bounded
 from .message import HttpRequest
 from .wire import TARGET_API_ROOT
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")     # RFC 9110 §5.6.2
 _BAD_IN_TARGET = (" ", "\t", "\r", "\n", "\0")     # as n32.reformat refuses in a restored request line
 _BAD_IN_VALUE = ("\r", "\n", "\0")                 # as n32.reformat refuses in a restored header value
 
 
 def check_request(req: HttpRequest) -> None:
-    """Raise 400 ``INVALID_MSG_FORMAT`` (``invalidParams`` naming ``:path`` or the header) unless
-    ``req`` can be routed and carried over N32 as it is."""
+    """Raise 400 ``INVALID_MSG_FORMAT`` (``invalidParams`` naming ``:method``, ``:path`` or the
+    header) unless ``req`` can be routed and carried over N32 as it is."""
+    if not _TOKEN.fullmatch(req.method):
+        why = "the method is not a token (RFC 9110 §9.1)"
+        raise N32Error(400, wire.INVALID_MSG_FORMAT, f"{why}: {bounded(repr(req.method))}",
+                       invalid_params=[{"param": ":method", "reason": why}])
     target = req.target
     if not target.startswith("/") or any(c in target for c in _BAD_IN_TARGET):
         why = "not an origin-form path (RFC 9112 §3.2.1)" if not target.startswith("/") else \
@@ -44,6 +52,20 @@ def check_request(req: HttpRequest) -> None:
         why = "CR, LF or NUL in a header value (RFC 9110 §5.5)"
         raise N32Error(400, wire.INVALID_MSG_FORMAT, f"header {bounded(name)}: {why}",
                        invalid_params=[{"param": name, "reason": why}])
+    if not (target + joined).isascii() and not _utf8(target + joined):
+        # octets that are no UTF-8 (RFC 9110 §5.5 obs-text) arrive as lone surrogates: N32-f's
+        # JSON cannot carry them and encoding them for the next hop raised (a 500)
+        name = ":path" if not _utf8(target) else next(k for k, v in req.headers if not _utf8(v))
+        why = "octets that are not UTF-8"
+        raise N32Error(400, wire.INVALID_MSG_FORMAT, f"{name}: {why}", invalid_params=[{"param": name, "reason": why}])
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def refused_by_http_layer(status: int | None, reason: str) -> N32Error:

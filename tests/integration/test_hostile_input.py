@@ -319,6 +319,46 @@ def test_a_target_in_absolute_form_reaches_its_nf(lab):
     assert rsp.status == 200, rsp.body[:300]
 
 
+@pytest.mark.parametrize("fields,param", [
+    ([(b"x-a", b"caf\xe9")], "x-a"),
+    ([(b":path", AM.encode() + b"?a=\xe9")], ":path"),
+], ids=["header-value", "query"])
+def test_octets_that_are_not_utf8_are_400_not_500(lab, fields, param):
+    """RFC 9110 allows such octets (obs-text) in a field; N32-f's JSON cannot carry them, and
+    encoding them for the next hop raised: 500 SYSTEM_FAILURE, in both N32-f modes."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    head = {b":method": b"GET", b":scheme": b"https", b":authority": b"sepp", b":path": AM.encode(),
+            b"3gpp-sbi-target-apiroot": UDM.encode()}
+    head.update(dict(fields))
+    ctx = client_ssl(lab)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False))
+    status, body = None, b""
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-v.sbi")), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=sepp_fqdn(VISITED)) as s:
+        conn.initiate_connection()
+        conn.send_headers(1, list(head.items()), end_stream=True)
+        s.sendall(conn.data_to_send())
+        done = False
+        while not done:
+            data = s.recv(65536)
+            assert data
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status = int(dict(ev.headers)[b":status"])
+                elif isinstance(ev, h2.events.DataReceived):
+                    body += ev.data
+                elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                    done = True
+            s.sendall(conn.data_to_send())
+    assert status == 400, (status, body[:300])
+    assert json.loads(body)["invalidParams"][0]["param"] == param
+
+
 def test_head_gets_the_nfs_answer_without_content(lab):
     """The lab NF sent content on HEAD answers (RFC 9110 §9.3.2: none); the receiving SEPP's
     client rightly called that a broken HTTP/2 exchange: 504 for a plain HEAD."""

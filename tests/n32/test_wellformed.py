@@ -66,3 +66,24 @@ def test_two_target_api_roots_are_400():
         wellformed.check_request(_req(headers=[("3gpp-sbi-target-apiroot",
                                                 "https://udm.5gc.mnc001.mcc001.3gppnetwork.org")]))
     assert (e.value.status, e.value.invalid_params[0]["param"]) == (400, "3gpp-sbi-target-apiroot")
+
+
+@pytest.mark.parametrize("field,param", [
+    ({"headers": [("x-a", "caf\udce9")]}, "x-a"),               # mitmproxy's form of the octet 0xE9
+    ({"path": "/nudm-sdm/v2/\udcff/nssai"}, ":path"),
+    ({"query": "a=\udce9"}, ":path"),
+    ({"method": "G\udce9T"}, ":method"),
+    ({"method": "GE T"}, ":method"),
+], ids=["header", "path", "query", "method-octet", "method-space"])
+def test_octets_that_are_not_utf8_and_methods_that_are_no_token_are_400(field, param):
+    """They reached the encoding for the next hop and raised: 500 SYSTEM_FAILURE."""
+    kw = {"path": "/nudm-sdm/v2/imsi-999700000000001/nssai", "query": "", "headers": [], "method": "GET", **field}
+    req = HttpRequest(kw["method"], "https", "sepp", kw["path"], kw["query"],
+                      [("3gpp-sbi-target-apiroot", UDM), *kw["headers"]])
+    with pytest.raises(N32Error) as e:
+        wellformed.check_request(req)
+    assert (e.value.status, e.value.invalid_params[0]["param"]) == (400, param)
+
+
+def test_utf8_beyond_ascii_passes():
+    wellformed.check_request(_req(headers=[("x-a", "café")]))
