@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from . import body as body_mod, edge as edge_mod, errors, jwe, modifications, origin, prins, rh_error, routing, wire
-from . import upstream_errors
+from . import upstream_errors, wellformed
 from .config import Peer as PeerConfig, SeppConfig
 from .context import ContextStore, N32fContext, PeerRelation
 from .errors import N32Error
@@ -208,7 +208,9 @@ class Engine:
         if hop:  # the IPX routes on the receiving SEPP (interop profile: IPX routing)
             headers.append((TARGET_HEADER, f"https://{peer.fqdn}"))
         name = hop.fqdn if hop else peer.fqdn
-        out = HttpRequest("POST", "https", name, dest_path(dest), "", headers, prins.dumps(body))
+        raw = prins.dumps(body)
+        wellformed.check_carried(raw, body["reformattedData"]["aad"], self.limits)   # what the peer would refuse
+        out = HttpRequest("POST", "https", name, dest_path(dest), "", headers, raw)
         kind = HopKind.IPX if hop else HopKind.PEER
         actions.append(Forward(out, dest, kind, name, ex.now + self._timeout(kind)))
         return actions

@@ -9,6 +9,11 @@ layer refused before the SEPP saw it.
   HTTP/1.1 and ``:path`` reach the SEPP. Forwarded, they came back as a 502 (the receiving SEPP
   refused to restore them, MESSAGE_RECONSTRUCTION_FAILED) or a 500 (not UTF-8): the sending SEPP
   answers 400 ``INVALID_MSG_FORMAT`` itself, naming the field.
+* ``check_carried``: the N32-f message built for an NF's request must pass the checks the
+  receiving SEPP applies before it opens it (``limits``: size, nesting, members, string length,
+  also inside the aad, where the NF's body sits a few levels deeper beside the headers). An NF
+  body just within the limits made one that was not: the peer refused it and the NF got a 502.
+  It gets the refusal (413, or 400 naming the limit) from its own SEPP instead.
 * ``refused_by_http_layer``: a request the HTTP layer refused (malformed HTTP/1.1 head, CONNECT,
   a scheme other than http(s), ``transfer-encoding`` with ``content-length``) is answered as every
   other refusal, a TS 29.571 ProblemDetails: 400 ``INVALID_MSG_FORMAT`` (413 ``PAYLOAD_TOO_LARGE``
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from . import wire
+from . import body, jwe, wire
 from .errors import N32Error, bounded
 from .message import HttpRequest
 from .wire import TARGET_API_ROOT
@@ -74,3 +79,11 @@ def refused_by_http_layer(status: int | None, reason: str) -> N32Error:
     if status == 413:
         return N32Error(413, wire.PAYLOAD_TOO_LARGE, "request body over the size limit (limits.body)")
     return N32Error(400, wire.INVALID_MSG_FORMAT, f"malformed HTTP request: {reason}")
+
+
+def check_carried(message: bytes, aad: str, limits: body.Limits) -> None:
+    """N32Error (413 ``PAYLOAD_TOO_LARGE``, 400 ``INVALID_MSG_FORMAT``) if the N32-f ``message``
+    or its ``aad`` (base64url) exceeds ``limits`` as the receiving SEPP counts them."""
+    where = "the N32-f message for this request"
+    body.check(message, limits, where)
+    body.check(jwe.b64url_decode(aad), limits, f"{where} (aad)")

@@ -450,6 +450,24 @@ def test_what_the_receiving_sepp_refuses_in_an_nfs_request_reaches_the_nf(lab, t
     assert len(received(lab)) == before
 
 
+AUTH = b'{"supiOrSuci":"imsi-999700000000001","servingNetworkName":"5G:mnc001.mcc001.3gppnetwork.org","x":'
+
+
+@pytest.mark.parametrize("body,status", [
+    (AUTH + b"[" * 62 + b"]" * 62 + b"}", 400),                          # 63 levels: the aad has 66
+    (AUTH + b"[" + b",".join([b"1"] * 99_990) + b"]}", 400),               # members beside the headers
+    (AUTH + b'"' + b"a" * 3_900_000 + b'"}', 413),                         # base64 in the aad: 5.2 MB
+], ids=["depth", "members", "size"])
+def test_an_nf_body_within_the_limits_that_n32f_cannot_carry_is_refused_by_its_sepp(lab, body, status):
+    """Such a body passed the sending SEPP's checks but made an N32-f message over the limits
+    the receiving SEPP enforces: refused there, 502 for the NF. Now the sending SEPP refuses."""
+    before = len(received(lab))
+    pd = problem(run(from_nf(lab, "POST", "/nausf-auth/v1/ue-authentications", body)), status,
+                 "PAYLOAD_TOO_LARGE" if status == 413 else "INVALID_MSG_FORMAT")
+    assert "N32-f message" in pd["detail"]
+    assert len(received(lab)) == before
+
+
 # ------------------------------------------------------------------ item 3: dot segments, encoded slashes
 @pytest.mark.parametrize("path", [
     "/nudm-sdm/v2/../../admin",

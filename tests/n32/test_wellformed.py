@@ -87,3 +87,23 @@ def test_octets_that_are_not_utf8_and_methods_that_are_no_token_are_400(field, p
 
 def test_utf8_beyond_ascii_passes():
     wellformed.check_request(_req(headers=[("x-a", "café")]))
+
+
+def test_an_n32f_message_the_receiver_would_refuse_is_refused_by_its_sender():
+    """The NF's body sits a few levels deeper in the aad: 62 levels pass the NF-side check, not
+    the receiver's check of the aad."""
+    import json
+
+    from n32 import body, jwe
+
+    limits = body.Limits()
+    nf_body = {"x": json.loads("[" * 62 + "]" * 62)}
+    body.check(json.dumps(nf_body).encode(), limits)             # within the limits as the NF sent it
+    aad = jwe.b64url_encode(json.dumps({"payload": [{"iePath": "/", "value": nf_body}]}).encode())
+    with pytest.raises(N32Error) as e:
+        wellformed.check_carried(b'{"reformattedData":{}}', aad, limits)
+    assert (e.value.status, e.value.cause) == (400, "INVALID_MSG_FORMAT") and "aad" in e.value.detail
+    with pytest.raises(N32Error) as e:
+        wellformed.check_carried(b" " * (limits.body + 1), jwe.b64url_encode(b"{}"), limits)
+    assert (e.value.status, e.value.cause) == (413, "PAYLOAD_TOO_LARGE")
+    wellformed.check_carried(b'{"reformattedData":{}}', jwe.b64url_encode(b'{"a":[1]}'), limits)
