@@ -37,7 +37,7 @@ from .telescopic import (CALLBACK_POINTERS, MAPPING_PATH, TelescopicMapper, host
                          rewrite_callback_uris, rewrite_discovery_result, split_uri)
 from .plmn import home_domain
 from .routing import check_path
-from .wellformed import check_request
+from .wellformed import check_request, check_response
 from .topology import TopologyHider
 from .wire import LOCATION
 from .wire import TARGET_API_ROOT as TARGET
@@ -131,6 +131,7 @@ class Edge:
 
     def to_peer(self, rsp: HttpResponse) -> HttpResponse:
         """Our NF's response, as the peer may see it."""
+        check_response(rsp)
         if self.telescopic is not None:
             rsp = body.rewrite(rsp, lambda d: restore_callback_uris(d, self.callback_pointers, self.telescopic),
                                self.limits, marks=self._callback_marks)

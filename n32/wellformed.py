@@ -9,6 +9,9 @@ layer refused before the SEPP saw it.
   HTTP/1.1 and ``:path`` reach the SEPP. Forwarded, they came back as a 502 (the receiving SEPP
   refused to restore them, MESSAGE_RECONSTRUCTION_FAILED) or a 500 (not UTF-8): the sending SEPP
   answers 400 ``INVALID_MSG_FORMAT`` itself, naming the field.
+* ``check_response``: our home NF's answer, before it goes to the peer (both modes): header
+  values with CR, LF or NUL or octets that are not UTF-8 cannot be carried (encoding them raised:
+  a 500 and a traceback in the receiving SEPP); 502, as for any unusable answer of a next hop.
 * ``check_carried``: the N32-f message built for an NF's request must pass the checks the
   receiving SEPP applies before it opens it (``limits``: size, nesting, members, string length,
   also inside the aad, where the NF's body sits a few levels deeper beside the headers). An NF
@@ -25,7 +28,7 @@ import re
 
 from . import body, jwe, wire
 from .errors import N32Error, bounded
-from .message import HttpRequest
+from .message import HttpRequest, HttpResponse
 from .wire import TARGET_API_ROOT
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")     # RFC 9110 §5.6.2
@@ -87,3 +90,13 @@ def check_carried(message: bytes, aad: str, limits: body.Limits) -> None:
     where = "the N32-f message for this request"
     body.check(message, limits, where)
     body.check(jwe.b64url_decode(aad), limits, f"{where} (aad)")
+
+
+def check_response(rsp: HttpResponse) -> None:
+    """N32Error 502 if a header value of our NF's answer cannot be carried to the peer."""
+    joined = "".join(v for _, v in rsp.headers)
+    if any(c in joined for c in _BAD_IN_VALUE) or (not joined.isascii() and not _utf8(joined)):
+        name = next(k for k, v in rsp.headers if any(c in v for c in _BAD_IN_VALUE) or not _utf8(v))
+        raise N32Error(502, "UNSPECIFIED_NF_FAILURE",
+                       f"the home NF's answer cannot be carried: header {bounded(name)} holds CR, LF, NUL "
+                       "or octets that are not UTF-8")

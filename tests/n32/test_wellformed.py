@@ -107,3 +107,16 @@ def test_an_n32f_message_the_receiver_would_refuse_is_refused_by_its_sender():
         wellformed.check_carried(b" " * (limits.body + 1), jwe.b64url_encode(b"{}"), limits)
     assert (e.value.status, e.value.cause) == (413, "PAYLOAD_TOO_LARGE")
     wellformed.check_carried(b'{"reformattedData":{}}', jwe.b64url_encode(b'{"a":[1]}'), limits)
+
+
+@pytest.mark.parametrize("value", ["caf\udce9", "a\0b", "a\r\nx: y"])
+def test_an_nf_answer_that_cannot_be_carried_is_502_before_it_is_protected(value):
+    """A header value with an octet that is not UTF-8 raised in the protection (a 500 and a
+    traceback in the receiving SEPP); edge.to_peer refuses it first, in both modes."""
+    from n32.message import HttpResponse
+
+    rsp = HttpResponse(200, [("content-type", "application/json"), ("x-a", value)], b"{}")
+    with pytest.raises(N32Error) as e:
+        edge.Edge().to_peer(rsp)
+    assert e.value.status == 502 and "x-a" in e.value.detail
+    edge.Edge().to_peer(HttpResponse(200, [("x-a", "café")], b""))
