@@ -195,7 +195,7 @@ class SeppRuntime:
         a flow we answer ourselves (N32-c, errors) shows what the client addressed instead: our
         listener's scheme and port, the host it named. A forwarded flow shows its next hop."""
         r, client = flow.request, flow.client_conn
-        r.data.scheme = "https" if client.tls_established else "http"
+        r.data.scheme = b"https" if client.tls_established else b"http"   # bytes, as RequestData keeps it
         r.data.host = (r.host_header or "").rsplit(":", 1)[0].strip("[]") or (client.sockname or ("",))[0]
         if client.sockname:
             r.data.port = client.sockname[1]

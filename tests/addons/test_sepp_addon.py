@@ -48,3 +48,19 @@ def test_identity_warnings_of_the_config_are_logged(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "sepp" and r.levelname == "WARNING"]
     assert any("sepp1.localdomain is not a 3GPP SEPP FQDN" in line for line in lines), lines
     assert any("certificate: does not name sepp1.localdomain" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_a_flow_answered_on_our_listener_keeps_a_readable_url(tls):
+    """The listener's scheme was stored as str where mitmproxy keeps bytes: reading the URL of
+    every flow we answered ourselves (each refusal) raised, and mitmdump's default output printed
+    an "Addon error" traceback for it."""
+    from mitmproxy.test import tflow
+
+    from addons.runtime import SeppRuntime
+
+    f = tflow.tflow()
+    f.client_conn.timestamp_tls_setup = 1.0 if tls else None     # what tls_established reads
+    f.client_conn.sockname = ("127.0.0.1", 8443)
+    SeppRuntime._show_listener(f)
+    assert f.request.url == f"{'https' if tls else 'http'}://127.0.0.1:8443/path", f.request.url
