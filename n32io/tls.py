@@ -106,7 +106,9 @@ def _alpn_select(conn: SSL.Connection, offers: list[bytes]) -> bytes | Any:
     for proto in info.alpn:
         if proto in offers:
             return proto
-    return SSL.NO_OVERLAPPING_PROTOCOLS
+    # RFC 7301 §3.2: no protocol in common is a fatal no_application_protocol alert. Continuing
+    # without ALPN served HTTP/1.1 on N32 (h2 only, TS 29.573) to a client offering only http/1.1.
+    raise SSL.Error(f"no application protocol in common: offered {offers}, we speak {list(info.alpn)}")
 
 
 def server_context(

@@ -101,12 +101,14 @@ AM = "/nudm-sdm/v2/imsi-999700000000001/nssai"
 TARGET = f"3gpp-sbi-target-apiroot: {UDM}\r\n"
 
 
-def _over_tls(port: int, ctx: ssl.SSLContext, name: str, data: bytes) -> bytes:
-    """``data`` on a fresh TLS connection (ALPN http/1.1); what comes back until closed or 3 s."""
+def _over_tls(port: int, ctx: ssl.SSLContext, name: str, data: bytes, alpn: bool = True) -> bytes:
+    """``data`` on a fresh TLS connection (ALPN http/1.1, or none: N32 speaks h2 only and refuses
+    an offer without it); what comes back until closed or 3 s."""
     import socket
     import time
 
-    ctx.set_alpn_protocols(["http/1.1"])
+    if alpn:
+        ctx.set_alpn_protocols(["http/1.1"])
     with socket.create_connection(("127.0.0.1", port), timeout=3) as raw, \
             ctx.wrap_socket(raw, server_hostname=name) as s:
         s.sendall(data)
@@ -149,9 +151,23 @@ def test_what_the_http_layer_refuses_is_problem_details_not_an_html_page(lab, he
     on N32; now a ProblemDetails, and the listener keeps serving."""
     got = _over_tls(lab.port("sepp-v.sbi"), client_ssl(lab), sepp_fqdn(VISITED), head)
     _h1_problem(got, 400, "INVALID_MSG_FORMAT")
-    got = _over_tls(lab.port("sepp-h.n32"), _peer_ssl(lab), sepp_fqdn(HOME), head)
+    got = _over_tls(lab.port("sepp-h.n32"), _peer_ssl(lab), sepp_fqdn(HOME), head, alpn=False)
     _h1_problem(got, 400, "INVALID_MSG_FORMAT")
     assert run(from_nf(lab, "GET", AM)).status == 200
+
+
+def test_n32_refuses_a_client_that_offers_only_http1_in_alpn(lab):
+    """N32 is HTTP/2 (TS 29.573); the listener answered such a client over HTTP/1.1. RFC 7301
+    §3.2: no protocol in common fails the handshake. HTTP/2 clients are served as before."""
+    import socket
+
+    ctx = _peer_ssl(lab)
+    ctx.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection(("127.0.0.1", lab.port("sepp-h.n32")), timeout=5) as raw:
+        with pytest.raises(ssl.SSLError):
+            ctx.wrap_socket(raw, server_hostname=sepp_fqdn(HOME))
+    rsp = run(n32c_post(lab, HOME, "exchange-capability", None, raw=b"[]"))
+    assert rsp.status == 400
 
 
 def test_a_scheme_mitmproxy_refuses_over_h2_is_problem_details_on_the_stream(lab):

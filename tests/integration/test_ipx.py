@@ -223,4 +223,4 @@ def test_ipx_answers_what_mitmproxy_refuses_with_problem_details(ipx_lab, head, 
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE   # the answer is under test, not the IPX's name
     ctx.load_cert_chain(me / "sepp.crt", me / "sepp.key")
-    _h1_problem(_over_tls(lab.port(C_IPX), ctx, C_IPX, head), status, cause)
+    _h1_problem(_over_tls(lab.port(C_IPX), ctx, C_IPX, head, alpn=False), status, cause)

@@ -90,3 +90,18 @@ def test_handshake_failure_wording() -> None:
     assert tls.handshake_failure("The client may not trust the proxy's certificate for 127.0.0.1 "
                                  "(sslv3 alert bad certificate)") == "sslv3 alert bad certificate"
     assert "closed the connection" in tls.handshake_failure("The client disconnected during the handshake.")
+
+
+def test_a_client_offering_no_protocol_we_speak_fails_the_handshake(pki: Path) -> None:
+    """RFC 7301 §3.2: a fatal alert. Continuing without ALPN served HTTP/1.1 on N32 (h2 only)."""
+    me, peer = pki / "plmn-001-01", pki / "plmn-999-70"
+    cctx = tls.client_context(certificate=me / "sepp.crt", private_key=me / "sepp.key", anchors=[peer / "ca.crt"])
+
+    def server() -> SSL.Connection:
+        return tls.server_connection(tls.server_context(peer / "sepp.crt", peer / "sepp.key",
+                                                        client_anchors=[me / "ca.crt"]))
+    with pytest.raises(SSL.Error):
+        pump(tls.client_connection(cctx, HOME, alpn=(b"http/1.1",)), server())
+    plain, s = tls.client_connection(cctx, HOME, alpn=()), server()   # no ALPN offered: as before
+    pump(plain, s)
+    assert s.get_alpn_proto_negotiated() == b""
