@@ -71,12 +71,16 @@ def ivs(body: Any) -> list[str]:
     return []
 
 
+def _started(pki: Path, tmp_path_factory: pytest.TempPathFactory, mode: str):
+    """The lab in ``mode`` with K workers per SEPP: (lab, its processes, what start_lab gave)."""
+    lab = Lab(out=tmp_path_factory.mktemp(f"workers-{mode}"), pki=pki, mode=mode, workers=K)
+    with P.Procs(lab.out) as procs:
+        yield lab, procs, start_lab(lab, procs)
+
+
 @pytest.fixture(scope="module")
 def workers_lab(pki: Path, tmp_path_factory: pytest.TempPathFactory):
-    lab = Lab(out=tmp_path_factory.mktemp("workers"), pki=pki, mode="prins", workers=K)
-    with P.Procs(lab.out) as procs:
-        info = start_lab(lab, procs)
-        yield lab, procs, info
+    yield from _started(pki, tmp_path_factory, "prins")
 
 
 def test_every_worker_carries_traffic_on_distinct_contexts_and_the_jwes_open(workers_lab):
@@ -177,10 +181,7 @@ def test_killing_one_worker_loses_only_the_requests_it_held(workers_lab):
 
 @pytest.fixture(scope="module")
 def tls_workers_lab(pki: Path, tmp_path_factory: pytest.TempPathFactory):
-    lab = Lab(out=tmp_path_factory.mktemp("workers-tls"), pki=pki, mode="tls", workers=K)
-    with P.Procs(lab.out) as procs:
-        info = start_lab(lab, procs)
-        yield lab, procs, info
+    yield from _started(pki, tmp_path_factory, "tls")
 
 
 def test_tls_mode_killing_a_peer_worker_loses_only_the_requests_it_held(tls_workers_lab):
