@@ -10,13 +10,18 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
+from . import wire
 from .errors import N32Error, bounded
 from .message import HttpRequest
 from .plmn import PlmnId
 from .wire import TARGET_API_ROOT
+
+if TYPE_CHECKING:     # the configuration imports this module
+    from .config import Peer as PeerConfig
+    from .context import PeerRelation
 _NF_FQDN = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+5gc\.mnc(\d{3})\.mcc(\d{3})\.3gppnetwork\.org\Z", re.ASCII)
 
@@ -164,3 +169,45 @@ def check_inbound_target(target: ApiRoot, own_plmns: Iterable[Any], own_fqdn: st
         raise N32Error(403, "TARGET_NOT_ALLOWED",
                        f"target {target.host!r} is not an NF of this PLMN",
                        invalid_params=[{"param": ":authority", "reason": "not in the home network domain"}])
+
+
+# ---------------------------------------------------------------------- N32-f destination of a peer
+def n32f_dest(peer: PeerConfig, relation: PeerRelation | None) -> str:
+    """See :func:`_n32f_dest`; the same few answers on every request, so they are kept."""
+    learnt = getattr(relation, "n32f_uri", None)
+    key = (peer.fqdn, peer.n32f_uri, learnt, peer.n32c_uri,
+           tuple(peer.plmn_ids) if learnt and not peer.n32f_uri else None)
+    dest = _DESTS.get(key)
+    if dest is None:
+        if len(_DESTS) >= 1024:
+            _DESTS.clear()
+        dest = _DESTS[key] = _n32f_dest(peer, relation)
+    return dest
+
+
+_DESTS: dict[tuple, str] = {}
+
+
+def _n32f_dest(peer: PeerConfig, relation: PeerRelation | None) -> str:
+    """Where N32-f for ``peer`` goes: configured ``n32f_uri``; else the endpoint the peer announced
+    on N32-c (Rel-18 ``senderN32fFqdn`` + ``senderN32fPort`` / ``senderN32fPortList``): its own FQDN
+    with that port means the address configured for its N32-c with that port (labs rarely have
+    DNS for SEPP FQDNs); another FQDN is used as announced if it lies in one of the peer's PLMN
+    domains (``...mnc<MNC>.mcc<MCC>.3gppnetwork.org``), never elsewhere; else its N32-c apiRoot."""
+    if peer.n32f_uri:
+        return peer.n32f_uri
+    learnt = getattr(relation, "n32f_uri", None)
+    if learnt:
+        lp, cp = urlsplit(learnt), urlsplit(peer.n32c_uri)
+        host = (lp.hostname or "").lower()
+        if host == peer.fqdn and lp.port:
+            return f"https://{cp.hostname}:{lp.port}"
+        domains = [f".mnc{p.mnc3}.mcc{p.mcc}.3gppnetwork.org" for p in peer.plmn_ids]
+        if lp.port and any(host.endswith(d) for d in domains):
+            return f"https://{host}:{lp.port}"
+    return peer.n32c_uri
+
+
+@functools.lru_cache(maxsize=256)
+def dest_path(uri: str) -> str:
+    return urlsplit(uri).path.rstrip("/") + wire.N32F_PROCESS

@@ -197,7 +197,7 @@ def test_n32f_destination_uses_what_the_peer_announced():
     from types import SimpleNamespace
 
     from n32.context import PeerRelation
-    from n32.engine import n32f_dest
+    from n32.routing import n32f_dest
     from n32.plmn import PlmnId
     peer = SimpleNamespace(fqdn=V, n32f_uri=None, n32c_uri="https://127.0.0.1:7001", plmn_ids=(PlmnId("001", "01"),))
     rel = lambda uri: PeerRelation("TLS", V, [], uri)  # noqa: E731
