@@ -54,9 +54,6 @@ class _Tally:
     def inc(self, *values: str, amount: float = 1) -> None:
         self.counts[values] = self.counts.get(values, 0) + amount
 
-    def value(self, *values: str) -> float:
-        return self.counts.get(values, 0)
-
     def describe(self) -> list[CounterMetricFamily]:
         return [CounterMetricFamily(self.name, self.doc, labels=self.labels)]
 

@@ -32,4 +32,4 @@ def test_counts_and_latencies_expose_what_prometheus_client_would() -> None:
         lat.observe(seconds, peer)
         hist.labels(peer).observe(seconds)
     assert samples(ours) == samples(theirs) and len(samples(ours)) > 30
-    assert tally.value("a", "PRINS") == counter.labels("a", "PRINS")._value.get()
+    assert tally.counts[("a", "PRINS")] == counter.labels("a", "PRINS")._value.get()
